@@ -1,0 +1,359 @@
+// Package config turns the environment (FERRY_*) and command-line flags into
+// one typed Config. Environment comes first, flags override it, and every
+// secret can also be read from a file named by its *_FILE variant so that
+// secrets need not sit in the process environment.
+//
+// A bad value is reported as one line naming the variable and what is wrong
+// (an *Error, which the CLI turns into exit status 2) and nothing is written.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is Ferry's effective configuration.
+type Config struct {
+	Addr        string // FERRY_ADDR
+	DataDir     string // FERRY_DATA_DIR
+	DatabaseURL string // FERRY_DATABASE_URL (secret: may hold a password)
+	BaseURL     string // FERRY_BASE_URL
+	KEK         string // FERRY_KEK: empty (local key file) or aws-kms://arn:…
+	TLSCert     string // FERRY_TLS_CERT
+	TLSKey      string // FERRY_TLS_KEY
+	LogFormat   string // FERRY_LOG_FORMAT: json | text | auto
+	LogLevel    string // FERRY_LOG_LEVEL: debug | info | warn | error
+
+	Region              string   // FERRY_REGION
+	ConnectAllowedHosts []string // FERRY_CONNECT_ALLOWED_HOSTS
+	InstallKeysURL      string   // FERRY_CONNECT_INSTALL_KEYS_URL
+	OAuthURL            string   // FERRY_CONNECT_OAUTH_URL
+	AllowLoopback       bool     // FERRY_EGRESS_ALLOW_LOOPBACK (simulator and demo only)
+	AddonKey            string   // FERRY_ADDON_KEY
+
+	RequestLogDays int    // FERRY_REQUEST_LOG_DAYS, at most 60
+	SentryDSN      string // FERRY_SENTRY_DSN (secret)
+	S3Endpoint     string // FERRY_S3_ENDPOINT
+	S3Bucket       string // FERRY_S3_BUCKET
+	S3Region       string // FERRY_S3_REGION
+	SMTPAddr       string // FERRY_SMTP_ADDR
+
+	ExportWorkers int // FERRY_EXPORT_WORKERS
+	TokenMaxDays  int // FERRY_TOKEN_MAX_DAYS
+
+	ShutdownTimeout time.Duration // FERRY_SHUTDOWN_TIMEOUT
+}
+
+// Error is a configuration error: it names the variable and says what is
+// wrong, in one line.
+type Error struct {
+	Var    string
+	Reason string
+}
+
+func (e *Error) Error() string { return e.Var + ": " + e.Reason }
+
+// IsConfigError reports whether err is (or wraps) a configuration error.
+func IsConfigError(err error) bool {
+	var ce *Error
+	return errors.As(err, &ce)
+}
+
+// Default is the configuration with no environment and no flags: SQLite and a
+// local key file under ./ferry-data, listening on loopback only.
+func Default() Config {
+	return Config{
+		Addr:                "127.0.0.1:8080",
+		DataDir:             "ferry-data",
+		BaseURL:             "http://127.0.0.1:8080",
+		LogFormat:           "auto",
+		LogLevel:            "info",
+		Region:              "us-west-2",
+		ConnectAllowedHosts: []string{"*.atlassian.net", "*.jira.com", "*.jira-dev.com"},
+		InstallKeysURL:      "https://connect-install-keys.atlassian.com",
+		OAuthURL:            "https://oauth-2-authorization-server.services.atlassian.com",
+		AddonKey:            "ferry-bi-connector",
+		RequestLogDays:      60,
+		ExportWorkers:       4,
+		TokenMaxDays:        365,
+		ShutdownTimeout:     15 * time.Second,
+	}
+}
+
+// field describes one setting: its variable, its flag (if any), whether it is
+// a secret, and how to set it from text.
+type field struct {
+	env    string
+	flag   string
+	secret bool
+	usage  string
+	set    func(c *Config, v string) error
+	get    func(c *Config) string
+}
+
+func str(p func(*Config) *string) (func(*Config, string) error, func(*Config) string) {
+	return func(c *Config, v string) error { *p(c) = v; return nil }, func(c *Config) string { return *p(c) }
+}
+
+func fields() []field {
+	mk := func(env, fl string, secret bool, usage string, p func(*Config) *string) field {
+		s, g := str(p)
+		return field{env: env, flag: fl, secret: secret, usage: usage, set: s, get: g}
+	}
+	intf := func(env, fl, usage string, p func(*Config) *int, lo, hi int) field {
+		return field{env: env, flag: fl, usage: usage,
+			set: func(c *Config, v string) error {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not a whole number", v)
+				}
+				if n < lo || n > hi {
+					return fmt.Errorf("%d is out of range (%d–%d)", n, lo, hi)
+				}
+				*p(c) = n
+				return nil
+			},
+			get: func(c *Config) string { return strconv.Itoa(*p(c)) }}
+	}
+	return []field{
+		mk("FERRY_ADDR", "addr", false, "listen address host:port", func(c *Config) *string { return &c.Addr }),
+		mk("FERRY_DATA_DIR", "data-dir", false, "directory for the SQLite database and local key file", func(c *Config) *string { return &c.DataDir }),
+		mk("FERRY_DATABASE_URL", "database-url", true, "postgres://… to use PostgreSQL; empty for SQLite", func(c *Config) *string { return &c.DatabaseURL }),
+		mk("FERRY_BASE_URL", "base-url", false, "public URL of this app (Connect baseUrl)", func(c *Config) *string { return &c.BaseURL }),
+		mk("FERRY_KEK", "kek", false, "key-encryption key: empty for a local key file, or aws-kms://arn:aws:kms:…", func(c *Config) *string { return &c.KEK }),
+		mk("FERRY_TLS_CERT", "tls-cert", false, "TLS certificate file (enables HTTPS)", func(c *Config) *string { return &c.TLSCert }),
+		mk("FERRY_TLS_KEY", "tls-key", false, "TLS private key file", func(c *Config) *string { return &c.TLSKey }),
+		mk("FERRY_LOG_FORMAT", "log-format", false, "json, text or auto (text on a terminal)", func(c *Config) *string { return &c.LogFormat }),
+		mk("FERRY_LOG_LEVEL", "log-level", false, "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
+		mk("FERRY_REGION", "region", false, "hosting region, e.g. us-west-2", func(c *Config) *string { return &c.Region }),
+		{env: "FERRY_CONNECT_ALLOWED_HOSTS", flag: "connect-allowed-hosts", usage: "comma-separated Jira site host patterns",
+			set: func(c *Config, v string) error {
+				c.ConnectAllowedHosts = nil
+				for _, h := range strings.Split(v, ",") {
+					if h = strings.TrimSpace(h); h != "" {
+						c.ConnectAllowedHosts = append(c.ConnectAllowedHosts, strings.ToLower(h))
+					}
+				}
+				return nil
+			},
+			get: func(c *Config) string { return strings.Join(c.ConnectAllowedHosts, ",") }},
+		mk("FERRY_CONNECT_INSTALL_KEYS_URL", "connect-install-keys-url", false, "where signed-install public keys are fetched", func(c *Config) *string { return &c.InstallKeysURL }),
+		mk("FERRY_CONNECT_OAUTH_URL", "connect-oauth-url", false, "Atlassian OAuth server for acting as a user", func(c *Config) *string { return &c.OAuthURL }),
+		{env: "FERRY_EGRESS_ALLOW_LOOPBACK", flag: "egress-allow-loopback", usage: "allow outbound calls to loopback (simulator and demo only)",
+			set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(strings.TrimSpace(v))
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", v)
+				}
+				c.AllowLoopback = b
+				return nil
+			},
+			get: func(c *Config) string { return strconv.FormatBool(c.AllowLoopback) }},
+		mk("FERRY_ADDON_KEY", "addon-key", false, "the Connect app key", func(c *Config) *string { return &c.AddonKey }),
+		intf("FERRY_REQUEST_LOG_DAYS", "request-log-days", "days request logs are kept (at most 60)", func(c *Config) *int { return &c.RequestLogDays }, 1, 60),
+		mk("FERRY_SENTRY_DSN", "sentry-dsn", true, "upstream Sentry DSN", func(c *Config) *string { return &c.SentryDSN }),
+		mk("FERRY_S3_ENDPOINT", "s3-endpoint", false, "S3 endpoint for backups", func(c *Config) *string { return &c.S3Endpoint }),
+		mk("FERRY_S3_BUCKET", "s3-bucket", false, "S3 bucket for backups", func(c *Config) *string { return &c.S3Bucket }),
+		mk("FERRY_S3_REGION", "s3-region", false, "region of the S3 bucket", func(c *Config) *string { return &c.S3Region }),
+		mk("FERRY_SMTP_ADDR", "smtp-addr", false, "SMTP server host:port", func(c *Config) *string { return &c.SMTPAddr }),
+		intf("FERRY_EXPORT_WORKERS", "export-workers", "parallel Jira requests per export", func(c *Config) *int { return &c.ExportWorkers }, 1, 32),
+		intf("FERRY_TOKEN_MAX_DAYS", "token-max-days", "longest access-token lifetime in days", func(c *Config) *int { return &c.TokenMaxDays }, 1, 3650),
+		{env: "FERRY_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", usage: "how long to wait for requests and jobs on shutdown",
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(strings.TrimSpace(v))
+				if err != nil || d <= 0 {
+					return fmt.Errorf("%q is not a positive duration such as 15s", v)
+				}
+				c.ShutdownTimeout = d
+				return nil
+			},
+			get: func(c *Config) string { return c.ShutdownTimeout.String() }},
+	}
+}
+
+// Load reads the environment, then the flags in args (flags override), then
+// validates. Unknown flags and bad values are *Error. The returned FlagSet's
+// remaining arguments are returned as rest.
+func Load(name string, args []string, getenv func(string) string, extra func(fs *flag.FlagSet)) (cfg Config, rest []string, err error) {
+	cfg = Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, f := range fields() {
+		if v := getenv(f.env); v != "" {
+			if err := f.set(&cfg, v); err != nil {
+				return cfg, nil, &Error{Var: f.env, Reason: err.Error()}
+			}
+		}
+		if f.secret {
+			if path := getenv(f.env + "_FILE"); path != "" {
+				if getenv(f.env) != "" {
+					return cfg, nil, &Error{Var: f.env + "_FILE", Reason: "set together with " + f.env + "; use one"}
+				}
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return cfg, nil, &Error{Var: f.env + "_FILE", Reason: "cannot read " + path + ": " + errors.Unwrap(err).Error()}
+				}
+				_ = f.set(&cfg, strings.TrimSpace(string(b)))
+			}
+		}
+		f := f
+		fs.Func(f.flag, f.usage+" ("+f.env+")", func(v string) error {
+			if err := f.set(&cfg, v); err != nil {
+				return &Error{Var: "--" + f.flag, Reason: err.Error()}
+			}
+			return nil
+		})
+	}
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, nil, err
+		}
+		var ce *Error
+		if errors.As(err, &ce) {
+			return cfg, nil, ce
+		}
+		return cfg, nil, &Error{Var: "flags", Reason: err.Error()}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, nil, err
+	}
+	return cfg, fs.Args(), nil
+}
+
+// Usage writes the flag and variable reference for a command.
+func Usage(w io.Writer) {
+	for _, f := range fields() {
+		s := ""
+		if f.secret {
+			s = " (also " + f.env + "_FILE)"
+		}
+		fmt.Fprintf(w, "  --%-26s %s%s\n      %s\n", f.flag, f.env, s, f.usage)
+	}
+}
+
+// Validate checks every value that can be checked without touching the world.
+func (c *Config) Validate() error {
+	if err := checkHostPort(c.Addr); err != nil {
+		return &Error{Var: "FERRY_ADDR", Reason: err.Error()}
+	}
+	if c.DataDir == "" {
+		return &Error{Var: "FERRY_DATA_DIR", Reason: "must not be empty"}
+	}
+	if c.DatabaseURL != "" {
+		u, err := url.Parse(c.DatabaseURL)
+		if err != nil {
+			return &Error{Var: "FERRY_DATABASE_URL", Reason: "not a valid URL"}
+		}
+		switch u.Scheme {
+		case "postgres", "postgresql":
+		default:
+			return &Error{Var: "FERRY_DATABASE_URL", Reason: fmt.Sprintf("unknown database scheme %q (want postgres:// or leave empty for SQLite)", u.Scheme)}
+		}
+		if u.Host == "" && u.Query().Get("host") == "" {
+			return &Error{Var: "FERRY_DATABASE_URL", Reason: "postgres URL has no host"}
+		}
+	}
+	if err := checkHTTPURL(c.BaseURL); err != nil {
+		return &Error{Var: "FERRY_BASE_URL", Reason: err.Error()}
+	}
+	if c.KEK != "" && !strings.HasPrefix(c.KEK, "aws-kms://") {
+		return &Error{Var: "FERRY_KEK", Reason: "must be empty (local key file) or an aws-kms://arn:aws:kms:REGION:ACCOUNT:key/ID URI"}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return &Error{Var: "FERRY_TLS_CERT", Reason: "FERRY_TLS_CERT and FERRY_TLS_KEY must be set together"}
+	}
+	if !slices.Contains([]string{"json", "text", "auto"}, c.LogFormat) {
+		return &Error{Var: "FERRY_LOG_FORMAT", Reason: fmt.Sprintf("%q is not json, text or auto", c.LogFormat)}
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		return &Error{Var: "FERRY_LOG_LEVEL", Reason: fmt.Sprintf("%q is not debug, info, warn or error", c.LogLevel)}
+	}
+	for _, pair := range []struct{ env, v string }{
+		{"FERRY_CONNECT_INSTALL_KEYS_URL", c.InstallKeysURL}, {"FERRY_CONNECT_OAUTH_URL", c.OAuthURL},
+	} {
+		if err := checkHTTPURL(pair.v); err != nil {
+			return &Error{Var: pair.env, Reason: err.Error()}
+		}
+	}
+	if len(c.ConnectAllowedHosts) == 0 {
+		return &Error{Var: "FERRY_CONNECT_ALLOWED_HOSTS", Reason: "must list at least one host pattern"}
+	}
+	if c.AddonKey == "" || strings.ContainsAny(c.AddonKey, "/?#& ") {
+		return &Error{Var: "FERRY_ADDON_KEY", Reason: "must be a non-empty key without / ? # & or spaces"}
+	}
+	return nil
+}
+
+func checkHostPort(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	_ = host
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}
+
+// SQLitePath is where the embedded database lives.
+func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "ferry.db") }
+
+// KeyFilePath is where the local KEK lives when no KMS is configured.
+func (c *Config) KeyFilePath() string { return filepath.Join(c.DataDir, "kek.json") }
+
+// UsesPostgres reports whether the scale engine is configured.
+func (c *Config) UsesPostgres() bool {
+	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
+}
+
+// Redacted writes the effective configuration with secrets replaced, one
+// VAR=value per line, in a stable order.
+func (c *Config) Redacted(w io.Writer) {
+	for _, f := range fields() {
+		v := f.get(c)
+		if f.secret && v != "" {
+			v = "[redacted]"
+		}
+		if f.env == "FERRY_DATABASE_URL" && v != "" {
+			v = redactURL(c.DatabaseURL)
+		}
+		fmt.Fprintf(w, "%s=%s\n", f.env, v)
+	}
+}
+
+// redactURL keeps scheme, host and database name so an operator can see which
+// server is used, and drops the user info and query (which may hold passwords).
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[redacted]"
+	}
+	out := u.Scheme + "://"
+	if u.User != nil {
+		out += "[redacted]@"
+	}
+	return out + u.Host + u.Path
+}

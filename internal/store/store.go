@@ -1,0 +1,196 @@
+// Package store opens Ferry's database — SQLite (embedded default) or
+// PostgreSQL (scale engine) — applies the embedded per-dialect migrations and
+// runs work in transactions whose clock can be replaced, so retention and
+// expiry are testable with a fake Now.
+//
+// Both engines take the same SQL with $1-style placeholders; where the
+// dialects differ (BLOB vs BYTEA, partitions), each area keeps one statement
+// per dialect. Every area's store tests run on both engines through the
+// contract suite in storetest.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // pure Go, so the binary stays static
+)
+
+// Dialect names the engine behind a DB.
+type Dialect string
+
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// DB is an open, migrated database.
+type DB struct {
+	SQL     *sql.DB
+	Dialect Dialect
+	Pool    *pgxpool.Pool // PostgreSQL only: the pool behind SQL, for drivers that need pgx
+	Path    string        // SQLite only: the database file
+
+	now      atomic.Pointer[func() time.Time]
+	provider *goose.Provider
+}
+
+// Options says which database to open.
+type Options struct {
+	DatabaseURL string // postgres://… or empty for SQLite
+	SQLitePath  string
+}
+
+// Open opens the database but does not migrate it; call Migrate.
+func Open(ctx context.Context, o Options) (*DB, error) {
+	db := &DB{}
+	if o.DatabaseURL != "" {
+		pool, err := pgxpool.New(ctx, o.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("open postgres: %w", scrubURL(err, o.DatabaseURL))
+		}
+		db.Pool, db.SQL, db.Dialect = pool, stdlib.OpenDBFromPool(pool), Postgres
+	} else {
+		if err := os.MkdirAll(filepath.Dir(o.SQLitePath), 0o700); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+		sqldb, err := sql.Open("sqlite", SQLiteDSN(o.SQLitePath))
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite: %w", err)
+		}
+		// Writers queue on SQLite's single write lock through busy_timeout;
+		// a small pool keeps readers concurrent under WAL.
+		sqldb.SetMaxOpenConns(8)
+		db.SQL, db.Dialect, db.Path = sqldb, SQLite, o.SQLitePath
+	}
+	if err := db.SQL.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s: %w", db.Dialect, scrubURL(err, o.DatabaseURL))
+	}
+	sub, _ := fs.Sub(migrations, "migrations/"+string(db.Dialect))
+	gd := goose.DialectSQLite3
+	if db.Dialect == Postgres {
+		gd = goose.DialectPostgres
+	}
+	p, err := goose.NewProvider(gd, db.SQL, sub)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	db.provider = p
+	return db, nil
+}
+
+// SQLiteDSN is the connection string for the embedded database. Each pragma
+// is there for a reason:
+//   - journal_mode(WAL): readers never block the writer, and exports keep
+//     reading while request logs are written;
+//   - foreign_keys(1): SQLite leaves them off by default, and deletes must cascade
+//     exactly as they do on PostgreSQL;
+//   - busy_timeout(10000): a writer waits for the lock instead of failing at once;
+//   - synchronous(NORMAL): with WAL this is durable across application crashes
+//     and much faster than FULL;
+//   - _txlock=immediate: write transactions take the lock at BEGIN, so two
+//     transactions never deadlock upgrading read locks.
+func SQLiteDSN(path string) string {
+	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+}
+
+// Migrate applies every pending migration.
+func (db *DB) Migrate(ctx context.Context) error {
+	if _, err := db.provider.Up(ctx); err != nil {
+		return fmt.Errorf("migrate %s: %w", db.Dialect, err)
+	}
+	return nil
+}
+
+// Pending reports whether migrations remain to be applied (for /readyz).
+func (db *DB) Pending(ctx context.Context) (bool, error) {
+	return db.provider.HasPending(ctx)
+}
+
+// Close releases the database.
+func (db *DB) Close() error {
+	err := db.SQL.Close()
+	if db.Pool != nil {
+		db.Pool.Close()
+	}
+	return err
+}
+
+// SetClock replaces the clock that transactions see; nil restores time.Now.
+func (db *DB) SetClock(now func() time.Time) {
+	if now == nil {
+		db.now.Store(nil)
+		return
+	}
+	db.now.Store(&now)
+}
+
+// Now is the database's idea of the current time, in UTC.
+func (db *DB) Now() time.Time {
+	if p := db.now.Load(); p != nil {
+		return (*p)().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// Tx is a transaction with a fixed Now, taken once at its start so that every
+// row it writes carries the same time.
+type Tx struct {
+	*sql.Tx
+	Dialect Dialect
+	now     time.Time
+}
+
+// Now is the transaction's time.
+func (tx *Tx) Now() time.Time { return tx.now }
+
+// InTx runs fn in a transaction, committing when fn returns nil and rolling
+// back otherwise.
+func (db *DB) InTx(ctx context.Context, fn func(tx *Tx) error) error {
+	sqltx, err := db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	tx := &Tx{Tx: sqltx, Dialect: db.Dialect, now: db.Now()}
+	if err := fn(tx); err != nil {
+		_ = sqltx.Rollback()
+		return err
+	}
+	if err := sqltx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// scrubURL keeps the database password out of error text.
+func scrubURL(err error, dsn string) error {
+	if err == nil || dsn == "" {
+		return err
+	}
+	u, perr := url.Parse(dsn)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		return errors.New(strings.ReplaceAll(err.Error(), pw, "[redacted]"))
+	}
+	return err
+}

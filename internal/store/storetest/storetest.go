@@ -1,0 +1,84 @@
+// Package storetest is the store contract suite: every area's store tests
+// call Run, which runs them on a fresh, migrated SQLite database always and on
+// a fresh PostgreSQL database when FERRY_TEST_POSTGRES_URL is set.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"ferry/internal/store"
+)
+
+// EnvPostgres names the variable holding an admin URL of a throwaway server.
+const EnvPostgres = "FERRY_TEST_POSTGRES_URL"
+
+// Run calls fn once per engine, each time with its own empty, migrated database.
+func Run(t *testing.T, fn func(t *testing.T, db *store.DB)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+}
+
+// SQLite opens a fresh, migrated SQLite database in a temp directory.
+func SQLite(t testing.TB) *store.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "ferry.db")})
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate sqlite: %v", err)
+	}
+	return db
+}
+
+// Postgres creates a fresh database on the server named by
+// FERRY_TEST_POSTGRES_URL, migrates it and drops it when the test ends. It
+// skips, saying how to enable it, when the variable is unset.
+func Postgres(t testing.TB) *store.DB {
+	t.Helper()
+	admin := os.Getenv(EnvPostgres)
+	if admin == "" {
+		t.Skip("PostgreSQL contract tests skipped: set " + EnvPostgres + "=postgres://user@127.0.0.1:5432/postgres (bash .ci/run starts a throwaway server)")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", EnvPostgres, err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "ferry_test_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	u, _ := url.Parse(admin)
+	u.Path = "/" + name
+	db, err := store.Open(ctx, store.Options{DatabaseURL: u.String()})
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	t.Cleanup(func() {
+		db.Close()
+		c, err := pgx.Connect(context.Background(), admin)
+		if err == nil {
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate postgres: %v", err)
+	}
+	return db
+}
