@@ -23,8 +23,23 @@ const EnvPostgres = "FERRY_TEST_POSTGRES_URL"
 // Run calls fn once per engine, each time with its own empty, migrated database.
 func Run(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 	t.Helper()
-	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite(t)) })
-	t.Run("postgres", func(t *testing.T) { fn(t, Postgres(t)) })
+	t.Run("sqlite", func(t *testing.T) { db := SQLite(t); record(t, "sqlite"); fn(t, db) })
+	t.Run("postgres", func(t *testing.T) { db := Postgres(t); record(t, "postgres"); fn(t, db) })
+}
+
+// record appends "engine test" to $FERRY_TEST_ENGINE_LOG so that CI can show
+// how many contract tests ran on each engine (go test hides passing output).
+func record(t testing.TB, engine string) {
+	path := os.Getenv("FERRY_TEST_ENGINE_LOG")
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatalf("FERRY_TEST_ENGINE_LOG: %v", err)
+	}
+	defer f.Close()
+	f.WriteString(engine + " " + t.Name() + "\n")
 }
 
 // SQLite opens a fresh, migrated SQLite database in a temp directory.
@@ -49,6 +64,9 @@ func Postgres(t testing.TB) *store.DB {
 	t.Helper()
 	admin := os.Getenv(EnvPostgres)
 	if admin == "" {
+		if os.Getenv("FERRY_REQUIRE_INTEROP") == "1" {
+			t.Fatal(EnvPostgres + " is unset but FERRY_REQUIRE_INTEROP=1: the PostgreSQL contract tests must run")
+		}
 		t.Skip("PostgreSQL contract tests skipped: set " + EnvPostgres + "=postgres://user@127.0.0.1:5432/postgres (bash .ci/run starts a throwaway server)")
 	}
 	ctx := context.Background()

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+
+	"ferry/internal/config"
+	"ferry/internal/jobs"
+	"ferry/internal/keys"
+	"ferry/internal/logging"
+	"ferry/internal/server"
+	"ferry/internal/store"
+)
+
+// app is an opened Ferry: configuration, logger, database, keys and jobs.
+type app struct {
+	cfg  config.Config
+	log  *slog.Logger
+	db   *store.DB
+	keys *keys.Ring
+	jobs *jobs.Registry
+}
+
+// openApp checks the key material before touching the data directory, so a
+// bad key file is reported (exit 2) with nothing written.
+func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
+	log := logging.New(e.stderr, logging.Options{Format: cfg.LogFormat, Level: cfg.LogLevel})
+	var kek keys.KEK
+	if cfg.KEK == "" {
+		if err := checkKeyFile(cfg.KeyFilePath()); err != nil {
+			return nil, err
+		}
+		if !cfg.UsesPostgres() {
+			if err := checkDataDir(cfg.DataDir); err != nil {
+				return nil, err
+			}
+		}
+		k, err := keys.OpenLocalKEK(cfg.KeyFilePath())
+		if err != nil {
+			return nil, &config.Error{Var: "FERRY_DATA_DIR", Reason: err.Error()}
+		}
+		log.Warn("using a local key file as KEK; production should set FERRY_KEK to a KMS key", "kek", k.Describe())
+		kek = k
+	} else {
+		k, err := keys.OpenKMSKEK(ctx, cfg.KEK)
+		if err != nil {
+			return nil, &config.Error{Var: "FERRY_KEK", Reason: err.Error()}
+		}
+		kek = k
+	}
+	db, err := store.Open(ctx, store.Options{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath()})
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, db: db, keys: keys.NewRing(db, kek), jobs: jobs.NewRegistry()}
+	a.registerJobs()
+	return a, nil
+}
+
+func (a *app) Close() error { return a.db.Close() }
+
+func (a *app) deps() server.Deps {
+	return server.Deps{Config: a.cfg, Log: a.log, DB: a.db, Keys: a.keys}
+}
+
+// registerJobs is where every area's periodic work is listed.
+func (a *app) registerJobs() {}
+
+// checkKeyFile refuses a key file that exists but cannot be used, before
+// anything is created.
+func checkKeyFile(path string) error {
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &config.Error{Var: "FERRY_DATA_DIR", Reason: fmt.Sprintf("key file %s: %v", path, errors.Unwrap(err))}
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return &config.Error{Var: "FERRY_DATA_DIR", Reason: fmt.Sprintf("key file %s is readable by group or others (mode %04o); run: chmod 600 %s", path, st.Mode().Perm(), path)}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return &config.Error{Var: "FERRY_DATA_DIR", Reason: fmt.Sprintf("key file %s cannot be read: %v", path, errors.Unwrap(err))}
+	}
+	f.Close()
+	return nil
+}
+
+// checkDataDir refuses a data directory path that exists but is not a
+// directory, before anything is written.
+func checkDataDir(dir string) error {
+	st, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &config.Error{Var: "FERRY_DATA_DIR", Reason: err.Error()}
+	}
+	if !st.IsDir() {
+		return &config.Error{Var: "FERRY_DATA_DIR", Reason: dir + " exists and is not a directory"}
+	}
+	return nil
+}

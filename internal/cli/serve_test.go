@@ -1,0 +1,231 @@
+package cli_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ferry/internal/cli"
+)
+
+// syncBuffer collects output written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// startServe runs `ferry serve` in-process on a free port and returns its URL.
+func startServe(t *testing.T, env map[string]string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	env["FERRY_ADDR"] = "127.0.0.1:0"
+	env["FERRY_LOG_FORMAT"] = "json"
+	go func() {
+		done <- cli.Run(ctx, []string{"ferry", "serve"}, envFunc(env), nil, io.Discard, io.MultiWriter(pw, logs))
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve returned %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not shut down")
+		}
+	})
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		var rec struct{ Msg, URL string }
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "ferry listening" {
+			go io.Copy(io.Discard, pr)
+			return rec.URL, logs
+		}
+	}
+	t.Fatalf("serve exited before listening: %s", logs)
+	return "", nil
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	var resp *http.Response
+	var err error
+	for i := 0; i < 50; i++ {
+		resp, err = http.Get(url)
+		if err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func checkServing(t *testing.T, base string) {
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, body := get(t, base+p); code != 200 {
+			t.Fatalf("%s = %d %s", p, code, body)
+		}
+	}
+	_, metrics := get(t, base+"/metrics")
+	if !strings.Contains(metrics, `ferry_http_requests_total{code="200",method="GET",route="GET /healthz"}`) {
+		t.Fatalf("/metrics lacks the request counter by route pattern:\n%s", metrics)
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, h := range []string{"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"} {
+		if resp.Header.Get(h) == "" {
+			t.Errorf("missing security header %s", h)
+		}
+	}
+	if resp.Header.Get("Referrer-Policy") != "no-referrer" {
+		t.Errorf("Referrer-Policy = %q", resp.Header.Get("Referrer-Policy"))
+	}
+}
+
+func TestServeWithNoConfigurationUsesSQLiteAndAPrivateKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	base, _ := startServe(t, map[string]string{})
+	checkServing(t, base)
+	st, err := os.Stat(filepath.Join(dir, "ferry-data", "kek.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %04o", st.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ferry-data", "ferry.db")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServeOnPostgres(t *testing.T) {
+	url := os.Getenv("FERRY_TEST_POSTGRES_URL")
+	if url == "" {
+		t.Skip("set FERRY_TEST_POSTGRES_URL to run serve against PostgreSQL (bash .ci/run does)")
+	}
+	base, _ := startServe(t, map[string]string{"FERRY_DATABASE_URL": url, "FERRY_DATA_DIR": t.TempDir()})
+	checkServing(t, base)
+}
+
+func TestBadConfigurationExitsTwoWithOneLineAndWritesNothing(t *testing.T) {
+	worldReadable := t.TempDir()
+	os.WriteFile(filepath.Join(worldReadable, "kek.json"), []byte("{}"), 0o644)
+	os.Chmod(filepath.Join(worldReadable, "kek.json"), 0o644)
+	unreadable := t.TempDir()
+	os.Mkdir(filepath.Join(unreadable, "kek.json"), 0o700) // a directory cannot be read as a key file
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"unknown database scheme", map[string]string{"FERRY_DATABASE_URL": "mysql://x/y"}, nil, "FERRY_DATABASE_URL: unknown database scheme"},
+		{"malformed base URL", map[string]string{"FERRY_BASE_URL": "::not a url"}, nil, "FERRY_BASE_URL"},
+		{"bad port", map[string]string{"FERRY_ADDR": "127.0.0.1:99999"}, nil, "FERRY_ADDR: port"},
+		{"bad port flag", nil, []string{"--addr", "localhost:http-alt"}, `FERRY_ADDR: port "http-alt"`},
+		{"world-readable key file", map[string]string{"FERRY_DATA_DIR": worldReadable}, nil, "readable by group or others"},
+		{"unreadable key file", map[string]string{"FERRY_DATA_DIR": unreadable}, nil, "key file"},
+		{"request log over 60 days", map[string]string{"FERRY_REQUEST_LOG_DAYS": "90"}, nil, "FERRY_REQUEST_LOG_DAYS: 90 is out of range"},
+		{"bad KMS URI", map[string]string{"FERRY_KEK": "aws-kms://nope"}, nil, "FERRY_KEK"},
+		{"unknown flag", nil, []string{"--colour"}, "flags:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			wd := t.TempDir()
+			t.Chdir(wd)
+			if c.env == nil {
+				c.env = map[string]string{}
+			}
+			var out, errb bytes.Buffer
+			err := cli.Run(context.Background(), append([]string{"ferry", "serve"}, c.args...), envFunc(c.env), nil, &out, &errb)
+			if err == nil {
+				t.Fatal("serve accepted bad configuration")
+			}
+			if code := cli.ExitCode(err); code != 2 {
+				t.Fatalf("exit code %d for %v", code, err)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || !strings.Contains(msg, c.want) {
+				t.Fatalf("error %q: want one line containing %q", msg, c.want)
+			}
+			if entries, _ := os.ReadDir(wd); len(entries) != 0 {
+				t.Fatalf("bad configuration wrote %v", entries)
+			}
+		})
+	}
+	// Nothing was written into the pre-existing data directories either.
+	if entries, _ := os.ReadDir(worldReadable); len(entries) != 1 {
+		t.Fatalf("world-readable case wrote files: %v", entries)
+	}
+}
+
+func TestPrintConfigRedactsSecrets(t *testing.T) {
+	var out bytes.Buffer
+	env := map[string]string{"FERRY_DATABASE_URL": "postgres://ferry:hunter2@db.internal:5432/ferry?sslmode=require", "FERRY_SENTRY_DSN": "https://abc123@o1.ingest.sentry.io/1"}
+	if err := cli.Run(context.Background(), []string{"ferry", "serve", "--print-config"}, envFunc(env), nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, secret := range []string{"hunter2", "abc123"} {
+		if strings.Contains(s, secret) {
+			t.Fatalf("--print-config shows %q:\n%s", secret, s)
+		}
+	}
+	if !strings.Contains(s, "FERRY_DATABASE_URL=postgres://[redacted]@db.internal:5432/ferry") || !strings.Contains(s, "FERRY_ADDR=127.0.0.1:8080") {
+		t.Fatalf("unexpected config dump:\n%s", s)
+	}
+}
+
+func TestSecretFromFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "dsn")
+	os.WriteFile(f, []byte("https://key@sentry.example/2\n"), 0o600)
+	var out bytes.Buffer
+	if err := cli.Run(context.Background(), []string{"ferry", "serve", "--print-config"}, envFunc(map[string]string{"FERRY_SENTRY_DSN_FILE": f}), nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "FERRY_SENTRY_DSN=[redacted]") {
+		t.Fatalf("secret from file not loaded:\n%s", out.String())
+	}
+	err := cli.Run(context.Background(), []string{"ferry", "serve"}, envFunc(map[string]string{"FERRY_SENTRY_DSN_FILE": "/nonexistent/x"}), nil, io.Discard, io.Discard)
+	if cli.ExitCode(err) != 2 || !strings.Contains(err.Error(), "FERRY_SENTRY_DSN_FILE") {
+		t.Fatalf("missing secret file: %v", err)
+	}
+}
+
+func TestVersionAndUnknownCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := cli.Run(context.Background(), []string{"ferry", "version"}, envFunc(nil), nil, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "ferry ") {
+		t.Fatalf("version: %v %q", err, out.String())
+	}
+	err := cli.Run(context.Background(), []string{"ferry", "frobnicate"}, envFunc(nil), nil, io.Discard, io.Discard)
+	if cli.ExitCode(err) != 2 {
+		t.Fatalf("unknown command: %v", err)
+	}
+}
