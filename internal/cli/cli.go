@@ -103,4 +103,3 @@ func loadConfig(e env, name string, args []string, extra func(*flag.FlagSet)) (c
 	}
 	return cfg, rest, err
 }
-

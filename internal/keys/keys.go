@@ -75,8 +75,10 @@ func NewRing(db *store.DB, kek KEK) *Ring {
 // KEK returns the key-encryption key in use.
 func (r *Ring) KEK() KEK { return r.kek }
 
-func tenantAD(tenant, kind string) []byte { return []byte("ferry/tenant-keyset/" + kind + "\x00" + tenant) }
-func dayAD(day string) []byte             { return []byte("ferry/log-day-keyset\x00" + day) }
+func tenantAD(tenant, kind string) []byte {
+	return []byte("ferry/tenant-keyset/" + kind + "\x00" + tenant)
+}
+func dayAD(day string) []byte { return []byte("ferry/log-day-keyset\x00" + day) }
 
 // dataAD binds a ciphertext to its tenant and to the caller's context (table,
 // column, row id). The tenant id is length-prefixed so that no (tenant, ad)

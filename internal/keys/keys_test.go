@@ -270,8 +270,8 @@ func TestKMSURIValidation(t *testing.T) {
 		t.Fatalf("KMSRegion(good) = %q, %v", r, err)
 	}
 	for _, bad := range []string{
-		"aws-kms://arn:aws:kms:us-west-2:1111:key/x",     // short account
-		"gcp-kms://projects/p/locations/l/keyRings/r",    // other provider
+		"aws-kms://arn:aws:kms:us-west-2:1111:key/x",      // short account
+		"gcp-kms://projects/p/locations/l/keyRings/r",     // other provider
 		"aws-kms://arn:aws:s3:us-west-2:111122223333:b/x", // not KMS
 		"aws-kms://arn:aws:kms:uswest2:111122223333:key/x",
 		"",
