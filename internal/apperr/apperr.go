@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	"ferry/internal/reqinfo"
 )
 
 // Code classifies an error for clients.
@@ -109,6 +111,7 @@ func ProblemOf(err error) Problem {
 // logger). The response never carries the internal cause.
 func Write(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	p := ProblemOf(err)
+	reqinfo.SetError(r.Context(), string(p.Code), p.Detail)
 	if p.Status >= 500 && log != nil {
 		log.ErrorContext(r.Context(), "request failed", "route", r.Pattern, "err", err)
 	}
