@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
 
 	"ferry/internal/config"
+	"ferry/internal/egress"
 	"ferry/internal/jobs"
 	"ferry/internal/keys"
 	"ferry/internal/logging"
@@ -23,12 +25,17 @@ type app struct {
 	db   *store.DB
 	keys *keys.Ring
 	jobs *jobs.Registry
+	gate *egress.Gate // every outbound call goes through it
 }
 
 // openApp checks the key material before touching the data directory, so a
 // bad key file is reported (exit 2) with nothing written.
 func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	log := logging.New(e.stderr, logging.Options{Format: cfg.LogFormat, Level: cfg.LogLevel})
+	gate, err := newGate(cfg)
+	if err != nil {
+		return nil, err
+	}
 	var kek keys.KEK
 	if cfg.KEK == "" {
 		if err := checkKeyFile(cfg.KeyFilePath()); err != nil {
@@ -60,7 +67,7 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, db: db, keys: keys.NewRing(db, kek), jobs: jobs.NewRegistry()}
+	a := &app{cfg: cfg, log: log, db: db, keys: keys.NewRing(db, kek), jobs: jobs.NewRegistry(), gate: gate}
 	a.registerJobs()
 	return a, nil
 }
@@ -73,6 +80,37 @@ func (a *app) deps() server.Deps {
 
 // registerJobs is where every area's periodic work is listed.
 func (a *app) registerJobs() {}
+
+// newGate builds the egress gate; its start-up checks (region pinning,
+// declared subprocessors) fail as configuration errors, before anything is
+// written.
+func newGate(cfg config.Config) (*egress.Gate, error) {
+	ec := egress.Config{
+		Region:              cfg.Region,
+		S3Endpoint:          cfg.S3Endpoint,
+		S3Bucket:            cfg.S3Bucket,
+		S3Region:            cfg.S3Region,
+		SentryDSN:           cfg.SentryDSN,
+		SMTPAddr:            cfg.SMTPAddr,
+		AllowLoopback:       cfg.AllowLoopback,
+		AllowedHostPatterns: cfg.ConnectAllowedHosts,
+		InstallKeysURL:      cfg.InstallKeysURL,
+		OAuthURL:            cfg.OAuthURL,
+	}
+	if strings.HasPrefix(cfg.KEK, "aws-kms://") {
+		ec.KMSKeyURI = cfg.KEK
+	}
+	g, err := egress.New(ec)
+	if err != nil {
+		var ce *egress.ConfigError
+		if errors.As(err, &ce) {
+			// One line: the first problem names its setting; the rest follow.
+			return nil, &config.Error{Var: ce.Setting, Reason: strings.ReplaceAll(strings.TrimPrefix(err.Error(), ce.Setting+": "), "\n", "; ")}
+		}
+		return nil, &config.Error{Var: "egress", Reason: strings.ReplaceAll(err.Error(), "\n", "; ")}
+	}
+	return g, nil
+}
 
 // checkKeyFile refuses a key file that exists but cannot be used, before
 // anything is created.

@@ -233,3 +233,24 @@ func TestVersionAndUnknownCommand(t *testing.T) {
 		t.Fatalf("unknown command: %v", err)
 	}
 }
+
+func TestRegionMisconfigurationFailsStartUp(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cases := map[string]map[string]string{
+		"malformed region": {"FERRY_REGION": "oregon"},
+		"KMS key outside the region": {"FERRY_REGION": "us-west-2",
+			"FERRY_KEK": "aws-kms://arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+		"S3 bucket outside the region": {"FERRY_S3_BUCKET": "backups", "FERRY_S3_REGION": "eu-central-1"},
+	}
+	for name, env := range cases {
+		err := cli.Run(context.Background(), []string{"ferry", "serve"}, envFunc(env), nil, io.Discard, io.Discard)
+		if cli.ExitCode(err) != 2 || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v (exit %d), want one line and exit 2", name, err, cli.ExitCode(err))
+			continue
+		}
+		if entries, _ := os.ReadDir("."); len(entries) != 0 {
+			t.Fatalf("%s: wrote %v", name, entries)
+		}
+		t.Logf("%s: %v", name, err)
+	}
+}
