@@ -1,0 +1,204 @@
+// Package jira is Ferry's client for the Jira Cloud REST API v3: the calls
+// the connector needs (id enumeration, bulk hydration, changelogs, fields,
+// users, app properties, license) and nothing more. It is polite by
+// construction: 429 answers are retried after Retry-After, 5xx after a
+// jittered exponential backoff, and every call stops when its context ends.
+//
+// It never logs or keeps response bodies: callers stream what they receive.
+package jira
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Authorizer signs one outgoing request: a Connect JWT for the app's own
+// calls, or an OAuth bearer token when acting as a user.
+type Authorizer interface {
+	Authorize(ctx context.Context, req *http.Request) error
+}
+
+// Client talks to one Jira site as one principal.
+type Client struct {
+	base  *url.URL
+	http  *http.Client
+	auth  Authorizer
+	Retry RetryPolicy
+}
+
+// RetryPolicy bounds how hard the client tries.
+type RetryPolicy struct {
+	MaxAttempts int           // total attempts per call, including the first
+	BaseDelay   time.Duration // first 5xx backoff; doubles each attempt
+	MaxDelay    time.Duration // cap for backoff and for Retry-After
+}
+
+// DefaultRetry suits interactive feeds: a few attempts, never a long stall.
+var DefaultRetry = RetryPolicy{MaxAttempts: 6, BaseDelay: 200 * time.Millisecond, MaxDelay: 30 * time.Second}
+
+// New returns a client for the site at baseURL. hc must come from the egress
+// gate; auth decides whose view of Jira the calls see.
+func New(baseURL string, hc *http.Client, auth Authorizer) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("jira: bad site URL")
+	}
+	return &Client{base: u, http: hc, auth: auth, Retry: DefaultRetry}, nil
+}
+
+// Error is a non-2xx answer from Jira with its errorMessages, which are safe
+// to show the user who made the request (they are about their own query).
+type Error struct {
+	Status   int
+	Messages []string
+	Fields   map[string]string
+}
+
+func (e *Error) Error() string {
+	msgs := append([]string(nil), e.Messages...)
+	for k, v := range e.Fields {
+		msgs = append(msgs, k+": "+v)
+	}
+	if len(msgs) == 0 {
+		return fmt.Sprintf("jira: HTTP %d", e.Status)
+	}
+	return fmt.Sprintf("jira: HTTP %d: %s", e.Status, strings.Join(msgs, "; "))
+}
+
+// IsStatus reports whether err is a Jira answer with the given status.
+func IsStatus(err error, status int) bool {
+	var je *Error
+	return errors.As(err, &je) && je.Status == status
+}
+
+// do sends one call with retries and decodes a JSON answer into out (if non-nil).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) error {
+	var payload []byte
+	if body != nil {
+		var err error
+		if payload, err = json.Marshal(body); err != nil {
+			return err
+		}
+	}
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawQuery = query.Encode()
+	attempts := max(c.Retry.MaxAttempts, 1)
+	var lastErr error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(payload))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Accept", "application/json")
+		if payload != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if c.auth != nil {
+			if err := c.auth.Authorize(ctx, req); err != nil {
+				return err
+			}
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			lastErr = fmt.Errorf("jira: %s %s: %w", method, path, unwrapURLError(err))
+			if !sleep(ctx, c.backoff(attempt)) {
+				return ctx.Err()
+			}
+			continue
+		}
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+			wait := c.backoff(attempt)
+			if resp.StatusCode == http.StatusTooManyRequests {
+				wait = c.retryAfter(resp.Header.Get("Retry-After"), attempt)
+			}
+			lastErr = readError(resp)
+			if attempt == attempts || !sleep(ctx, wait) {
+				break
+			}
+			continue
+		}
+		if resp.StatusCode >= 300 {
+			return readError(resp)
+		}
+		defer resp.Body.Close()
+		if out == nil {
+			io.Copy(io.Discard, resp.Body)
+			return nil
+		}
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return fmt.Errorf("jira: %s %s: malformed answer: %w", method, path, err)
+		}
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return lastErr
+}
+
+// unwrapURLError drops the URL (which may carry a jwt query parameter) from
+// transport errors.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func readError(resp *http.Response) error {
+	defer resp.Body.Close()
+	var body struct {
+		ErrorMessages []string          `json:"errorMessages"`
+		Errors        map[string]string `json:"errors"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = json.Unmarshal(b, &body)
+	return &Error{Status: resp.StatusCode, Messages: body.ErrorMessages, Fields: body.Errors}
+}
+
+// backoff is exponential with full jitter, so many exports hitting the same
+// overloaded site spread out instead of retrying in lockstep.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.Retry.BaseDelay << (attempt - 1)
+	if d <= 0 || d > c.Retry.MaxDelay {
+		d = c.Retry.MaxDelay
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// retryAfter honours Jira's Retry-After (seconds or HTTP date), capped.
+func (c *Client) retryAfter(v string, attempt int) time.Duration {
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		return min(time.Duration(s)*time.Second+rand.N(100*time.Millisecond), c.Retry.MaxDelay)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(time.Until(t), 0), c.Retry.MaxDelay)
+	}
+	return c.backoff(attempt)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
