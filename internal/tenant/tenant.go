@@ -1,0 +1,315 @@
+// Package tenant owns the installations table: the Account Data Ferry keeps
+// about each Jira site that installed the app (statement: "Account Data: ...
+// only data ... required for license validation, contract administration,
+// and communication with the customer instance", P2), and the User-Account
+// Data of the installation (P6): the shared secret, stored only encrypted
+// under the tenant key, and the installing user's accountId, stored only as a
+// keyed pseudonym.
+//
+// What is kept is an explicit allowlist (Install); nothing else from a Connect
+// payload reaches the database. A tenant id is a random id, not Atlassian's
+// clientKey, so a tenant can be crypto-shredded on its own.
+//
+// Lifecycle changes are single conditional UPDATE statements, so events that
+// arrive in parallel or out of order (disabled and uninstalled milliseconds
+// apart) end in the same state: uninstalled wins over disabled, and only a new
+// install revives a tenant pending deletion.
+package tenant
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"ferry/internal/keys"
+	"ferry/internal/store"
+)
+
+// State is where an installation is in its lifecycle.
+type State string
+
+const (
+	Active          State = "active"
+	Disabled        State = "disabled"         // the admin disabled the app in Jira
+	PendingDeletion State = "pending_deletion" // uninstalled; purged after the grace period
+)
+
+// ErrNotFound: no installation matches.
+var ErrNotFound = errors.New("tenant: installation not found")
+
+// Installation is the Account Data of one Jira site. It never holds the
+// shared secret; ask the Store for it when signing.
+type Installation struct {
+	TenantID                 string
+	AddonKey                 string
+	ProductType              string
+	ClientKey                string
+	BaseURL                  string
+	DisplayURL               string
+	Description              string
+	ServiceEntitlementNumber string
+	EntitlementID            string
+	EntitlementNumber        string
+	OAuthClientID            string
+	InstallationID           string
+	InstalledBy              string // pseudonym of the installing user's accountId; "" if none was sent
+	State                    State
+	CreatedAt                time.Time // first install
+	InstalledAt              time.Time // latest install
+	UpdatedAt                time.Time
+	DisabledAt               time.Time // zero unless disabled
+	UninstalledAt            time.Time // zero unless pending deletion
+}
+
+// Install is the verified content of an installed callback: the allowlist of
+// what Ferry keeps. Fields not named here are never stored.
+type Install struct {
+	AddonKey                 string
+	ProductType              string
+	ClientKey                string
+	BaseURL                  string
+	DisplayURL               string
+	Description              string
+	ServiceEntitlementNumber string
+	EntitlementID            string
+	EntitlementNumber        string
+	OAuthClientID            string
+	InstallationID           string
+	SharedSecret             []byte // encrypted before it is written
+	InstallerAccountID       string // pseudonymised before it is written
+}
+
+// Store reads and writes installations.
+type Store struct {
+	db   *store.DB
+	keys *keys.Ring
+}
+
+// NewStore returns the installations store.
+func NewStore(db *store.DB, ring *keys.Ring) *Store { return &Store{db: db, keys: ring} }
+
+// secretAD binds the shared-secret ciphertext to its table, column and row,
+// so a ciphertext copied to another row or tenant does not decrypt.
+func secretAD(tenantID string) []byte {
+	return []byte("installations/shared_secret/" + tenantID)
+}
+
+func newTenantID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return "ten_" + hex.EncodeToString(b)
+}
+
+// SiteHost is the lower-case host name (no port) of a site URL.
+func SiteHost(baseURL string) string {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(u.Hostname())
+}
+
+// Install records an installed callback. The first install of a clientKey
+// creates the tenant and its keyset; a reinstall replaces the shared secret
+// (Atlassian sends a new one every time), takes the new baseUrl (site
+// renames arrive this way) and revives a tenant pending deletion. created
+// reports whether the tenant is new.
+func (s *Store) Install(ctx context.Context, in Install) (inst Installation, created bool, err error) {
+	if in.ClientKey == "" || len(in.SharedSecret) == 0 || in.BaseURL == "" {
+		return inst, false, errors.New("tenant: install needs clientKey, sharedSecret and baseUrl")
+	}
+	// Two attempts: a concurrent first install of the same site may win the
+	// insert, and then this one becomes a reinstall of that tenant.
+	for attempt := 0; attempt < 2; attempt++ {
+		existing, err := s.ByClientKey(ctx, in.ClientKey)
+		tenantID := existing.TenantID
+		switch {
+		case errors.Is(err, ErrNotFound):
+			tenantID = newTenantID()
+			if err := s.keys.EnsureTenant(ctx, tenantID); err != nil {
+				return inst, false, fmt.Errorf("tenant keys: %w", err)
+			}
+		case err != nil:
+			return inst, false, err
+		}
+		ct, err := s.keys.Encrypt(ctx, tenantID, secretAD(tenantID), in.SharedSecret)
+		if err != nil {
+			return inst, false, fmt.Errorf("encrypt shared secret: %w", err)
+		}
+		installer := ""
+		if in.InstallerAccountID != "" {
+			if installer, err = s.keys.Pseudonym(ctx, tenantID, in.InstallerAccountID); err != nil {
+				return inst, false, err
+			}
+		}
+		var n int64
+		err = s.db.InTx(ctx, func(tx *store.Tx) error {
+			var res sql.Result
+			var err error
+			if existing.TenantID == "" {
+				res, err = tx.ExecContext(ctx, `INSERT INTO installations (tenant_id, addon_key, product_type, client_key,
+					base_url, site_host, display_url, description, sen, entitlement_id, entitlement_number,
+					oauth_client_id, installation_id, shared_secret, installed_by, state, created_at, installed_at, updated_at)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'active', $16, $16, $16)
+					ON CONFLICT (client_key) DO NOTHING`,
+					tenantID, in.AddonKey, in.ProductType, in.ClientKey, in.BaseURL, SiteHost(in.BaseURL), in.DisplayURL,
+					in.Description, in.ServiceEntitlementNumber, in.EntitlementID, in.EntitlementNumber,
+					in.OAuthClientID, in.InstallationID, ct, installer, tx.Now())
+			} else {
+				// A reinstall keeps a disabled app disabled (Jira sends enabled
+				// separately) but revives one pending deletion.
+				res, err = tx.ExecContext(ctx, `UPDATE installations SET addon_key = $2, product_type = $3,
+					base_url = $4, site_host = $5, display_url = $6, description = $7, sen = $8, entitlement_id = $9,
+					entitlement_number = $10, oauth_client_id = $11, installation_id = $12, shared_secret = $13,
+					installed_by = CASE WHEN $14 = '' THEN installed_by ELSE $14 END,
+					state = CASE WHEN state = 'pending_deletion' THEN 'active' ELSE state END,
+					uninstalled_at = NULL, installed_at = $15, updated_at = $15
+					WHERE tenant_id = $1 AND client_key = $16`,
+					tenantID, in.AddonKey, in.ProductType, in.BaseURL, SiteHost(in.BaseURL), in.DisplayURL,
+					in.Description, in.ServiceEntitlementNumber, in.EntitlementID, in.EntitlementNumber,
+					in.OAuthClientID, in.InstallationID, ct, installer, tx.Now(), in.ClientKey)
+			}
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return inst, false, fmt.Errorf("save installation: %w", err)
+		}
+		if n == 1 {
+			inst, err = s.ByID(ctx, tenantID)
+			return inst, existing.TenantID == "", err
+		}
+		if existing.TenantID == "" {
+			// Lost the race: the keyset made for the loser id is never used.
+			_ = s.keys.Shred(ctx, tenantID)
+		}
+	}
+	return inst, false, errors.New("tenant: installation changed concurrently; retry")
+}
+
+// Enable marks a disabled installation active. It never revives a tenant
+// pending deletion; changed reports whether anything changed.
+func (s *Store) Enable(ctx context.Context, tenantID string) (changed bool, err error) {
+	return s.exec(ctx, `UPDATE installations SET state = 'active', disabled_at = NULL, updated_at = $2
+		WHERE tenant_id = $1 AND state = 'disabled'`, tenantID)
+}
+
+// Disable marks an active installation disabled; on a tenant pending deletion
+// it does nothing, so uninstalled wins whichever event arrives last.
+func (s *Store) Disable(ctx context.Context, tenantID string) (changed bool, err error) {
+	return s.exec(ctx, `UPDATE installations SET state = 'disabled', disabled_at = $2, updated_at = $2
+		WHERE tenant_id = $1 AND state = 'active'`, tenantID)
+}
+
+// Uninstall marks the tenant pending deletion with the time (purge is a later
+// job). Repeating it keeps the first time.
+func (s *Store) Uninstall(ctx context.Context, tenantID string) (changed bool, err error) {
+	return s.exec(ctx, `UPDATE installations SET state = 'pending_deletion', uninstalled_at = $2, updated_at = $2
+		WHERE tenant_id = $1 AND state <> 'pending_deletion'`, tenantID)
+}
+
+func (s *Store) exec(ctx context.Context, q, tenantID string) (bool, error) {
+	var n int64
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, q, tenantID, tx.Now())
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n > 0, err
+}
+
+// SharedSecret decrypts the tenant's current shared secret. Callers keep it
+// in memory only for the signature at hand.
+func (s *Store) SharedSecret(ctx context.Context, tenantID string) ([]byte, error) {
+	var ct []byte
+	err := s.db.SQL.QueryRowContext(ctx, `SELECT shared_secret FROM installations WHERE tenant_id = $1`, tenantID).Scan(&ct)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.keys.Decrypt(ctx, tenantID, secretAD(tenantID), ct)
+}
+
+const columns = `tenant_id, addon_key, product_type, client_key, base_url, display_url, description, sen,
+	entitlement_id, entitlement_number, oauth_client_id, installation_id, installed_by, state,
+	created_at, installed_at, updated_at, disabled_at, uninstalled_at`
+
+func scan(row interface{ Scan(...any) error }) (Installation, error) {
+	var in Installation
+	var disabled, uninstalled sql.NullTime
+	var state string
+	err := row.Scan(&in.TenantID, &in.AddonKey, &in.ProductType, &in.ClientKey, &in.BaseURL, &in.DisplayURL,
+		&in.Description, &in.ServiceEntitlementNumber, &in.EntitlementID, &in.EntitlementNumber, &in.OAuthClientID,
+		&in.InstallationID, &in.InstalledBy, &state, &in.CreatedAt, &in.InstalledAt, &in.UpdatedAt, &disabled, &uninstalled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return in, ErrNotFound
+	}
+	if err != nil {
+		return in, err
+	}
+	in.State = State(state)
+	in.CreatedAt, in.InstalledAt, in.UpdatedAt = in.CreatedAt.UTC(), in.InstalledAt.UTC(), in.UpdatedAt.UTC()
+	if disabled.Valid {
+		in.DisabledAt = disabled.Time.UTC()
+	}
+	if uninstalled.Valid {
+		in.UninstalledAt = uninstalled.Time.UTC()
+	}
+	return in, nil
+}
+
+// ByID returns the installation of a tenant.
+func (s *Store) ByID(ctx context.Context, tenantID string) (Installation, error) {
+	return scan(s.db.SQL.QueryRowContext(ctx, `SELECT `+columns+` FROM installations WHERE tenant_id = $1`, tenantID))
+}
+
+// ByClientKey returns the installation of a Jira site by Atlassian's clientKey.
+func (s *Store) ByClientKey(ctx context.Context, clientKey string) (Installation, error) {
+	return scan(s.db.SQL.QueryRowContext(ctx, `SELECT `+columns+` FROM installations WHERE client_key = $1`, clientKey))
+}
+
+// Active lists the installations in state active, oldest first.
+func (s *Store) Active(ctx context.Context) ([]Installation, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT `+columns+` FROM installations WHERE state = 'active' ORDER BY created_at, tenant_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Installation
+	for rows.Next() {
+		in, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// KnownSite reports whether host (with or without a port) is the site of an
+// installation that is not pending deletion. It is what the egress gate asks
+// before Ferry calls a Jira site.
+func (s *Store) KnownSite(ctx context.Context, host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	var one int
+	err := s.db.SQL.QueryRowContext(ctx, `SELECT 1 FROM installations WHERE site_host = $1 AND state <> 'pending_deletion' LIMIT 1`,
+		strings.ToLower(host)).Scan(&one)
+	return err == nil
+}
