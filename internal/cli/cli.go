@@ -35,6 +35,7 @@ func commands() map[string]command {
 		"keys":    {"key management: keys rotate-kek", runKeys},
 		"jobs":    {"list jobs, or run one now: jobs run NAME", runJobs},
 		"version": {"print the version", runVersion},
+		"export":  {"pull a feed to a file: export --url URL --token TOKEN --format csv|ndjson --out FILE", runExport},
 	}
 }
 
