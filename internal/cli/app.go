@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"ferry/internal/atlassian"
 	"ferry/internal/config"
 	"ferry/internal/egress"
 	"ferry/internal/jobs"
@@ -16,6 +17,7 @@ import (
 	"ferry/internal/logging"
 	"ferry/internal/server"
 	"ferry/internal/store"
+	"ferry/internal/tenant"
 )
 
 // app is an opened Ferry: configuration, logger, database, keys and jobs.
@@ -26,6 +28,9 @@ type app struct {
 	keys *keys.Ring
 	jobs *jobs.Registry
 	gate *egress.Gate // every outbound call goes through it
+
+	tenants *tenant.Store      // installations (Account Data)
+	connect *atlassian.Connect // Connect lifecycle, JWT auth, outbound signing
 }
 
 // openApp checks the key material before touching the data directory, so a
@@ -68,6 +73,14 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 		return nil, err
 	}
 	a := &app{cfg: cfg, log: log, db: db, keys: keys.NewRing(db, kek), jobs: jobs.NewRegistry(), gate: gate}
+	a.tenants = tenant.NewStore(db, a.keys)
+	gate.SetTenantSites(a.tenants) // Jira calls only to installed, not-deleted sites
+	a.connect, err = atlassian.New(atlassian.Options{Config: cfg, Tenants: a.tenants, Keys: a.keys, Log: log,
+		InstallKeysClient: gate.Client(egress.InstallKeys), JiraClient: gate.Client(egress.Jira), OAuthClient: gate.Client(egress.OAuth)})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	a.registerJobs()
 	return a, nil
 }
@@ -75,7 +88,7 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 func (a *app) Close() error { return a.db.Close() }
 
 func (a *app) deps() server.Deps {
-	return server.Deps{Config: a.cfg, Log: a.log, DB: a.db, Keys: a.keys}
+	return server.Deps{Config: a.cfg, Log: a.log, DB: a.db, Keys: a.keys, Connect: a.connect}
 }
 
 // registerJobs is where every area's periodic work is listed.

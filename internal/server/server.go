@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"ferry/internal/apperr"
+	"ferry/internal/atlassian"
 	"ferry/internal/config"
 	"ferry/internal/keys"
 	"ferry/internal/store"
@@ -31,6 +32,8 @@ type Deps struct {
 	Log    *slog.Logger
 	DB     *store.DB
 	Keys   *keys.Ring
+
+	Connect *atlassian.Connect // descriptor, lifecycle, Connect JWT auth; nil: Connect routes absent
 }
 
 var (
