@@ -153,10 +153,12 @@ func (c *Client) CheckJQL(ctx context.Context, jql string) error {
 
 // Field is a Jira field as the field picker shows it.
 type Field struct {
-	ID     string `json:"id"`
-	Key    string `json:"key"`
-	Name   string `json:"name"`
-	Custom bool   `json:"custom"`
+	ID          string   `json:"id"`
+	Key         string   `json:"key"`
+	Name        string   `json:"name"`
+	Custom      bool     `json:"custom"`
+	Orderable   bool     `json:"orderable"`
+	ClauseNames []string `json:"clauseNames"`
 	Schema *struct {
 		Type     string `json:"type"`
 		Items    string `json:"items"`

@@ -1,0 +1,246 @@
+package export
+
+import (
+	"context"
+	"errors"
+
+	"ferry/internal/jira"
+)
+
+// Cursor is a position in a JQL result: the id page (by the token that
+// fetches it) and the index of the next id within it. The zero Cursor is the
+// start; Done marks the end.
+type Cursor struct {
+	PageToken string `json:"p,omitempty"`
+	Offset    int    `json:"o,omitempty"`
+	Done      bool   `json:"d,omitempty"`
+}
+
+// Fetcher streams issues for a JQL query: ids are enumerated sequentially
+// (search/jql id pages of up to 5000, the only order-preserving way), issues
+// are hydrated in parallel (issue/bulkfetch, 100 at a time) on a bounded
+// pool, and emitted in exactly the order the JQL asks for. Only a few batches
+// are ever in flight: when the client reads slowly, emit blocks, the window
+// fills and upstream work pauses. When ctx ends, all upstream work stops.
+type Fetcher struct {
+	Client  *jira.Client
+	Workers int // parallel bulkfetch calls; default 4
+	// Window is how many batches may be fetched ahead of the one being
+	// written; default 2×Workers.
+	Window int
+	// IDPageSize is the search/jql page size; default jira.MaxIDPage.
+	IDPageSize int
+}
+
+type batch struct {
+	ids  []string
+	next Cursor // position after the last id of this batch
+	done chan struct{}
+	res  any
+	err  error
+}
+
+// Stream emits up to limit issues (limit < 0: all) starting at from, with the
+// given fields, and returns the cursor after the last emitted issue.
+func (f *Fetcher) Stream(ctx context.Context, jql string, fields []string, from Cursor, limit int, emit func(jira.Issue) error) (Cursor, error) {
+	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([]jira.Issue, error) {
+		return f.Client.BulkFetch(ctx, ids, fields)
+	}, emit)
+}
+
+// StreamChangelogs emits the change history of the issues jql matches, one
+// issue at a time in JQL order.
+func (f *Fetcher) StreamChangelogs(ctx context.Context, jql string, from Cursor, limit int, emit func(jira.IssueChangelog) error) (Cursor, error) {
+	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([]jira.IssueChangelog, error) {
+		byIssue := map[string]*jira.IssueChangelog{}
+		token := ""
+		for {
+			page, err := f.Client.Changelogs(ctx, ids, token)
+			if err != nil {
+				return nil, err
+			}
+			for _, l := range page.Logs {
+				if cur, ok := byIssue[l.IssueID]; ok {
+					cur.Histories = append(cur.Histories, l.Histories...)
+				} else {
+					l := l
+					byIssue[l.IssueID] = &l
+				}
+			}
+			if page.NextPageToken == "" {
+				break
+			}
+			token = page.NextPageToken
+		}
+		out := make([]jira.IssueChangelog, 0, len(ids))
+		for _, id := range ids {
+			if l, ok := byIssue[id]; ok {
+				out = append(out, *l)
+			}
+		}
+		return out, nil
+	}, emit)
+}
+
+// streamBatches is the pipeline: a sequential id enumerator, a bounded pool
+// of hydrators, and an in-order emitter.
+func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Cursor, limit int,
+	hydrate func(context.Context, []string) ([]T, error), emit func(T) error) (Cursor, error) {
+	if from.Done || limit == 0 {
+		return from, nil
+	}
+	workers := f.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	window := f.Window
+	if window <= 0 {
+		window = 2 * workers
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	order := make(chan *batch, window) // batches in JQL order, bounded: backpressure
+	work := make(chan *batch, window)
+	enumErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(work)
+		enumErr <- f.enumerate(ctx, jql, from, limit, func(b *batch) bool {
+			select {
+			case order <- b:
+			case <-ctx.Done():
+				return false
+			}
+			select {
+			case work <- b:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+	}()
+	for range workers {
+		go func() {
+			for b := range work {
+				b.res, b.err = hydrate(ctx, b.ids)
+				close(b.done)
+			}
+		}()
+	}
+	pos := from
+	for b := range order {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return pos, ctx.Err()
+		}
+		if b.err != nil {
+			return pos, b.err
+		}
+		for _, item := range b.res.([]T) {
+			if err := emit(item); err != nil {
+				return pos, err
+			}
+		}
+		pos = b.next
+	}
+	if err := <-enumErr; err != nil && !errors.Is(err, context.Canceled) {
+		return pos, err
+	}
+	return pos, ctx.Err()
+}
+
+// enumerate walks id pages from `from` and hands out batches of at most
+// jira.MaxBulkFetch ids until limit ids or the end of the results.
+func (f *Fetcher) enumerate(ctx context.Context, jql string, from Cursor, limit int, send func(*batch) bool) error {
+	size := f.IDPageSize
+	if size <= 0 {
+		size = jira.MaxIDPage
+	}
+	token, skip, left := from.PageToken, from.Offset, limit
+	for {
+		page, err := f.Client.SearchIDs(ctx, jql, token, size)
+		if err != nil {
+			return err
+		}
+		ids := page.IDs
+		if skip > len(ids) {
+			skip = len(ids)
+		}
+		for i := skip; i < len(ids); {
+			end := min(i+jira.MaxBulkFetch, len(ids))
+			if left >= 0 && end-i > left {
+				end = i + left
+			}
+			b := &batch{ids: ids[i:end], done: make(chan struct{})}
+			switch {
+			case end < len(ids):
+				b.next = Cursor{PageToken: token, Offset: end}
+			case page.IsLast:
+				b.next = Cursor{Done: true}
+			default:
+				b.next = Cursor{PageToken: page.NextPageToken}
+			}
+			if !send(b) {
+				return ctx.Err()
+			}
+			if left >= 0 {
+				left -= end - i
+				if left == 0 {
+					return nil
+				}
+			}
+			i = end
+		}
+		if page.IsLast {
+			return nil
+		}
+		token, skip = page.NextPageToken, 0
+	}
+}
+
+// CountIDs counts the issues jql matches exactly by walking id pages (5000
+// per call): $count must be exact, and Jira's approximate count is not.
+func (f *Fetcher) CountIDs(ctx context.Context, jql string) (int, error) {
+	n, token := 0, ""
+	for {
+		page, err := f.Client.SearchIDs(ctx, jql, token, jira.MaxIDPage)
+		if err != nil {
+			return 0, err
+		}
+		n += len(page.IDs)
+		if page.IsLast {
+			return n, nil
+		}
+		token = page.NextPageToken
+	}
+}
+
+// Skip advances a cursor by n ids without hydrating anything.
+func (f *Fetcher) Skip(ctx context.Context, jql string, from Cursor, n int) (Cursor, error) {
+	pos := from
+	if n <= 0 || from.Done {
+		return pos, nil
+	}
+	size := f.IDPageSize
+	if size <= 0 {
+		size = jira.MaxIDPage
+	}
+	for n > 0 {
+		page, err := f.Client.SearchIDs(ctx, jql, pos.PageToken, size)
+		if err != nil {
+			return pos, err
+		}
+		avail := len(page.IDs) - pos.Offset
+		if n < avail {
+			return Cursor{PageToken: pos.PageToken, Offset: pos.Offset + n}, nil
+		}
+		n -= max(avail, 0)
+		if page.IsLast {
+			return Cursor{Done: true}, nil
+		}
+		pos = Cursor{PageToken: page.NextPageToken}
+	}
+	return pos, nil
+}

@@ -1,0 +1,227 @@
+package export
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"ferry/internal/apperr"
+	"ferry/internal/keys"
+	"ferry/internal/store"
+)
+
+// TokenPrefix makes Ferry tokens recognisable to people and secret scanners.
+const TokenPrefix = "fry_"
+
+// MaxActiveTokens is how many unrevoked, unexpired tokens one user may hold.
+const MaxActiveTokens = 25
+
+// Token is an access token as listed to its owner; never the secret itself.
+type Token struct {
+	ID          string
+	TenantID    string
+	Label       string
+	Hint        string // "fry_AbCd…"
+	CreatedAt   time.Time
+	ExpiresAt   time.Time // already capped by the current policy
+	LastUsedDay string    // YYYY-MM-DD or ""
+	RevokedAt   *time.Time
+}
+
+// Owner is who a presented token acts as.
+type Owner struct {
+	TokenID   string
+	TenantID  string
+	AccountID string // decrypted for this request only; never stored in the clear
+	Pseudonym string
+}
+
+// Tokens stores personal access tokens.
+type Tokens struct {
+	DB   *store.DB
+	Keys *keys.Ring
+}
+
+// Errors a token holder can see: deliberately not saying which of unknown,
+// revoked or expired applies to an unknown token holder.
+var (
+	ErrTokenInvalid  = apperr.New(apperr.EUNAUTHORIZED, "The access token is unknown, revoked or expired. Create a new token in the Ferry app in Jira.")
+	ErrTooManyTokens = apperr.New(apperr.ECONFLICT, "You already have %d active tokens. Revoke one before creating another.", MaxActiveTokens)
+)
+
+func hashToken(tok string) string {
+	s := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(s[:])
+}
+
+func ownerAD(id string) []byte { return []byte("access_tokens/owner_enc/" + id) }
+
+func newID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Create makes a token for the user, valid for days (capped by maxDays).
+// The plaintext is returned once and never stored.
+func (t *Tokens) Create(ctx context.Context, tenantID, accountID, label string, days, maxDays int) (string, Token, error) {
+	label = strings.TrimSpace(label)
+	if label == "" || utf8.RuneCountInString(label) > 80 {
+		return "", Token{}, apperr.Invalid("label", "Give the token a name of 1 to 80 characters, such as \"Power BI laptop\".")
+	}
+	if days <= 0 {
+		days = maxDays
+	}
+	if days > maxDays {
+		return "", Token{}, apperr.Invalid("days", "Tokens may last at most %d days under your site's policy.", maxDays)
+	}
+	pseudo, err := t.Keys.Pseudonym(ctx, tenantID, accountID)
+	if err != nil {
+		return "", Token{}, err
+	}
+	secret := make([]byte, 32) // 256 bits: unguessable, so a plain SHA-256 is a safe hash
+	rand.Read(secret)
+	plain := TokenPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	id := newID()
+	enc, err := t.Keys.Encrypt(ctx, tenantID, ownerAD(id), []byte(accountID))
+	if err != nil {
+		return "", Token{}, err
+	}
+	var tok Token
+	err = t.DB.InTx(ctx, func(tx *store.Tx) error {
+		var active int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM access_tokens
+			WHERE tenant_id = $1 AND owner_pseudonym = $2 AND revoked_at IS NULL AND expires_at > $3`,
+			tenantID, pseudo, tx.Now()).Scan(&active); err != nil {
+			return err
+		}
+		if active >= MaxActiveTokens {
+			return ErrTooManyTokens
+		}
+		tok = Token{ID: id, TenantID: tenantID, Label: label, Hint: plain[:len(TokenPrefix)+4] + "…",
+			CreatedAt: tx.Now(), ExpiresAt: tx.Now().AddDate(0, 0, days)}
+		_, err := tx.ExecContext(ctx, `INSERT INTO access_tokens
+			(id, tenant_id, owner_pseudonym, owner_enc, label, token_hash, token_hint, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			id, tenantID, pseudo, enc, label, hashToken(plain), tok.Hint, tok.CreatedAt, tok.ExpiresAt)
+		return err
+	})
+	if err != nil {
+		return "", Token{}, err
+	}
+	return plain, tok, nil
+}
+
+// List returns the user's tokens, newest first, with expiry capped by maxDays.
+func (t *Tokens) List(ctx context.Context, tenantID, accountID string, maxDays int) ([]Token, error) {
+	pseudo, err := t.Keys.Pseudonym(ctx, tenantID, accountID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.DB.SQL.QueryContext(ctx, `SELECT id, label, token_hint, created_at, expires_at, last_used_day, revoked_at
+		FROM access_tokens WHERE tenant_id = $1 AND owner_pseudonym = $2 ORDER BY created_at DESC, id`, tenantID, pseudo)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Token
+	for rows.Next() {
+		tk := Token{TenantID: tenantID}
+		var last sql.NullString
+		var revoked sql.NullTime
+		if err := rows.Scan(&tk.ID, &tk.Label, &tk.Hint, &tk.CreatedAt, &tk.ExpiresAt, &last, &revoked); err != nil {
+			return nil, err
+		}
+		tk.CreatedAt, tk.ExpiresAt = tk.CreatedAt.UTC(), capExpiry(tk.CreatedAt, tk.ExpiresAt, maxDays).UTC()
+		tk.LastUsedDay = last.String
+		if revoked.Valid {
+			r := revoked.Time.UTC()
+			tk.RevokedAt = &r
+		}
+		out = append(out, tk)
+	}
+	return out, rows.Err()
+}
+
+// capExpiry applies the current policy: shortening it caps existing tokens.
+func capExpiry(created, expires time.Time, maxDays int) time.Time {
+	if limit := created.AddDate(0, 0, maxDays); limit.Before(expires) {
+		return limit
+	}
+	return expires
+}
+
+// Revoke ends one of the user's own tokens. Revoking twice is harmless.
+func (t *Tokens) Revoke(ctx context.Context, tenantID, accountID, id string) error {
+	pseudo, err := t.Keys.Pseudonym(ctx, tenantID, accountID)
+	if err != nil {
+		return err
+	}
+	return t.DB.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $4)
+			WHERE tenant_id = $1 AND owner_pseudonym = $2 AND id = $3`, tenantID, pseudo, id, tx.Now())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return apperr.New(apperr.ENOTFOUND, "No such token.")
+		}
+		return nil
+	})
+}
+
+// Authenticate resolves a presented token to its owner. maxDays returns the
+// tenant's current policy (it lives in the tenant's Jira).
+func (t *Tokens) Authenticate(ctx context.Context, presented string, maxDays func(tenantID string) int) (Owner, error) {
+	if !strings.HasPrefix(presented, TokenPrefix) || len(presented) != len(TokenPrefix)+43 {
+		return Owner{}, ErrTokenInvalid
+	}
+	h := hashToken(presented)
+	var o Owner
+	var storedHash string
+	var enc []byte
+	var created, expires time.Time
+	var revoked sql.NullTime
+	var last sql.NullString
+	err := t.DB.SQL.QueryRowContext(ctx, `SELECT id, tenant_id, owner_pseudonym, owner_enc, token_hash, created_at, expires_at, revoked_at, last_used_day
+		FROM access_tokens WHERE token_hash = $1`, h).Scan(&o.TokenID, &o.TenantID, &o.Pseudonym, &enc, &storedHash, &created, &expires, &revoked, &last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Owner{}, ErrTokenInvalid
+	}
+	if err != nil {
+		return Owner{}, err
+	}
+	// The lookup was by hash; compare again in constant time for good measure.
+	if subtle.ConstantTimeCompare([]byte(storedHash), []byte(h)) != 1 {
+		return Owner{}, ErrTokenInvalid
+	}
+	now := t.DB.Now()
+	if revoked.Valid || !now.Before(capExpiry(created, expires, maxDays(o.TenantID))) {
+		return Owner{}, ErrTokenInvalid
+	}
+	acct, err := t.Keys.Decrypt(ctx, o.TenantID, ownerAD(o.TokenID), enc)
+	if errors.Is(err, keys.ErrShredded) {
+		return Owner{}, ErrTokenInvalid
+	}
+	if err != nil {
+		return Owner{}, fmt.Errorf("token owner: %w", err)
+	}
+	o.AccountID = string(acct)
+	// One write per token per day at most, not one per request.
+	if day := keys.Day(now); last.String != day {
+		_ = t.DB.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE access_tokens SET last_used_day = $2 WHERE id = $1`, o.TokenID, day)
+			return err
+		})
+	}
+	return o, nil
+}
