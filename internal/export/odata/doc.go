@@ -45,7 +45,7 @@
 //     in (4.01); and, or, not, parentheses; a bare Boolean property;
 //     contains, startswith, endswith on String properties (parsed and
 //     type-checked; JQL cannot express them, so feeds answer 501).
-//     Literals: 'string' ('' escapes a quote), integers, decimals, true,
+//     Literals: 'string' (a doubled quote escapes one), integers, decimals, true,
 //     false, null, dates 2024-01-31, date-times 2024-01-31T10:00:00Z (offset
 //     or Z, seconds optional).
 //   - $skiptoken: opaque, HMAC-SHA256 signed, bound to the query it pages.

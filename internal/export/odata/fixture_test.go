@@ -1,0 +1,65 @@
+package odata
+
+import "time"
+
+// A representative model: what the export package is expected to declare.
+var issues = EntitySet{
+	Name: "Issues", EntityType: "Issue", Key: []string{"Key"},
+	Properties: []Property{
+		{Name: "Key", Type: EdmString, Doc: "Issue key, e.g. PROJ-123"},
+		{Name: "Id", Type: EdmInt64, Sortable: true},
+		{Name: "Summary", Type: EdmString, Nullable: true},
+		{Name: "Status", Type: EdmString, Nullable: true},
+		{Name: "Project", Type: EdmString},
+		{Name: "StoryPoints", Type: EdmDecimal, Nullable: true},
+		{Name: "Flagged", Type: EdmBoolean, Nullable: true},
+		{Name: "DueDate", Type: EdmDate, Nullable: true},
+		{Name: "Created", Type: EdmDateTimeOffset, Sortable: true},
+		{Name: "Updated", Type: EdmDateTimeOffset, Sortable: true},
+		{Name: "Resolved", Type: EdmDateTimeOffset, Nullable: true, Sortable: true},
+		{Name: "Labels", Type: EdmString, Collection: true},
+		{Name: "Team", Type: EdmString, Nullable: true, Doc: `Custom field "Team" <cf[10010]> & co`},
+	},
+}
+
+var changelog = EntitySet{
+	Name: "Changelog", EntityType: "ChangelogItem", Key: []string{"IssueKey", "Id", "Field"},
+	Properties: []Property{
+		{Name: "IssueKey", Type: EdmString},
+		{Name: "Id", Type: EdmInt64, Sortable: true},
+		{Name: "Field", Type: EdmString},
+		{Name: "From", Type: EdmString, Nullable: true},
+		{Name: "To", Type: EdmString, Nullable: true},
+		{Name: "Changed", Type: EdmDateTimeOffset, Sortable: true},
+	},
+}
+
+var service = Service{Namespace: "Ferry", Sets: []EntitySet{issues, changelog}}
+
+var berlin, _ = time.LoadLocation("Europe/Berlin")
+
+var fields = FieldMap{
+	Zone: time.UTC,
+	Fields: map[string]JQLField{
+		"Key":         {Clause: "key"},
+		"Id":          {Clause: "id"},
+		"Summary":     {Clause: "summary", Text: true},
+		"Status":      {Clause: "status"},
+		"Project":     {Clause: "project"},
+		"StoryPoints": {Clause: "cf[10016]"},
+		"DueDate":     {Clause: "duedate"},
+		"Created":     {Clause: "created"},
+		"Updated":     {Clause: "updated"},
+		"Resolved":    {Clause: "resolved"},
+		"Flagged":     {Clause: "Flagged"},
+		"Team":        {Clause: `Team "A"`},
+	},
+}
+
+func mustTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
