@@ -60,7 +60,8 @@ type Options struct {
 	JiraClient        Doer // egress.Jira
 	OAuthClient       Doer // egress.OAuth
 
-	Now func() time.Time // nil: time.Now
+	Now             func() time.Time // nil: time.Now
+	LicenseCacheTTL time.Duration    // 0: 5 minutes
 }
 
 // Connect is the app's Connect side. It is safe for concurrent use.
@@ -77,6 +78,7 @@ type Connect struct {
 	installKeys *installKeys
 	userTokens  *tokenCache
 
+	licTTL   time.Duration
 	licMu    sync.Mutex
 	licenses map[string]licenseEntry
 }
@@ -93,6 +95,9 @@ func New(o Options) (*Connect, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.LicenseCacheTTL == 0 {
+		o.LicenseCacheTTL = licenseTTL
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -101,6 +106,7 @@ func New(o Options) (*Connect, error) {
 		tenants: o.Tenants, keys: o.Keys, log: o.Log, jira: o.JiraClient, oauth: o.OAuthClient, now: o.Now,
 		installKeys: newInstallKeys(o.Config.InstallKeysURL, o.InstallKeysClient),
 		userTokens:  newTokenCache(),
+		licTTL:      o.LicenseCacheTTL,
 		licenses:    map[string]licenseEntry{},
 	}
 	return c, nil

@@ -24,13 +24,14 @@ type licenseEntry struct {
 
 // LicenseActive asks the tenant's Jira whether the site's license for this
 // app is active (GET /rest/atlassian-connect/1/addons/{addonKey}, signed as
-// the app) and caches the answer in memory for licenseTTL. A site with no
+// the app) and caches the answer in memory (5 minutes unless
+// Options.LicenseCacheTTL says otherwise). A site with no
 // license object (a free or unlicensed install) is not active.
 func (c *Connect) LicenseActive(ctx context.Context, inst tenant.Installation) (bool, error) {
 	c.licMu.Lock()
 	e, ok := c.licenses[inst.TenantID]
 	c.licMu.Unlock()
-	if ok && c.now().Sub(e.at) < licenseTTL {
+	if ok && c.now().Sub(e.at) < c.licTTL {
 		return e.active, nil
 	}
 	target := inst.BaseURL + "/rest/atlassian-connect/1/addons/" + url.PathEscape(c.cfg.AddonKey)
