@@ -50,7 +50,9 @@ func TestLifecycleAttacksAreRefusedAndChangeNothing(t *testing.T) {
 		f.install(victim, newSecret, siteURL) // reinstall: oldSecret is now dead
 		inst := "/lifecycle/installed"
 		uninst := "/lifecycle/uninstalled"
-		good := func(ev string) map[string]any { return payload(ev, victim, "attacker-secret-0123456789abcdef0123456789", siteURL) }
+		good := func(ev string) map[string]any {
+			return payload(ev, victim, "attacker-secret-0123456789abcdef0123456789", siteURL)
+		}
 		withBase := func(base string) map[string]any {
 			return payload("installed", victim, "attacker-secret-0123456789abcdef0123456789", base)
 		}
