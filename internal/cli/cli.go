@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"ferry/internal/config"
+	"ferry/internal/jirasim"
 )
 
 // Version is set at build time: go build -ldflags "-X ferry/internal/cli.Version=v1.2.3".
@@ -34,8 +35,12 @@ func commands() map[string]command {
 		"migrate": {"apply database migrations and exit", runMigrate},
 		"keys":    {"key management: keys rotate-kek", runKeys},
 		"jobs":    {"list jobs, or run one now: jobs run NAME", runJobs},
+		"reqlog":  {"show request log entries: reqlog show --tenant ID [--decrypt ENTRY_ID --reason WHY]", runReqlog},
 		"version": {"print the version", runVersion},
-		"export":  {"pull a feed to a file: export --url URL --token TOKEN --format csv|ndjson --out FILE", runExport},
+		"sim": {"run the Jira Cloud simulator: sim --issues N --users U …; sim install --sim URL --app URL", func(ctx context.Context, e env, args []string) error {
+			return jirasim.RunCLI(ctx, args, e.stdout, e.stderr)
+		}},
+		"export": {"pull a feed to a file: export --url URL --token TOKEN --format csv|ndjson --out FILE", runExport},
 	}
 }
 
