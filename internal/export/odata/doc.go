@@ -13,10 +13,8 @@
 //	if q.SkipToken != "" {
 //		if cur, err = odata.DecodeCursor(key, q); err != nil { odata.WriteError(w, err); return }
 //	}
-//	where := ""
-//	if q.Filter != nil {
-//		if where, err = q.Filter.JQL(fields); err != nil { odata.WriteError(w, err); return }
-//	}
+//	where, err := q.Filter.JQL(fields)            // "" without $filter
+//	if err != nil { odata.WriteError(w, err); return }
 //	order, err := odata.JQLOrderBy(q.OrderBy, set, fields)
 //	...  // rows to fetch: min(pageSize, *q.Top-cur.Served); skip q.Skip rows on the first page only
 //	odata.SetHeaders(w.Header(), odata.ContentTypeJSON)
@@ -29,6 +27,8 @@
 //			odata.EncodeCursor(key, q, odata.Cursor{Resume: jiraNext, Served: cur.Served + rw.Rows()}))
 //	}
 //	rw.Close(next)
+//
+// Example_page in example_test.go runs this flow.
 //
 // # Supported
 //

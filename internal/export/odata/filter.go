@@ -73,8 +73,11 @@ func (l Literal) String() string {
 }
 
 // String returns e in canonical OData syntax (fully parenthesised), which
-// ParseFilter reads back to the same expression.
+// ParseFilter reads back to the same expression. A nil Expr is "".
 func (e *Expr) String() string {
+	if e == nil {
+		return ""
+	}
 	var b strings.Builder
 	e.write(&b)
 	return b.String()

@@ -39,7 +39,11 @@ type FieldMap struct {
 // Negation is pushed down to the comparisons and never emitted as JQL NOT,
 // and where OData counts a null value as a match (ne, not gt, …) the
 // clause says "OR f IS EMPTY": JQL's != and NOT IN never match empty fields.
+// A nil Expr (no $filter) is "".
 func (e *Expr) JQL(m FieldMap) (string, error) {
+	if e == nil {
+		return "", nil
+	}
 	return e.jql(m, false)
 }
 

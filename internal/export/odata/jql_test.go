@@ -131,6 +131,10 @@ func TestJQLRefusesWhatItCannotSayExactly(t *testing.T) {
 			wantError(t, err, 501, tc.target)
 		})
 	}
+	var none *Expr
+	if j, err := none.JQL(fields); j != "" || err != nil {
+		t.Fatalf("nil filter: %q %v", j, err)
+	}
 	// A property without a mapping.
 	_, err := jqlOf(t, "Status eq 'x'", FieldMap{Zone: time.UTC})
 	wantError(t, err, 501, "Status")
