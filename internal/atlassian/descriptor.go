@@ -8,9 +8,8 @@ import (
 // Descriptor page modules. The page handlers belong to the connector; the
 // descriptor lists them so that Jira shows them.
 const (
-	PageDataSources   = "/app/data-sources"
-	PageProblemReport = "/app/problem-report"
-	PageAdmin         = "/app/admin"
+	PageDataSources = "/app/data-sources"
+	PageAdmin       = "/app/admin"
 )
 
 type i18n struct {
@@ -51,7 +50,6 @@ func (c *Connect) Descriptor() map[string]any {
 		"modules": map[string]any{
 			"generalPages": []pageModule{
 				{Key: "data-sources", Name: i18n{"BI data sources"}, URL: PageDataSources, Location: "system.top.navigation.bar"},
-				{Key: "problem-report", Name: i18n{"Report a problem"}, URL: PageProblemReport},
 			},
 			"adminPages": []pageModule{
 				{Key: "admin", Name: i18n{"Ferry BI Connector"}, URL: PageAdmin},
