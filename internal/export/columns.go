@@ -27,7 +27,8 @@ type Column struct {
 	Name       string // OData property name and CSV header
 	Edm        string
 	Collection bool
-	Sortable   bool   // $orderby allowed (key, created, updated)
+	Sortable   bool   // $orderby allowed: created and updated, whose JQL order is OData's
+	NotNull    bool   // never null in Jira (Key, Id, Created, Updated)
 	JQL        string // JQL clause for $filter, "" if not filterable
 	FieldID    string // Jira field this column reads ("" for Key/Id)
 	extract    func(is *jira.Issue) any
@@ -41,8 +42,8 @@ func (c Column) Value(is *jira.Issue) any { return c.extract(is) }
 // selected fields in the order chosen, each typed from Jira's field schema.
 func IssueColumns(known []jira.Field, selected []string) []Column {
 	cols := []Column{
-		{Name: "Key", Edm: EdmString, Sortable: true, JQL: "key", extract: func(is *jira.Issue) any { return is.Key }},
-		{Name: "Id", Edm: EdmInt64, JQL: "id", extract: func(is *jira.Issue) any {
+		{Name: "Key", Edm: EdmString, NotNull: true, JQL: "key", extract: func(is *jira.Issue) any { return is.Key }},
+		{Name: "Id", Edm: EdmInt64, NotNull: true, JQL: "id", extract: func(is *jira.Issue) any {
 			n, err := strconv.ParseInt(is.ID, 10, 64)
 			if err != nil {
 				return nil
@@ -87,6 +88,7 @@ func fieldColumn(f jira.Field) Column {
 		c.JQL = f.ClauseNames[0]
 	}
 	c.Sortable = id == "created" || id == "updated"
+	c.NotNull = c.Sortable
 	typ := ""
 	if f.Schema != nil {
 		typ = f.Schema.Type

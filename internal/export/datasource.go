@@ -260,6 +260,15 @@ func (s *Sources) Create(ctx context.Context, app *jira.Client, tenantID string,
 	return ds, s.save(ctx, app, tenantID, ds)
 }
 
+// Restore stores a data source exactly as given (same id), for a demo that
+// recreates its sample source in a freshly started simulated Jira.
+func (s *Sources) Restore(ctx context.Context, app *jira.Client, tenantID string, ds DataSource) error {
+	if !validID(ds.ID) {
+		return apperr.Invalid("id", "invalid data source id")
+	}
+	return s.save(ctx, app, tenantID, ds)
+}
+
 // Update edits a data source and appends to its history.
 func (s *Sources) Update(ctx context.Context, app *jira.Client, tenantID, id string, in Input, by string, now time.Time) (DataSource, error) {
 	ds, err := s.Get(ctx, app, tenantID, id)

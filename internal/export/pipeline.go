@@ -30,6 +30,21 @@ type Fetcher struct {
 	Window int
 	// IDPageSize is the search/jql page size; default jira.MaxIDPage.
 	IDPageSize int
+	// OnFirst, if set, runs once before the first item is emitted, or at
+	// the end when there is none — never when fetching fails first. A
+	// handler commits its response headers there, so that a query Jira
+	// refuses still gets a proper error status.
+	OnFirst func() error
+}
+
+// started runs OnFirst at most once.
+func (f *Fetcher) started() error {
+	if f.OnFirst == nil {
+		return nil
+	}
+	fn := f.OnFirst
+	f.OnFirst = nil
+	return fn()
 }
 
 type batch struct {
@@ -87,7 +102,7 @@ func (f *Fetcher) StreamChangelogs(ctx context.Context, jql string, from Cursor,
 func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Cursor, limit int,
 	hydrate func(context.Context, []string) ([]T, error), emit func(T) error) (Cursor, error) {
 	if from.Done || limit == 0 {
-		return from, nil
+		return from, f.started()
 	}
 	workers := f.Workers
 	if workers <= 0 {
@@ -139,6 +154,9 @@ func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Curs
 			return pos, b.err
 		}
 		for _, item := range b.res.([]T) {
+			if err := f.started(); err != nil {
+				return pos, err
+			}
 			if err := emit(item); err != nil {
 				return pos, err
 			}
@@ -148,7 +166,10 @@ func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Curs
 	if err := <-enumErr; err != nil && !errors.Is(err, context.Canceled) {
 		return pos, err
 	}
-	return pos, ctx.Err()
+	if err := ctx.Err(); err != nil {
+		return pos, err
+	}
+	return pos, f.started()
 }
 
 // enumerate walks id pages from `from` and hands out batches of at most

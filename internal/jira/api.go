@@ -181,6 +181,7 @@ type User struct {
 	AccountID   string `json:"accountId"`
 	DisplayName string `json:"displayName"`
 	Active      bool   `json:"active"`
+	TimeZone    string `json:"timeZone"` // JQL reads dates in the searching user's zone
 }
 
 // Myself is the principal the client acts as.

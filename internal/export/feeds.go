@@ -1,0 +1,262 @@
+package export
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"ferry/internal/apperr"
+	"ferry/internal/atlassian"
+	"ferry/internal/export/odata"
+	"ferry/internal/jira"
+	"ferry/internal/keys"
+	"ferry/internal/reqinfo"
+	"ferry/internal/tenant"
+)
+
+// Feeds serves the OData and CSV feeds. A request runs as the owner of the
+// access token it presents: Ferry acts as that user in Jira, so they get
+// exactly the issues they may browse. Rows pass from Jira to the client one
+// at a time and are never written anywhere.
+type Feeds struct {
+	Log      *slog.Logger
+	Connect  *atlassian.Connect
+	Tenants  *tenant.Store
+	Tokens   *Tokens
+	Sources  *Sources
+	Keys     *keys.Ring
+	JiraHTTP *http.Client // from the egress gate
+	Workers  int          // parallel bulkfetch calls per export
+	MaxDays  int          // longest token lifetime any site may allow
+	PageSize int          // rows per OData page; default 5000 (one Jira id page)
+	BaseURL  string       // public URL, for @odata.context and nextLink
+
+	fieldsMu sync.Mutex
+	fields   map[string]fieldsEntry
+}
+
+type fieldsEntry struct {
+	list []jira.Field
+	at   time.Time
+}
+
+// feedRequest is an authenticated feed request, resolved to its data source.
+type feedRequest struct {
+	owner  Owner
+	inst   tenant.Installation
+	source DataSource
+	app    *jira.Client // as the app: properties, fields
+	user   *jira.Client // as the token's owner: rows
+	fields []jira.Field
+}
+
+// presentedToken reads the token from Basic auth (any user name, the token
+// as password — what Power BI and Excel send) or a Bearer header.
+func presentedToken(r *http.Request) string {
+	if _, pw, ok := r.BasicAuth(); ok {
+		return pw
+	}
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+var errNoToken = apperr.New(apperr.EUNAUTHORIZED, "Sign in with your Ferry access token: Basic authentication with any user name and the token as password, or a Bearer token.")
+
+func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
+	ctx := r.Context()
+	tok := presentedToken(r)
+	if tok == "" {
+		return nil, errNoToken
+	}
+	var inst tenant.Installation
+	var app *jira.Client
+	owner, err := f.Tokens.Authenticate(ctx, tok, func(tenantID string) int {
+		// The site's policy lives in its Jira; without it the global cap holds.
+		i, err := f.Tenants.ByID(ctx, tenantID)
+		if err != nil {
+			return f.MaxDays
+		}
+		inst = i
+		app, err = jira.New(i.BaseURL, f.JiraHTTP, f.Connect.AppAuth(i))
+		if err != nil {
+			return f.MaxDays
+		}
+		st, err := f.Sources.Settings(ctx, app, tenantID, f.MaxDays)
+		if err != nil {
+			return f.MaxDays
+		}
+		return st.TokenMaxDays
+	})
+	if err != nil {
+		return nil, err
+	}
+	reqinfo.SetIdentity(ctx, owner.TenantID, owner.Pseudonym)
+	if inst.TenantID == "" {
+		return nil, ErrTokenInvalid
+	}
+	if inst.State != tenant.Active {
+		return nil, apperr.New(apperr.EFORBIDDEN, "Ferry is disabled or uninstalled on this Jira site; a Jira administrator can enable it under Apps → Manage apps.")
+	}
+	if err := f.Connect.RequireLicense(ctx, inst); err != nil {
+		return nil, err
+	}
+	src, err := f.Sources.Get(ctx, app, inst.TenantID, r.PathValue("source"))
+	if err != nil {
+		return nil, asUnavailable(err)
+	}
+	if src.Deleted {
+		return nil, ErrNoSource
+	}
+	user, err := jira.New(inst.BaseURL, f.JiraHTTP, f.Connect.UserAuth(inst, owner.AccountID))
+	if err != nil {
+		return nil, err
+	}
+	user.Retry = jira.DefaultRetry
+	fields, err := f.siteFields(ctx, inst.TenantID, app)
+	if err != nil {
+		return nil, asUnavailable(err)
+	}
+	return &feedRequest{owner: owner, inst: inst, source: src, app: app, user: user, fields: fields}, nil
+}
+
+// asUnavailable turns Jira transport trouble into a clear 503.
+func asUnavailable(err error) error {
+	var ae *apperr.Error
+	if errors.As(err, &ae) {
+		return err
+	}
+	return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira is not answering right now; try again in a minute.")
+}
+
+// siteFields caches the site's field list in memory for five minutes: it is
+// metadata, not Customer Data, and every page of every feed needs it.
+func (f *Feeds) siteFields(ctx context.Context, tenantID string, app *jira.Client) ([]jira.Field, error) {
+	f.fieldsMu.Lock()
+	e, ok := f.fields[tenantID]
+	f.fieldsMu.Unlock()
+	if ok && time.Since(e.at) < 5*time.Minute {
+		return e.list, nil
+	}
+	list, err := app.Fields(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.fieldsMu.Lock()
+	if f.fields == nil {
+		f.fields = map[string]fieldsEntry{}
+	}
+	f.fields[tenantID] = fieldsEntry{list: list, at: time.Now()}
+	f.fieldsMu.Unlock()
+	return list, nil
+}
+
+func (f *Feeds) fetcher(c *jira.Client) *Fetcher {
+	return &Fetcher{Client: c, Workers: f.Workers}
+}
+
+// writeFeedError answers in OData's error format, which BI tools display.
+func (f *Feeds) writeFeedError(w http.ResponseWriter, r *http.Request, err error) {
+	var oe *odata.Error
+	if errors.As(err, &oe) {
+		reqinfo.SetError(r.Context(), oe.Code, oe.Message)
+		odata.WriteError(w, err)
+		return
+	}
+	if errors.Is(err, context.Canceled) {
+		return // the client left; there is nobody to answer
+	}
+	var je *jira.Error
+	if errors.As(err, &je) && je.Status == http.StatusBadRequest {
+		err = apperr.New(apperr.EINVALID, "Jira refused the data source's query: %s", strings.Join(je.Messages, " "))
+	}
+	p := apperr.ProblemOf(err)
+	reqinfo.SetError(r.Context(), string(p.Code), p.Detail)
+	if p.Status >= 500 && f.Log != nil {
+		f.Log.ErrorContext(r.Context(), "feed failed", "route", r.Pattern, "err", err)
+	}
+	if p.Status == http.StatusUnauthorized {
+		// Power BI and Excel ask for credentials again when they see this.
+		w.Header().Set("WWW-Authenticate", `Basic realm="Ferry feed", charset="UTF-8"`)
+	}
+	odata.SetHeaders(w.Header(), odata.ContentTypeError)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+		"code": string(p.Code), "message": p.Detail, "details": []any{}}})
+}
+
+// skiptokenKey signs paging tokens per tenant, derived from the tenant's PRF
+// key: tokens of one site mean nothing to another, and die with a shredded
+// tenant.
+func (f *Feeds) skiptokenKey(ctx context.Context, tenantID string) ([]byte, error) {
+	k, err := f.Keys.Pseudonym(ctx, tenantID, "ferry/odata-skiptoken-key")
+	return []byte(k), err
+}
+
+func parseCursor(s string) (Cursor, error) {
+	var c Cursor
+	if s == "" {
+		return c, nil
+	}
+	err := json.Unmarshal([]byte(s), &c)
+	return c, err
+}
+
+func encodeCursor(c Cursor) string {
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// splitOrderBy separates a JQL query's ORDER BY clause (outside quotes) from
+// its condition, so that a $filter can be ANDed to the condition and an
+// $orderby can replace the order.
+func splitOrderBy(jql string) (where, order string) {
+	lower := strings.ToLower(jql)
+	quote := rune(0)
+	last := -1
+	for i, r := range lower {
+		switch {
+		case quote != 0:
+			if r == '\\' {
+				continue
+			}
+			if r == quote {
+				quote = 0
+			}
+		case r == '"' || r == '\'':
+			quote = r
+		case strings.HasPrefix(lower[i:], "order by") && (i == 0 || lower[i-1] == ' ' || lower[i-1] == ')' || lower[i-1] == '\t' || lower[i-1] == '\n'):
+			last = i
+		}
+	}
+	if last < 0 {
+		return strings.TrimSpace(jql), ""
+	}
+	return strings.TrimSpace(jql[:last]), strings.TrimSpace(jql[last+len("order by"):])
+}
+
+// combineJQL ANDs a filter to the source's condition and applies an order.
+func combineJQL(source, filter, orderBy string) string {
+	where, order := splitOrderBy(source)
+	switch {
+	case where != "" && filter != "":
+		where = "(" + where + ") AND (" + filter + ")"
+	case filter != "":
+		where = filter
+	}
+	if orderBy != "" {
+		order = orderBy
+	}
+	if order != "" {
+		return strings.TrimSpace(where + " ORDER BY " + order)
+	}
+	return where
+}
