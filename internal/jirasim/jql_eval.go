@@ -63,6 +63,7 @@ var supportedOps = map[string][]string{
 	"created": {"=", "!=", "<", "<=", ">", ">="},
 	"updated": {"=", "!=", "<", "<=", ">", ">="},
 	"key":     {"=", "!=", "in", "not in", "<", "<=", ">", ">="},
+	"labels":  {"=", "!=", "in", "not in"},
 }
 
 func compileNode(n jqlNode, c corpus, browse []bool) (func(int) bool, error) {
@@ -156,6 +157,24 @@ func compileClause(cl *jqlClause, c corpus, browse []bool) (func(int) bool, erro
 		return func(i int) bool { return cmp(get(i), t) }, nil
 	case "key":
 		return compileKey(cl, c, browse, negate)
+	case "labels":
+		// Any label value is valid JQL (labels are free text); as in Jira,
+		// != and not in never match issues without labels.
+		want := map[string]bool{}
+		for _, v := range cl.Values {
+			want[v.Text] = true
+		}
+		return func(i int) bool {
+			ls := c.issue(i).Labels
+			if negate && len(ls) == 0 {
+				return false
+			}
+			has := false
+			for _, l := range ls {
+				has = has || want[l]
+			}
+			return has != negate
+		}, nil
 	}
 	return nil, &JQLError{fmt.Sprintf("Field '%s' does not exist or you do not have permission to view it.", cl.Field)}
 }
