@@ -159,7 +159,7 @@ type Field struct {
 	Custom      bool     `json:"custom"`
 	Orderable   bool     `json:"orderable"`
 	ClauseNames []string `json:"clauseNames"`
-	Schema *struct {
+	Schema      *struct {
 		Type     string `json:"type"`
 		Items    string `json:"items"`
 		System   string `json:"system"`
