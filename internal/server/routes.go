@@ -20,4 +20,10 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		mux.Handle("POST /lifecycle/enabled", c.HandleEnabled())
 		mux.Handle("POST /lifecycle/disabled", c.HandleDisabled())
 	}
+
+	// The app's pages inside Jira (Connect page JWT auth) and their static
+	// files: GET /app/data-sources, GET /app/admin, GET /static/{file}.
+	if p := d.Pages; p != nil {
+		p.Routes(mux)
+	}
 }

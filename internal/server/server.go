@@ -21,6 +21,7 @@ import (
 	"ferry/internal/config"
 	"ferry/internal/keys"
 	"ferry/internal/store"
+	"ferry/internal/web"
 )
 
 // MaxBodyBytes caps request bodies unless a route sets its own limit.
@@ -34,6 +35,7 @@ type Deps struct {
 	Keys   *keys.Ring
 
 	Connect *atlassian.Connect // descriptor, lifecycle, Connect JWT auth; nil: Connect routes absent
+	Pages   *web.Pages         // the app's pages inside Jira and their static files; nil: absent
 }
 
 var (

@@ -1,0 +1,585 @@
+// Ferry's app pages inside Jira. Plain JavaScript, no framework, no build
+// step. Everything shown comes from /app-api/ with the page's context token;
+// text is always set with textContent, never parsed as HTML. No cookies, no
+// storage, no third-party requests.
+(function () {
+  "use strict";
+
+  var token = (document.querySelector('meta[name="ferry-token"]') || {}).content || "";
+  var $ = function (id) { return document.getElementById(id); };
+
+  // ---- API -----------------------------------------------------------------
+
+  function ApiError(status, problem) {
+    this.status = status;
+    this.problem = problem || {};
+    this.message = this.problem.detail || ("Ferry answered " + status + ".");
+  }
+
+  async function api(method, path, body) {
+    var opts = { method: method, headers: { "Authorization": "JWT " + token, "Accept": "application/json" }, credentials: "omit", cache: "no-store" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    var resp;
+    try {
+      resp = await fetch(path, opts);
+    } catch (e) {
+      throw new ApiError(0, { detail: "Ferry could not be reached. Check your connection and try again." });
+    }
+    if (resp.status === 204) return null;
+    var data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (!resp.ok) {
+      if (resp.status === 401) {
+        pageError("Your session on this page has expired. Reload the page to continue.");
+      }
+      throw new ApiError(resp.status, data);
+    }
+    return data;
+  }
+
+  // ---- DOM helpers ---------------------------------------------------------
+
+  // el("p", {class: "x"}, "text", child…): attributes and text only, never HTML.
+  function el(tag, attrs) {
+    var n = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        var v = attrs[k];
+        if (v === null || v === undefined || v === false) return;
+        if (k === "text") n.textContent = v;
+        else if (k === "onclick") n.addEventListener("click", v);
+        else if (k === "value") n.value = v;
+        else if (k === "value-attr") { n.setAttribute("value", v); n.value = v; }
+        else n.setAttribute(k, v === true ? "" : v);
+      });
+    }
+    for (var i = 2; i < arguments.length; i++) {
+      var c = arguments[i];
+      if (c === null || c === undefined || c === false) continue;
+      n.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    }
+    return n;
+  }
+
+  function clear(n) { while (n.firstChild) n.removeChild(n.firstChild); return n; }
+
+  function pageError(msg) {
+    var b = $("page-error");
+    if (!b) return;
+    b.textContent = msg;
+    b.hidden = !msg;
+  }
+
+  function busy(btn, on) {
+    btn.disabled = on;
+    if (on) btn.setAttribute("aria-busy", "true"); else btn.removeAttribute("aria-busy");
+  }
+
+  var dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  var dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: "medium" });
+  function fmtTime(iso) { return iso ? dateTime.format(new Date(iso)) : ""; }
+  function fmtDate(iso) { return iso ? dateOnly.format(new Date(iso)) : ""; }
+  function fmtDay(day) { // "YYYY-MM-DD", a UTC day
+    if (!day) return "Never";
+    var p = day.split("-");
+    return dateOnly.format(new Date(Date.UTC(+p[0], +p[1] - 1, +p[2], 12)));
+  }
+
+  // Field errors: problem+json names the input at fault in "field".
+  function clearErrors(form) {
+    form.querySelectorAll(".field-error").forEach(function (e) { e.hidden = true; e.textContent = ""; });
+    form.querySelectorAll("[aria-invalid]").forEach(function (e) { e.removeAttribute("aria-invalid"); });
+    form.querySelectorAll(".form-error").forEach(function (e) { e.hidden = true; e.textContent = ""; });
+  }
+
+  // showError puts err next to its field (ids: err-<field>, inputs map) or
+  // at the top of the form.
+  function showError(form, err, inputs) {
+    var field = err.problem && err.problem.field;
+    var slot = field && $("err-" + field);
+    if (slot && form.contains(slot)) {
+      slot.textContent = err.message;
+      slot.hidden = false;
+      var input = inputs && inputs[field];
+      if (input) {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      }
+      return;
+    }
+    var box = form.querySelector(".form-error");
+    if (err.status === 401) return; // the page banner says it
+    box.textContent = err.message;
+    box.hidden = false;
+  }
+
+  // Copy buttons: data-copy names the read-only input to copy.
+  document.addEventListener("click", async function (ev) {
+    var btn = ev.target.closest("[data-copy]");
+    if (!btn) return;
+    var input = $(btn.getAttribute("data-copy"));
+    if (!input) return;
+    input.focus();
+    input.select();
+    var ok = false;
+    try {
+      await navigator.clipboard.writeText(input.value);
+      ok = true;
+    } catch (e) {
+      try { ok = document.execCommand("copy"); } catch (e2) { ok = false; }
+    }
+    btn.textContent = ok ? "Copied" : "Press Ctrl+C";
+    setTimeout(function () { btn.textContent = "Copy"; }, 2000);
+  });
+
+  // copyRow is a read-only input with a Copy button. The value is also its
+  // attribute, so it shows in the DOM as it does on screen.
+  function copyRow(id, label, value, extraClass) {
+    return el("div", { class: "copy-row" },
+      el("input", { id: id, type: "text", readonly: true, class: "mono " + (extraClass || ""), "value-attr": value, "aria-label": label }),
+      el("button", { type: "button", class: "btn", "data-copy": id, "aria-label": "Copy " + label }, "Copy"));
+  }
+
+  // ---- who am I ------------------------------------------------------------
+
+  var me = null;
+  async function loadMe() {
+    me = await api("GET", "/app-api/me");
+    $("whoami").textContent = "Signed in as " + me.displayName;
+    if (me.licensed === false && !$("license-banner")) {
+      pageError("This Jira site has no active license for Ferry BI Connector. Feeds answer only once a Jira administrator renews it.");
+    }
+    return me;
+  }
+
+  // ---- data sources page ---------------------------------------------------
+
+  var fields = null;      // [{id, name, type, collection, custom}]
+  var fieldsByID = {};
+  var selected = [];      // field ids in column order
+  var editing = null;     // source being edited, or null for a new one
+  var sources = [];
+
+  function typeLabel(f) {
+    if (!f) return "unknown";
+    return f.collection ? f.type + " list" : f.type;
+  }
+
+  async function loadFields() {
+    if (fields) return fields;
+    fields = await api("GET", "/app-api/fields");
+    fields.forEach(function (f) { fieldsByID[f.id] = f; });
+    return fields;
+  }
+
+  function renderOptions() {
+    var list = clear($("field-options"));
+    var q = $("field-search").value.trim().toLowerCase();
+    var shown = 0, matched = 0;
+    (fields || []).forEach(function (f) {
+      if (q && f.name.toLowerCase().indexOf(q) < 0 && f.id.toLowerCase().indexOf(q) < 0) return;
+      matched++;
+      if (shown >= 200) return;
+      shown++;
+      var on = selected.indexOf(f.id) >= 0;
+      list.appendChild(el("li", null,
+        el("button", { type: "button", class: "pick", "data-field": f.id, "aria-pressed": on ? "true" : "false",
+          title: on ? "Remove " + f.name : "Add " + f.name,
+          onclick: function () { toggleField(f.id); } },
+          el("span", { class: "fname" }, (on ? "✓ " : "+ ") + f.name),
+          el("span", { class: "ftype" }, typeLabel(f)))));
+    });
+    var count = $("field-count");
+    if (!fields) count.textContent = "Loading fields from Jira…";
+    else if (matched === 0) count.textContent = "No field matches \u201c" + $("field-search").value.trim() + "\u201d.";
+    else count.textContent = matched + (matched === 1 ? " field" : " fields") + (shown < matched ? ", showing the first " + shown : "") + ". Select one to add or remove it.";
+  }
+
+  function renderSelected() {
+    var list = clear($("field-selected"));
+    selected.forEach(function (id, i) {
+      var f = fieldsByID[id];
+      var name = f ? f.name : id;
+      list.appendChild(el("li", { "data-field": id },
+        el("span", { class: "row" },
+          el("span", { class: "fname" }, name),
+          el("span", { class: "ftype" }, typeLabel(f)),
+          el("span", { class: "btn-group" },
+            el("button", { type: "button", class: "btn btn-small", "aria-label": "Move " + name + " up", disabled: i === 0,
+              onclick: function () { moveField(i, -1); } }, "↑"),
+            el("button", { type: "button", class: "btn btn-small", "aria-label": "Move " + name + " down", disabled: i === selected.length - 1,
+              onclick: function () { moveField(i, 1); } }, "↓"),
+            el("button", { type: "button", class: "btn btn-small", "aria-label": "Remove " + name,
+              onclick: function () { toggleField(id); } }, "Remove")))));
+    });
+    $("field-none").hidden = selected.length > 0;
+  }
+
+  function toggleField(id) {
+    var i = selected.indexOf(id);
+    if (i >= 0) selected.splice(i, 1); else selected.push(id);
+    renderSelected();
+    renderOptions();
+    var again = $("field-options").querySelector('[data-field="' + CSS.escape(id) + '"]');
+    if (again) again.focus();
+  }
+
+  function moveField(i, by) {
+    var j = i + by;
+    if (j < 0 || j >= selected.length) return;
+    var t = selected[i]; selected[i] = selected[j]; selected[j] = t;
+    renderSelected();
+    var btns = $("field-selected").children[j].querySelectorAll("button");
+    (by < 0 ? btns[0] : btns[1]).focus();
+  }
+
+  async function openForm(src) {
+    var form = $("source-form");
+    editing = src || null;
+    clearErrors(form);
+    $("source-form-h").textContent = src ? "Edit \u201c" + src.name + "\u201d" : "Create data source";
+    $("src-name").value = src ? src.name : "";
+    $("src-jql").value = src ? src.jql : "";
+    var tables = src ? src.tables : ["Issues"];
+    $("tbl-issues").checked = tables.indexOf("Issues") >= 0;
+    $("tbl-changelog").checked = tables.indexOf("Changelog") >= 0;
+    selected = src ? src.fields.slice() : [];
+    $("field-search").value = "";
+    form.hidden = false;
+    $("new-source").hidden = true;
+    renderSelected();
+    renderOptions();
+    $("src-name").focus();
+    try {
+      await loadFields();
+      renderSelected();
+      renderOptions();
+    } catch (err) {
+      showError(form, err);
+    }
+  }
+
+  function closeForm() {
+    $("source-form").hidden = true;
+    $("new-source").hidden = !(me && me.canCreate);
+    editing = null;
+  }
+
+  async function saveSource(ev) {
+    ev.preventDefault();
+    var form = $("source-form");
+    clearErrors(form);
+    var tables = [];
+    if ($("tbl-issues").checked) tables.push("Issues");
+    if ($("tbl-changelog").checked) tables.push("Changelog");
+    var body = { name: $("src-name").value, jql: $("src-jql").value, fields: selected.slice(), tables: tables };
+    var inputs = { name: $("src-name"), jql: $("src-jql"), fields: $("field-search"), tables: $("tbl-issues") };
+    if (!body.name.trim()) return showError(form, new ApiError(400, { field: "name", detail: "Name the data source." }), inputs);
+    if (!body.jql.trim()) return showError(form, new ApiError(400, { field: "jql", detail: "Enter a JQL query, for example: project = ABC ORDER BY created DESC" }), inputs);
+    if (tables.length === 0) return showError(form, new ApiError(400, { field: "tables", detail: "Choose at least one table." }), inputs);
+    if (body.fields.length === 0) return showError(form, new ApiError(400, { field: "fields", detail: "Pick at least one field." }), inputs);
+    var btn = $("source-save");
+    busy(btn, true);
+    try {
+      var saved = editing
+        ? await api("PUT", "/app-api/sources/" + encodeURIComponent(editing.id), body)
+        : await api("POST", "/app-api/sources", body);
+      closeForm();
+      await loadSources(saved.id);
+    } catch (err) {
+      showError(form, err, inputs);
+    } finally {
+      busy(btn, false);
+    }
+  }
+
+  async function loadSources(focusID) {
+    var box = $("sources");
+    box.setAttribute("aria-busy", "true");
+    try {
+      sources = await api("GET", "/app-api/sources");
+      renderSources(focusID);
+    } catch (err) {
+      clear(box).appendChild(el("p", { class: "form-error" }, "Data sources could not be loaded: " + err.message));
+    } finally {
+      box.setAttribute("aria-busy", "false");
+    }
+  }
+
+  function renderSources(focusID) {
+    var box = clear($("sources"));
+    if (sources.length === 0) {
+      box.appendChild(el("p", { class: "empty" }, me && me.canCreate
+        ? "No data sources yet. Create one to get an OData feed and a CSV link for your BI tool."
+        : "No data sources yet. Ask someone allowed to create data sources to add one."));
+      return;
+    }
+    sources.forEach(function (s) { box.appendChild(sourceCard(s)); });
+    if (focusID) {
+      var h = box.querySelector('[data-id="' + CSS.escape(focusID) + '"] h3');
+      if (h) { h.setAttribute("tabindex", "-1"); h.focus(); }
+    }
+  }
+
+  function sourceCard(s) {
+    var history = el("div", { class: "history", id: "hist-" + s.id, hidden: true, "aria-live": "polite" });
+    var confirm = el("div", { class: "confirm", hidden: true, role: "group", "aria-label": "Confirm deletion" });
+    var actions = el("div", { class: "btn-group" });
+    var histBtn = el("button", { type: "button", class: "btn btn-link", "data-action": "history", "aria-expanded": "false", "aria-controls": "hist-" + s.id }, "History");
+    histBtn.addEventListener("click", function () { toggleHistory(s, history, histBtn); });
+    actions.appendChild(histBtn);
+    if (me && me.canCreate) {
+      actions.appendChild(el("button", { type: "button", class: "btn", "data-action": "edit", onclick: function () { openForm(s); } }, "Edit"));
+      actions.appendChild(el("button", { type: "button", class: "btn", "data-action": "delete", onclick: function () { askDelete(s, confirm); } }, "Delete"));
+    }
+    var fieldNames = s.fields.map(function (id) { return fieldsByID[id] ? fieldsByID[id].name : id; });
+    return el("article", { class: "card source", "data-id": s.id, "aria-labelledby": "src-h-" + s.id },
+      el("div", { class: "card-head" },
+        el("div", null,
+          el("h3", { id: "src-h-" + s.id }, s.name),
+          el("p", { class: "meta" }, "Updated " + fmtTime(s.updated) + " · " + s.tables.join(" and ") + " · " +
+            s.fields.length + (s.fields.length === 1 ? " field" : " fields"))),
+        actions),
+      el("code", { class: "jql", title: "JQL" }, s.jql),
+      el("p", { class: "meta fields" }, "Fields: " + fieldNames.join(", ")),
+      el("div", { class: "urls" },
+        el("label", { for: "feed-" + s.id }, "OData feed"), copyRow("feed-" + s.id, "OData feed URL of " + s.name, s.feedUrl, "feed-url"),
+        el("label", { for: "csv-" + s.id }, "CSV"), copyRow("csv-" + s.id, "CSV URL of " + s.name, s.csvUrl, "csv-url")),
+      el("p", { class: "help" }, "Power BI / Excel: Get Data → OData feed, Basic authentication, any user name, your token as password."),
+      confirm, history);
+  }
+
+  async function toggleHistory(s, box, btn) {
+    if (!box.hidden) {
+      box.hidden = true;
+      btn.setAttribute("aria-expanded", "false");
+      return;
+    }
+    box.hidden = false;
+    btn.setAttribute("aria-expanded", "true");
+    clear(box).appendChild(el("p", { class: "loading" }, "Loading history…"));
+    try {
+      var full = await api("GET", "/app-api/sources/" + encodeURIComponent(s.id));
+      clear(box).appendChild(el("h3", null, "History"));
+      var list = el("ol");
+      (full.history || []).forEach(function (h) {
+        list.appendChild(el("li", null, actionLabel(h.action) + " by " + h.by + ", " + fmtTime(h.at)));
+      });
+      if (!list.firstChild) box.appendChild(el("p", { class: "empty" }, "No changes recorded."));
+      else box.appendChild(list);
+    } catch (err) {
+      clear(box).appendChild(el("p", { class: "field-error" }, "History could not be loaded: " + err.message));
+    }
+  }
+
+  function actionLabel(a) {
+    return { created: "Created", edited: "Edited", deleted: "Deleted" }[a] || a;
+  }
+
+  function askDelete(s, box) {
+    clear(box);
+    box.hidden = false;
+    var yes = el("button", { type: "button", class: "btn btn-danger" }, "Delete");
+    var no = el("button", { type: "button", class: "btn", onclick: function () { box.hidden = true; } }, "Cancel");
+    var msg = el("p", null, "Delete \u201c" + s.name + "\u201d? BI tools using its feed stop getting data at once.");
+    yes.addEventListener("click", async function () {
+      busy(yes, true);
+      try {
+        await api("DELETE", "/app-api/sources/" + encodeURIComponent(s.id));
+        await loadSources();
+      } catch (err) {
+        busy(yes, false);
+        msg.textContent = "Not deleted: " + err.message;
+      }
+    });
+    box.appendChild(msg);
+    box.appendChild(yes);
+    box.appendChild(no);
+    no.focus();
+  }
+
+  // ---- tokens --------------------------------------------------------------
+
+  async function loadTokens() {
+    var box = $("tokens");
+    box.setAttribute("aria-busy", "true");
+    try {
+      renderTokens(await api("GET", "/app-api/tokens"));
+    } catch (err) {
+      clear(box).appendChild(el("p", { class: "form-error" }, "Tokens could not be loaded: " + err.message));
+    } finally {
+      box.setAttribute("aria-busy", "false");
+    }
+  }
+
+  function tokenStatus(t) {
+    if (t.revoked) return el("span", { class: "pill pill-bad" }, "Revoked " + fmtDate(t.revoked));
+    if (new Date(t.expires) <= new Date()) return el("span", { class: "pill" }, "Expired");
+    return el("span", { class: "pill pill-ok" }, "Active");
+  }
+
+  function renderTokens(list) {
+    var box = clear($("tokens"));
+    if (list.length === 0) {
+      box.appendChild(el("p", { class: "empty" }, "You have no tokens yet. Create one above, then paste it as the password in your BI tool."));
+      return;
+    }
+    var body = el("tbody");
+    list.forEach(function (t) {
+      var cell = el("td");
+      var live = !t.revoked && new Date(t.expires) > new Date();
+      if (live) {
+        var revoke = el("button", { type: "button", class: "btn btn-small", "aria-label": "Revoke " + t.label }, "Revoke");
+        revoke.addEventListener("click", function () { askRevoke(t, cell); });
+        cell.appendChild(revoke);
+      }
+      body.appendChild(el("tr", { class: t.revoked ? "revoked" : null, "data-token": t.id },
+        el("td", null, t.label), el("td", null, el("code", null, t.hint)), el("td", null, fmtDate(t.created)),
+        el("td", null, fmtDay(t.lastUsedDay)), el("td", null, fmtDate(t.expires)), el("td", null, tokenStatus(t)), cell));
+    });
+    box.appendChild(el("table", { class: "list" },
+      el("caption", { class: "sr-only" }, "Your access tokens"),
+      el("thead", null, el("tr", null,
+        el("th", { scope: "col" }, "Label"), el("th", { scope: "col" }, "Token"), el("th", { scope: "col" }, "Created"),
+        el("th", { scope: "col" }, "Last used"), el("th", { scope: "col" }, "Expires"), el("th", { scope: "col" }, "Status"),
+        el("th", { scope: "col" }, el("span", { class: "sr-only" }, "Actions")))),
+      body));
+  }
+
+  function askRevoke(t, cell) {
+    clear(cell);
+    var yes = el("button", { type: "button", class: "btn btn-small btn-danger" }, "Revoke now");
+    var no = el("button", { type: "button", class: "btn btn-small", onclick: function () { loadTokens(); } }, "Cancel");
+    yes.addEventListener("click", async function () {
+      busy(yes, true);
+      try {
+        await api("DELETE", "/app-api/tokens/" + encodeURIComponent(t.id));
+      } catch (err) {
+        pageError("The token was not revoked: " + err.message);
+      }
+      loadTokens();
+    });
+    cell.appendChild(el("span", { class: "btn-group" }, yes, no));
+    yes.focus();
+  }
+
+  async function createToken(ev) {
+    ev.preventDefault();
+    var form = $("token-form");
+    clearErrors(form);
+    var inputs = { label: $("token-label"), days: $("token-days") };
+    var label = $("token-label").value.trim();
+    var days = parseInt($("token-days").value, 10);
+    if (!label) return showError(form, new ApiError(400, { field: "label", detail: "Give the token a name, such as \u201cPower BI laptop\u201d." }), inputs);
+    var max = me ? me.tokenMaxDays : 365;
+    if (!(days >= 1 && days <= max)) return showError(form, new ApiError(400, { field: "days", detail: "Choose between 1 and " + max + " days." }), inputs);
+    var btn = $("token-create");
+    busy(btn, true);
+    try {
+      var t = await api("POST", "/app-api/tokens", { label: label, days: days });
+      $("token-value").value = t.token;
+      $("token-new").hidden = false;
+      $("token-label").value = "";
+      $("token-value").focus();
+      $("token-value").select();
+      await loadTokens();
+    } catch (err) {
+      showError(form, err, inputs);
+    } finally {
+      busy(btn, false);
+    }
+  }
+
+  async function initDataSources() {
+    $("source-form").addEventListener("submit", saveSource);
+    $("source-cancel").addEventListener("click", closeForm);
+    $("new-source").addEventListener("click", function () { openForm(null); });
+    $("field-search").addEventListener("input", renderOptions);
+    $("field-search").addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter") { // Enter adds the first match instead of submitting
+        ev.preventDefault();
+        var first = $("field-options").querySelector('button.pick[aria-pressed="false"]');
+        if (first) first.click();
+      }
+    });
+    $("token-form").addEventListener("submit", createToken);
+    $("token-done").addEventListener("click", function () {
+      $("token-value").value = "";
+      $("token-new").hidden = true;
+      $("token-label").focus();
+    });
+    try {
+      await loadMe();
+    } catch (err) {
+      pageError("Ferry could not load your account: " + err.message);
+      return;
+    }
+    $("new-source").hidden = !me.canCreate;
+    $("cannot-create").hidden = me.canCreate;
+    var days = $("token-days");
+    days.max = me.tokenMaxDays;
+    days.value = Math.min(90, me.tokenMaxDays);
+    $("days-help").textContent = "At most " + me.tokenMaxDays + " days, your site's policy.";
+    // Field names for the cards come with the list of fields; load both.
+    await Promise.all([loadSources(), loadTokens(), loadFields().catch(function () {})]);
+    if (fields && sources.length) renderSources();
+  }
+
+  // ---- admin page ----------------------------------------------------------
+
+  async function initAdmin() {
+    var form = $("settings-form");
+    var inputs = { creatorGroups: $("set-groups"), tokenMaxDays: $("set-days") };
+    loadMe().catch(function () {});
+    var st;
+    try {
+      st = await api("GET", "/app-api/settings");
+    } catch (err) {
+      $("settings-loading").hidden = true;
+      var note = $("not-admin");
+      note.textContent = err.status === 403
+        ? "Only Jira administrators can see and change Ferry's settings. Ask a Jira administrator if your groups should be allowed to create data sources."
+        : "Settings could not be loaded: " + err.message;
+      note.hidden = false;
+      return;
+    }
+    $("settings-loading").hidden = true;
+    $("set-groups").value = (st.creatorGroups || []).join("\n");
+    $("set-days").value = st.tokenMaxDays;
+    $("set-days").max = st.maxTokenMaxDays;
+    $("maxdays-help").textContent = "1 to " + st.maxTokenMaxDays + " days. Existing tokens are cut to the new limit.";
+    form.hidden = false;
+    form.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      clearErrors(form);
+      $("settings-status").textContent = "";
+      var groups = $("set-groups").value.split(/\n|,/).map(function (g) { return g.trim(); }).filter(Boolean);
+      var days = parseInt($("set-days").value, 10);
+      if (!(days >= 1 && days <= st.maxTokenMaxDays)) {
+        return showError(form, new ApiError(400, { field: "tokenMaxDays", detail: "Choose between 1 and " + st.maxTokenMaxDays + " days." }), inputs);
+      }
+      var btn = $("settings-save");
+      busy(btn, true);
+      try {
+        var saved = await api("PUT", "/app-api/settings", { creatorGroups: groups, tokenMaxDays: days });
+        $("set-groups").value = saved.creatorGroups.join("\n");
+        $("settings-status").textContent = "Saved.";
+      } catch (err) {
+        showError(form, err, inputs);
+      } finally {
+        busy(btn, false);
+      }
+    });
+  }
+
+  function start() {
+    var page = document.body.getAttribute("data-page");
+    if (page === "data-sources") initDataSources();
+    else if (page === "admin") initAdmin();
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
