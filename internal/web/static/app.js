@@ -496,6 +496,9 @@
   async function initDataSources() {
     $("source-form").addEventListener("submit", saveSource);
     $("source-cancel").addEventListener("click", closeForm);
+    $("source-form").addEventListener("keydown", function (ev) {
+      if (ev.key === "Escape") { closeForm(); $("new-source").focus(); }
+    });
     $("new-source").addEventListener("click", function () { openForm(null); });
     $("field-search").addEventListener("input", renderOptions);
     $("field-search").addEventListener("keydown", function (ev) {
