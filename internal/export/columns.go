@@ -8,6 +8,7 @@ import (
 	"unicode"
 
 	"ferry/internal/jira"
+	"ferry/internal/jsonscan"
 )
 
 // Edm types Ferry emits.
@@ -178,30 +179,43 @@ func displayString(v json.RawMessage) (string, bool) {
 		}
 		return s, true
 	case '{':
-		var o struct {
-			Type        string          `json:"type"`
-			DisplayName *string         `json:"displayName"`
-			Value       *string         `json:"value"`
-			Name        *string         `json:"name"`
-			Key         *string         `json:"key"`
-			Content     json.RawMessage `json:"content"`
-		}
-		if json.Unmarshal(v, &o) != nil {
+		var display, value, name, key, typ []byte
+		project := false
+		ok := jsonscan.Object(v, func(k, val []byte) {
+			switch string(k) {
+			case "displayName":
+				display = val
+			case "value":
+				value = val
+			case "name":
+				name = val
+			case "key":
+				key = val
+			case "type":
+				typ = val
+			case "projectTypeKey":
+				project = true
+			}
+		})
+		if !ok {
 			return "", false
 		}
-		switch {
-		case o.Type == "doc":
+		pick := func(raw []byte) (string, bool) {
+			if raw == nil {
+				return "", false
+			}
+			return jsonscan.String(raw)
+		}
+		if t, _ := pick(typ); t == "doc" {
 			return adfText(v), true
-		case o.DisplayName != nil:
-			return *o.DisplayName, true
-		case o.Value != nil:
-			return *o.Value, true
-		case o.Key != nil && o.Name != nil && o.Type == "" && strings.Contains(string(v), `"projectTypeKey"`):
-			return *o.Key, true // projects by key: that is how BI users join and filter them
-		case o.Name != nil:
-			return *o.Name, true
-		case o.Key != nil:
-			return *o.Key, true
+		}
+		if project && key != nil {
+			return pick(key) // projects by key: that is how BI users join and filter them
+		}
+		for _, raw := range [][]byte{display, value, name, key} {
+			if s, ok := pick(raw); ok {
+				return s, true
+			}
 		}
 		return "", false
 	default:

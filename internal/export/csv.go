@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"ferry/internal/jira"
 )
 
 // csvWriter streams rows as RFC 4180 CSV (CRLF line ends, quotes doubled),
@@ -36,13 +34,6 @@ func newCSVWriter(out io.Writer, cols []Column, bom bool) (*csvWriter, error) {
 		return nil, err
 	}
 	return &csvWriter{w: w, cols: cols, rec: make([]string, len(cols))}, nil
-}
-
-func (c *csvWriter) writeIssue(is *jira.Issue) error {
-	for i, col := range c.cols {
-		c.rec[i] = csvCell(col, col.Value(is))
-	}
-	return c.w.Write(c.rec)
 }
 
 func (c *csvWriter) writeValues(vals []any) error {

@@ -206,10 +206,10 @@ func (f *Feeds) serveSet(w http.ResponseWriter, r *http.Request, fr *feedRequest
 	selected := selectedColumns(q.Columns(set), cols)
 	var next Cursor
 	if set.Name == TableIssues {
-		next, err = fetch.Stream(ctx, jql, fieldIDs(selected), cur, limit, func(is jira.Issue) error {
-			row := make(odata.Row, len(selected))
-			for _, c := range selected {
-				row[c.Name] = c.Value(&is)
+		row := make(odata.Row, len(selected))
+		next, err = fetch.StreamRows(ctx, jql, fieldIDs(selected), selected, cur, limit, func(vals []any) error {
+			for i, c := range selected {
+				row[c.Name] = vals[i]
 			}
 			return rw.WriteRow(row)
 		})
@@ -418,7 +418,7 @@ func (f *Feeds) HandleCSV() http.Handler {
 			if err != nil {
 				return
 			}
-			_, err = fetch.Stream(ctx, jql, fieldIDs(svcCols), Cursor{}, -1, func(is jira.Issue) error { return cw.writeIssue(&is) })
+			_, err = fetch.StreamRows(ctx, jql, fieldIDs(svcCols), svcCols, Cursor{}, -1, cw.writeValues)
 			if err == nil {
 				err = cw.flush()
 			}

@@ -63,6 +63,27 @@ func (f *Fetcher) Stream(ctx context.Context, jql string, fields []string, from 
 	}, emit)
 }
 
+// StreamRows is Stream with each issue already converted to the values of
+// cols. Conversion happens on the hydrating workers, in parallel, so the
+// single writer only encodes; the issue's raw JSON is dropped right after.
+func (f *Fetcher) StreamRows(ctx context.Context, jql string, fields []string, cols []Column, from Cursor, limit int, emit func([]any) error) (Cursor, error) {
+	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([][]any, error) {
+		issues, err := f.Client.BulkFetch(ctx, ids, fields)
+		if err != nil {
+			return nil, err
+		}
+		rows := make([][]any, len(issues))
+		for i := range issues {
+			row := make([]any, len(cols))
+			for j, c := range cols {
+				row[j] = c.Value(&issues[i])
+			}
+			rows[i] = row
+		}
+		return rows, nil
+	}, emit)
+}
+
 // StreamChangelogs emits the change history of the issues jql matches, one
 // issue at a time in JQL order.
 func (f *Fetcher) StreamChangelogs(ctx context.Context, jql string, from Cursor, limit int, emit func(jira.IssueChangelog) error) (Cursor, error) {

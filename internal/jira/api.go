@@ -3,9 +3,12 @@ package jira
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"ferry/internal/jsonscan"
 )
 
 // MaxIDPage is the most ids Jira returns per search/jql page when only ids
@@ -58,30 +61,71 @@ type Issue struct {
 // are silently missing from the answer, as in Jira; the result keeps the
 // order of ids.
 func (c *Client) BulkFetch(ctx context.Context, ids []string, fields []string) ([]Issue, error) {
-	var out struct {
-		Issues []Issue `json:"issues"`
-	}
-	body := map[string]any{"issueIdsOrKeys": ids, "fields": fields, "fieldsByKeys": false}
-	if err := c.do(ctx, http.MethodPost, "/rest/api/3/issue/bulkfetch", nil, body, &out); err != nil {
+	var body []byte
+	req := map[string]any{"issueIdsOrKeys": ids, "fields": fields, "fieldsByKeys": false}
+	if err := c.do(ctx, http.MethodPost, "/rest/api/3/issue/bulkfetch", nil, req, &body); err != nil {
 		return nil, err
+	}
+	issues, ok := scanIssues(body)
+	if !ok {
+		// Not what the scanner expects: let encoding/json say what is wrong.
+		var out struct {
+			Issues []Issue `json:"issues"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil {
+			return nil, fmt.Errorf("jira: bulkfetch: malformed answer: %w", err)
+		}
+		issues = out.Issues
 	}
 	pos := make(map[string]int, len(ids))
 	for i, id := range ids {
 		pos[id] = i
 	}
-	ordered := make([]Issue, 0, len(out.Issues))
 	slots := make([]*Issue, len(ids))
-	for i := range out.Issues {
-		if p, ok := pos[out.Issues[i].ID]; ok {
-			slots[p] = &out.Issues[i]
+	for i := range issues {
+		if p, ok := pos[issues[i].ID]; ok {
+			slots[p] = &issues[i]
 		}
 	}
+	ordered := make([]Issue, 0, len(issues))
 	for _, s := range slots {
 		if s != nil {
 			ordered = append(ordered, *s)
 		}
 	}
 	return ordered, nil
+}
+
+// scanIssues reads a bulkfetch answer with jsonscan: the field values are
+// slices of the body, not copies, and nothing is validated twice. This is
+// the feeds' hot path.
+func scanIssues(body []byte) ([]Issue, bool) {
+	var list []byte
+	if !jsonscan.Object(body, func(k, v []byte) {
+		if string(k) == "issues" {
+			list = v
+		}
+	}) || list == nil {
+		return nil, false
+	}
+	var out []Issue
+	ok := jsonscan.Array(list, func(item []byte) bool {
+		var is Issue
+		good := jsonscan.Object(item, func(k, v []byte) {
+			switch string(k) {
+			case "id":
+				is.ID, _ = jsonscan.String(v)
+			case "key":
+				is.Key, _ = jsonscan.String(v)
+			case "fields":
+				is.Fields = map[string]json.RawMessage{}
+				jsonscan.Object(v, func(fk, fv []byte) { is.Fields[string(fk)] = fv })
+			}
+		})
+		out = append(out, is)
+		return good && is.ID != ""
+	})
+	return out, ok
 }
 
 // ChangeItem is one field change in an issue's history.

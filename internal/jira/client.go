@@ -56,6 +56,10 @@ func New(baseURL string, hc *http.Client, auth Authorizer) (*Client, error) {
 	return &Client{base: u, http: hc, auth: auth, Retry: DefaultRetry}, nil
 }
 
+// maxBody bounds one answer read whole: 100 issues with every field are a
+// few megabytes at most.
+const maxBody = 64 << 20
+
 // Error is a non-2xx answer from Jira with its errorMessages, which are safe
 // to show the user who made the request (they are about their own query).
 type Error struct {
@@ -137,6 +141,15 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		defer resp.Body.Close()
 		if out == nil {
 			io.Copy(io.Discard, resp.Body)
+			return nil
+		}
+		if raw, ok := out.(*[]byte); ok {
+			// The caller parses the body itself (bulkfetch's fast path).
+			b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+			if err != nil {
+				return fmt.Errorf("jira: %s %s: %w", method, path, err)
+			}
+			*raw = b
 			return nil
 		}
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {

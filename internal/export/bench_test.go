@@ -1,0 +1,351 @@
+package export_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"ferry/internal/export"
+	"ferry/internal/export/odata"
+	"ferry/internal/jira"
+	"ferry/internal/jirasim"
+)
+
+// The benchmarks of the connector's promise to be fast and polite. Run:
+//
+//	go test -run '^$' -bench . -benchtime 1x ./internal/export/
+//
+// Results, machine and command are recorded in docs/benchmarks.md.
+
+// benchFields are the fields a typical BI data source selects.
+var benchFields = []string{"summary", "status", "priority", "issuetype", "project", "assignee", "reporter", "created", "updated",
+	"labels", "fixVersions", "resolutiondate", "customfield_10010", "customfield_10011", "customfield_10012"}
+
+const benchJQL = `created >= "2000-01-01" ORDER BY created DESC`
+
+func benchSim(b *testing.B, o jirasim.Options) (*jira.Client, *jirasim.Sim) {
+	sim := jirasim.New(o)
+	srv := httptest.NewServer(sim)
+	b.Cleanup(srv.Close)
+	sim.SetBaseURL(srv.URL)
+	u := sim.Users()[0]
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	c, err := jira.New(srv.URL, &http.Client{Transport: tr}, basicAuth{u.Email, u.APIToken})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c, sim
+}
+
+// encodeRows streams issues as Ferry's feeds do: each row converted and
+// written as OData JSON, nothing kept.
+func ferryExport(ctx context.Context, c *jira.Client, workers int, out io.Writer) (int, error) {
+	fields, err := c.Fields(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cols := export.IssueColumns(fields, benchFields)
+	var props []odata.Property
+	for _, col := range cols {
+		props = append(props, odata.Property{Name: col.Name, Type: odata.EdmType(col.Edm), Collection: col.Collection, Nullable: col.Name != "Key"})
+	}
+	bw := bufio.NewWriterSize(out, 32<<10)
+	rw := odata.NewRowWriter(bw, "http://ferry/odata/x/$metadata#Issues", props)
+	f := &export.Fetcher{Client: c, Workers: workers}
+	row := make(odata.Row, len(cols))
+	_, err = f.StreamRows(ctx, benchJQL, append([]string{"key"}, benchFields...), cols, export.Cursor{}, -1, func(vals []any) error {
+		for i, col := range cols {
+			row[col.Name] = vals[i]
+		}
+		return rw.WriteRow(row)
+	})
+	if err != nil {
+		return 0, err
+	}
+	rw.Close("")
+	return rw.Rows(), bw.Flush()
+}
+
+// baselineExport is the usual connector approach: page through search/jql
+// sequentially with nextPageToken, 100 issues per page with full fields.
+func baselineExport(ctx context.Context, c *jira.Client, base string, auth jira.Authorizer, out io.Writer) (int, error) {
+	rows, token := 0, ""
+	hc := &http.Client{}
+	for {
+		body := map[string]any{"jql": benchJQL, "fields": benchFields, "maxResults": 100}
+		if token != "" {
+			body["nextPageToken"] = token
+		}
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequestWithContext(ctx, "POST", base+"/rest/api/3/search/jql", strings.NewReader(string(b)))
+		req.Header.Set("Content-Type", "application/json")
+		auth.Authorize(ctx, req)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return rows, err
+		}
+		var page struct {
+			Issues        []json.RawMessage `json:"issues"`
+			NextPageToken string            `json:"nextPageToken"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 {
+			return rows, fmt.Errorf("baseline page: %d %v", resp.StatusCode, err)
+		}
+		for _, is := range page.Issues {
+			out.Write(is)
+			rows++
+		}
+		if page.NextPageToken == "" {
+			return rows, nil
+		}
+		token = page.NextPageToken
+	}
+}
+
+// BenchmarkExport100kAt150ms compares Ferry's pipeline with the sequential
+// baseline against a Jira that answers in 150 ms ± 30 ms and allows 100
+// requests/s per endpoint.
+func BenchmarkExport100kAt150ms(b *testing.B) {
+	n := envInt("FERRY_BENCH_ISSUES", 100_000)
+	opts := jirasim.Options{Issues: n, Projects: 4, Users: 5, Seed: 1, Latency: 150 * time.Millisecond, Jitter: 30 * time.Millisecond, Rate: 100}
+	for _, mode := range []string{"ferry-workers-4", "ferry-workers-8", "baseline-sequential"} {
+		b.Run(mode, func(b *testing.B) {
+			c, sim := benchSim(b, opts)
+			u := sim.Users()[0]
+			for i := 0; i < b.N; i++ {
+				sim.ResetStats()
+				start := time.Now()
+				var rows int
+				var err error
+				switch mode {
+				case "ferry-workers-4":
+					rows, err = ferryExport(context.Background(), c, 4, io.Discard)
+				case "ferry-workers-8":
+					rows, err = ferryExport(context.Background(), c, 8, io.Discard)
+				default:
+					rows, err = baselineExport(context.Background(), c, sim.BaseURL(), basicAuth{u.Email, u.APIToken}, io.Discard)
+				}
+				if err != nil || rows != n {
+					b.Fatalf("%s: rows=%d err=%v", mode, rows, err)
+				}
+				st := sim.Stats()
+				b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "issues/s")
+				b.ReportMetric(float64(st.RateLimited), "429s")
+				b.ReportMetric(float64(st.MaxConcurrent), "max-in-flight")
+			}
+		})
+	}
+}
+
+// countingWriter counts bytes.
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// BenchmarkThroughputZeroLatency measures Ferry's rows/s and MB/s with no
+// network latency, against the raw transfer of the same upstream bytes (the
+// same id pages and bulkfetch calls, bodies discarded undecoded).
+func BenchmarkThroughputZeroLatency(b *testing.B) {
+	n := envInt("FERRY_BENCH_ISSUES", 100_000)
+	opts := jirasim.Options{Issues: n, Projects: 4, Users: 5, Seed: 1}
+	b.Run("ferry-pipeline", func(b *testing.B) {
+		c, _ := benchSim(b, opts)
+		for i := 0; i < b.N; i++ {
+			var cw countingWriter
+			start := time.Now()
+			rows, err := ferryExport(context.Background(), c, 4, &cw)
+			if err != nil || rows != n {
+				b.Fatalf("rows=%d err=%v", rows, err)
+			}
+			s := time.Since(start).Seconds()
+			b.ReportMetric(float64(rows)/s, "rows/s")
+			b.ReportMetric(float64(cw.n)/s/1e6, "out-MB/s")
+		}
+	})
+	b.Run("raw-upstream-bytes", func(b *testing.B) {
+		_, sim := benchSim(b, opts)
+		u := sim.Users()[0]
+		auth := basicAuth{u.Email, u.APIToken}
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
+			in, rows := rawTransfer(b, sim.BaseURL(), auth, 4)
+			s := time.Since(start).Seconds()
+			if rows != n {
+				b.Fatalf("rows=%d", rows)
+			}
+			b.ReportMetric(float64(rows)/s, "rows/s")
+			b.ReportMetric(float64(in)/s/1e6, "in-MB/s")
+		}
+	})
+}
+
+// rawTransfer fetches the same id pages and bulkfetch batches Ferry would,
+// with the same parallelism, and throws the bodies away undecoded.
+func rawTransfer(b *testing.B, base string, auth jira.Authorizer, workers int) (int64, int) {
+	ctx := context.Background()
+	c, _ := jira.New(base, &http.Client{}, auth)
+	var ids []string
+	token := ""
+	for {
+		p, err := c.SearchIDs(ctx, benchJQL, token, jira.MaxIDPage)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, p.IDs...)
+		if p.IsLast {
+			break
+		}
+		token = p.NextPageToken
+	}
+	work := make(chan []string)
+	var mu sync.Mutex
+	var total int64
+	var wg sync.WaitGroup
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	fields := append([]string{"key"}, benchFields...)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range work {
+				body, _ := json.Marshal(map[string]any{"issueIdsOrKeys": batch, "fields": fields})
+				req, _ := http.NewRequestWithContext(ctx, "POST", base+"/rest/api/3/issue/bulkfetch", strings.NewReader(string(body)))
+				req.Header.Set("Content-Type", "application/json")
+				auth.Authorize(ctx, req)
+				resp, err := hc.Do(req)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				n, _ := io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < len(ids); i += 100 {
+		work <- ids[i:min(i+100, len(ids))]
+	}
+	close(work)
+	wg.Wait()
+	return total, len(ids)
+}
+
+// BenchmarkPeakRSS runs the pipeline in a child process against a simulator
+// in another child process, for 10k, 100k and 1M issues, and reports the
+// pipeline process's peak resident set: it must stay flat.
+func BenchmarkPeakRSS(b *testing.B) {
+	sizes := []int{10_000, 100_000, 1_000_000}
+	if s := os.Getenv("FERRY_BENCH_RSS_SIZES"); s != "" {
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, _ := strconv.Atoi(f)
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				simURL, user, stop := startSimChild(b, n)
+				cmd := exec.Command(os.Args[0], "-test.run=^TestPipelineChild$")
+				cmd.Env = append(os.Environ(), "FERRY_BENCH_ROLE=pipeline", "FERRY_BENCH_SIM="+simURL,
+					"FERRY_BENCH_USER="+user.Email, "FERRY_BENCH_TOKEN="+user.APIToken, "FERRY_BENCH_ISSUES="+strconv.Itoa(n))
+				out, err := cmd.CombinedOutput()
+				stop()
+				if err != nil {
+					b.Fatalf("pipeline child: %v\n%s", err, out)
+				}
+				ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+				b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MiB")
+				b.ReportMetric(float64(n), "issues")
+			}
+		})
+	}
+}
+
+type simUser struct{ Email, APIToken string }
+
+func startSimChild(b *testing.B, n int) (string, simUser, func()) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSimChild$")
+	cmd.Env = append(os.Environ(), "FERRY_BENCH_ROLE=sim", "FERRY_BENCH_ISSUES="+strconv.Itoa(n))
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("sim child: %v", err)
+	}
+	var hello struct {
+		BaseURL string `json:"base_url"`
+		Users   []struct {
+			Email    string `json:"email"`
+			APIToken string `json:"api_token"`
+		} `json:"users"`
+	}
+	if err := json.Unmarshal([]byte(line), &hello); err != nil {
+		b.Fatalf("sim child said %q", line)
+	}
+	return hello.BaseURL, simUser{hello.Users[0].Email, hello.Users[0].APIToken}, func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	}
+}
+
+// TestSimChild is the simulator process of BenchmarkPeakRSS.
+func TestSimChild(t *testing.T) {
+	if os.Getenv("FERRY_BENCH_ROLE") != "sim" {
+		t.Skip("runs only as a child of BenchmarkPeakRSS")
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	jirasim.RunCLI(ctx, []string{"--json", "--issues", os.Getenv("FERRY_BENCH_ISSUES"), "--projects", "4", "--users", "3"}, os.Stdout, io.Discard)
+}
+
+// TestPipelineChild is the pipeline process of BenchmarkPeakRSS.
+func TestPipelineChild(t *testing.T) {
+	if os.Getenv("FERRY_BENCH_ROLE") != "pipeline" {
+		t.Skip("runs only as a child of BenchmarkPeakRSS")
+	}
+	c, err := jira.New(os.Getenv("FERRY_BENCH_SIM"), &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
+		basicAuth{os.Getenv("FERRY_BENCH_USER"), os.Getenv("FERRY_BENCH_TOKEN")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := ferryExport(context.Background(), c, 4, io.Discard)
+	if err != nil || strconv.Itoa(rows) != os.Getenv("FERRY_BENCH_ISSUES") {
+		t.Fatalf("rows=%d err=%v", rows, err)
+	}
+}
+
+func envInt(k string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(k)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signalNotify(ch)
+	go func() { <-ch; cancel() }()
+	return ctx, cancel
+}
