@@ -1,0 +1,314 @@
+package reqlog
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"ferry/internal/keys"
+	"ferry/internal/store"
+)
+
+var (
+	// ErrNotFound: no entry with that id (never logged, or deleted by retention).
+	ErrNotFound = errors.New("reqlog: no such entry")
+	// ErrExpired: the entry's day is outside the retention window; its rows
+	// are deleted and its day key destroyed.
+	ErrExpired = errors.New("reqlog: entry is past the retention window: deleted and its day key destroyed")
+	// ErrReason: decrypting a request needs a reason of at least MinReasonLen characters.
+	ErrReason = fmt.Errorf("reqlog: a reason of at least %d characters is required to decrypt a request", MinReasonLen)
+	// ErrOperator: decrypting a request needs the operator's name.
+	ErrOperator = errors.New("reqlog: the operator's name is required to decrypt a request")
+)
+
+// MinReasonLen is the shortest reason accepted for decrypting a request.
+const MinReasonLen = 10
+
+// MaxDays is the longest retention the statement allows.
+const MaxDays = 60
+
+// Entry is one logged request: metadata in the clear, request sealed.
+type Entry struct {
+	ID            string
+	At            time.Time
+	Route         string // route pattern, e.g. "GET /odata/{source}/Issues", never the raw path
+	Method        string
+	Status        int
+	Duration      time.Duration
+	BytesOut      int64
+	ErrorCode     string
+	ErrorMessage  string // scrubbed
+	TenantID      string
+	UserPseudonym string // keys.Ring.Pseudonym, never a raw accountId
+}
+
+// Day is the UTC day that names the entry's log key.
+func (e Entry) Day() string { return keys.Day(e.At) }
+
+// Request is what is sealed under the day key: the request as received,
+// minus secrets. There is deliberately no field for the response.
+type Request struct {
+	Method        string            `json:"method"`
+	Path          string            `json:"path"`
+	Query         string            `json:"query,omitempty"`
+	Headers       map[string]string `json:"headers,omitempty"`
+	Body          string            `json:"body,omitempty"`
+	BodyBytes     int64             `json:"body_bytes"`     // bytes the handler read
+	BodyTruncated bool              `json:"body_truncated"` // Body holds only the first BodyCap bytes
+}
+
+// record is an entry on its way to the database.
+type record struct {
+	Entry
+	req Request
+
+	// Raw copies taken on the request path, scrubbed by the writer.
+	headers map[string]string
+	body    []byte
+	// flushed marks a Flush request rather than an entry.
+	flushed chan struct{}
+}
+
+// Store reads and writes the request log. Reads of sealed requests go
+// through DecryptRequest, which audits first.
+type Store struct {
+	db   *store.DB
+	keys *keys.Ring
+
+	mu    sync.Mutex
+	parts map[string]bool // PostgreSQL partitions known to exist
+}
+
+// NewStore returns the request log over db, sealing with ring's day keys.
+func NewStore(db *store.DB, ring *keys.Ring) *Store {
+	return &Store{db: db, keys: ring, parts: map[string]bool{}}
+}
+
+// NewID returns an entry id for a request at t: the compact UTC day, then
+// 128 random bits. The day in the id lets a lookup prune to one partition and
+// lets an expired id be recognised as such after its row is gone.
+func NewID(t time.Time) string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return t.UTC().Format("20060102") + "-" + hex.EncodeToString(b)
+}
+
+// dayOfID returns the YYYY-MM-DD day encoded in an entry id.
+func dayOfID(id string) (string, bool) {
+	if len(id) < 9 || id[8] != '-' {
+		return "", false
+	}
+	t, err := time.Parse("20060102", id[:8])
+	if err != nil {
+		return "", false
+	}
+	return keys.Day(t), true
+}
+
+// requestAD binds a sealed request to its entry id and day, so a ciphertext
+// copied onto another row or day does not open.
+func requestAD(id, day string) []byte {
+	return []byte("ferry/reqlog/request\x00" + id + "\x00" + day)
+}
+
+// insert seals and writes entries in one transaction. Entries whose day key
+// is already destroyed are skipped and counted in expired.
+func (s *Store) insert(ctx context.Context, recs []record) (written, expired int, err error) {
+	type row struct {
+		e  Entry
+		ct []byte
+	}
+	rows := make([]row, 0, len(recs))
+	for _, r := range recs {
+		a, err := s.keys.DayKey(ctx, r.At)
+		if errors.Is(err, keys.ErrDayKeyDestroyed) {
+			expired++
+			continue
+		}
+		if err != nil {
+			return 0, expired, fmt.Errorf("day key: %w", err)
+		}
+		pt, err := json.Marshal(r.req)
+		if err != nil {
+			return 0, expired, err
+		}
+		ct, err := a.Encrypt(pt, requestAD(r.ID, r.Day()))
+		if err != nil {
+			return 0, expired, fmt.Errorf("seal request: %w", err)
+		}
+		rows = append(rows, row{r.Entry, ct})
+	}
+	if len(rows) == 0 {
+		return 0, expired, nil
+	}
+	if s.db.Dialect == store.Postgres {
+		for _, r := range rows {
+			if err := s.ensurePartition(ctx, r.e.At); err != nil {
+				return 0, expired, err
+			}
+		}
+	}
+	const cols = 13
+	var q strings.Builder
+	q.WriteString(`INSERT INTO request_log (id, day, at, route, method, status, duration_us, bytes_out, error_code, error_message, tenant_id, user_pseudonym, request) VALUES `)
+	args := make([]any, 0, len(rows)*cols)
+	for i, r := range rows {
+		if i > 0 {
+			q.WriteByte(',')
+		}
+		q.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				q.WriteByte(',')
+			}
+			fmt.Fprintf(&q, "$%d", i*cols+c+1)
+		}
+		q.WriteByte(')')
+		e := r.e
+		args = append(args, e.ID, e.Day(), e.At.UTC(), e.Route, e.Method, e.Status, e.Duration.Microseconds(),
+			e.BytesOut, e.ErrorCode, e.ErrorMessage, e.TenantID, e.UserPseudonym, r.ct)
+	}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, q.String(), args...)
+		return err
+	})
+	if err != nil {
+		return 0, expired, fmt.Errorf("insert request log: %w", err)
+	}
+	return len(rows), expired, nil
+}
+
+const entryCols = `id, at, route, method, status, duration_us, bytes_out, error_code, error_message, tenant_id, user_pseudonym`
+
+func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
+	var e Entry
+	var us int64
+	err := sc.Scan(&e.ID, &e.At, &e.Route, &e.Method, &e.Status, &us, &e.BytesOut, &e.ErrorCode, &e.ErrorMessage, &e.TenantID, &e.UserPseudonym)
+	e.Duration = time.Duration(us) * time.Microsecond
+	e.At = e.At.UTC()
+	return e, err
+}
+
+// List returns a tenant's entries since a time, newest first, metadata only.
+func (s *Store) List(ctx context.Context, tenantID string, since time.Time, limit int) ([]Entry, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT `+entryCols+` FROM request_log
+		WHERE tenant_id = $1 AND at >= $2 ORDER BY at DESC, id LIMIT $3`, tenantID, since.UTC(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list request log: %w", err)
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Get returns one entry's metadata. An id whose day is past the retention
+// window of days gives ErrExpired; an unknown id ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string, days int) (Entry, error) {
+	day, ok := dayOfID(id)
+	if !ok {
+		return Entry{}, fmt.Errorf("%w: %q is not an entry id", ErrNotFound, id)
+	}
+	e, err := scanEntry(s.db.SQL.QueryRowContext(ctx, `SELECT `+entryCols+` FROM request_log WHERE day = $1 AND id = $2`, day, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		if day < keys.Day(Cutoff(s.db.Now(), days)) {
+			return Entry{}, fmt.Errorf("%w (entry of %s)", ErrExpired, day)
+		}
+		return Entry{}, ErrNotFound
+	}
+	return e, err
+}
+
+// DecryptRequest opens a logged request for a named operator who gave a
+// reason. The audit row is committed before anything is decrypted, so every
+// decryption — successful or not — leaves a trace. A day whose key retention
+// destroyed fails with ErrExpired (wrapping keys.ErrDayKeyDestroyed).
+func (s *Store) DecryptRequest(ctx context.Context, id, operator, reason string, days int) (Entry, Request, error) {
+	reason, operator = strings.TrimSpace(reason), strings.TrimSpace(operator)
+	if len([]rune(reason)) < MinReasonLen {
+		return Entry{}, Request{}, ErrReason
+	}
+	if operator == "" {
+		return Entry{}, Request{}, ErrOperator
+	}
+	e, err := s.Get(ctx, id, days)
+	if err != nil {
+		return Entry{}, Request{}, err
+	}
+	var ct []byte
+	if err := s.db.SQL.QueryRowContext(ctx, `SELECT request FROM request_log WHERE day = $1 AND id = $2`, e.Day(), id).Scan(&ct); err != nil {
+		return e, Request{}, fmt.Errorf("read request: %w", err)
+	}
+	if err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO reqlog_access_audit (at, entry_id, tenant_id, operator, reason) VALUES ($1, $2, $3, $4, $5)`,
+			tx.Now(), id, e.TenantID, operator, reason)
+		return err
+	}); err != nil {
+		return e, Request{}, fmt.Errorf("audit: %w", err)
+	}
+	req, err := s.open(ctx, e, ct)
+	return e, req, err
+}
+
+// open decrypts a sealed request with the ring's current key for its day.
+func (s *Store) open(ctx context.Context, e Entry, ct []byte) (Request, error) {
+	a, err := s.keys.DayKey(ctx, e.At)
+	if errors.Is(err, keys.ErrDayKeyDestroyed) {
+		return Request{}, fmt.Errorf("%w (entry of %s): %w", ErrExpired, e.Day(), keys.ErrDayKeyDestroyed)
+	}
+	if err != nil {
+		return Request{}, err
+	}
+	pt, err := a.Decrypt(ct, requestAD(e.ID, e.Day()))
+	if err != nil {
+		return Request{}, keys.ErrDecrypt
+	}
+	var req Request
+	if err := json.Unmarshal(pt, &req); err != nil {
+		return Request{}, fmt.Errorf("decode request: %w", err)
+	}
+	return req, nil
+}
+
+// Audit is one recorded decryption.
+type Audit struct {
+	At       time.Time
+	EntryID  string
+	TenantID string
+	Operator string
+	Reason   string
+}
+
+// AuditTrail lists recorded decryptions, oldest first.
+func (s *Store) AuditTrail(ctx context.Context) ([]Audit, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT at, entry_id, tenant_id, operator, reason FROM reqlog_access_audit ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Audit
+	for rows.Next() {
+		var a Audit
+		if err := rows.Scan(&a.At, &a.EntryID, &a.TenantID, &a.Operator, &a.Reason); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}

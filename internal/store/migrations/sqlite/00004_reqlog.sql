@@ -1,0 +1,40 @@
+-- +goose Up
+-- Request log (statement: Logs Data). Metadata is in the clear and holds no
+-- personal data: the route pattern (never the raw path), the tenant id and a
+-- keyed per-tenant user pseudonym. The request itself (method, path, query
+-- and body with secrets removed, allowlisted headers) is AEAD ciphertext under
+-- the day's log key (log_day_keys), bound to id and day. The response is
+-- never stored: there is no column for it.
+-- Retention deletes rows older than FERRY_REQUEST_LOG_DAYS (≤ 60) in bounded
+-- batches and destroys their day keys.
+CREATE TABLE request_log (
+    id             TEXT PRIMARY KEY, -- YYYYMMDD-<32 hex>: the day is part of the id
+    day            TEXT NOT NULL,    -- YYYY-MM-DD (UTC), names the day key
+    at             TIMESTAMP NOT NULL,
+    route          TEXT NOT NULL,
+    method         TEXT NOT NULL,
+    status         INTEGER NOT NULL,
+    duration_us    INTEGER NOT NULL,
+    bytes_out      INTEGER NOT NULL,
+    error_code     TEXT NOT NULL DEFAULT '',
+    error_message  TEXT NOT NULL DEFAULT '',
+    tenant_id      TEXT NOT NULL DEFAULT '',
+    user_pseudonym TEXT NOT NULL DEFAULT '',
+    request        BLOB NOT NULL
+);
+CREATE INDEX request_log_day ON request_log (day);
+CREATE INDEX request_log_tenant_at ON request_log (tenant_id, at);
+
+-- Every decryption of a logged request, written before the plaintext is shown.
+CREATE TABLE reqlog_access_audit (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        TIMESTAMP NOT NULL,
+    entry_id  TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    operator  TEXT NOT NULL,
+    reason    TEXT NOT NULL
+);
+
+-- +goose Down
+DROP TABLE reqlog_access_audit;
+DROP TABLE request_log;
