@@ -15,6 +15,7 @@ import (
 	"ferry/internal/jobs"
 	"ferry/internal/keys"
 	"ferry/internal/logging"
+	"ferry/internal/reqlog"
 	"ferry/internal/server"
 	"ferry/internal/store"
 	"ferry/internal/tenant"
@@ -31,6 +32,9 @@ type app struct {
 
 	tenants *tenant.Store      // installations (Account Data)
 	connect *atlassian.Connect // Connect lifecycle, JWT auth, outbound signing
+
+	requests   *reqlog.Store // request log (Logs Data)
+	requestLog *reqlog.Log   // its middleware and writer, started by deps (serve only)
 }
 
 // openApp checks the key material before touching the data directory, so a
@@ -74,6 +78,7 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	}
 	a := &app{cfg: cfg, log: log, db: db, keys: keys.NewRing(db, kek), jobs: jobs.NewRegistry(), gate: gate}
 	a.tenants = tenant.NewStore(db, a.keys)
+	a.requests = reqlog.NewStore(db, a.keys)
 	gate.SetTenantSites(a.tenants) // Jira calls only to installed, not-deleted sites
 	a.connect, err = atlassian.New(atlassian.Options{Config: cfg, Tenants: a.tenants, Keys: a.keys, Log: log,
 		InstallKeysClient: gate.Client(egress.InstallKeys), JiraClient: gate.Client(egress.Jira), OAuthClient: gate.Client(egress.OAuth)})
@@ -85,14 +90,28 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	return a, nil
 }
 
-func (a *app) Close() error { return a.db.Close() }
+// Close flushes the request log (HTTP has already stopped) and closes the
+// database.
+func (a *app) Close() error {
+	if a.requestLog != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		a.requestLog.Close(ctx)
+		cancel()
+	}
+	return a.db.Close()
+}
 
 func (a *app) deps() server.Deps {
-	return server.Deps{Config: a.cfg, Log: a.log, DB: a.db, Keys: a.keys, Connect: a.connect}
+	if a.requestLog == nil {
+		a.requestLog = reqlog.New(a.requests, reqlog.Options{Logger: a.log})
+	}
+	return server.Deps{Config: a.cfg, Log: a.log, DB: a.db, Keys: a.keys, Connect: a.connect, RequestLog: a.requestLog}
 }
 
 // registerJobs is where every area's periodic work is listed.
-func (a *app) registerJobs() {}
+func (a *app) registerJobs() {
+	a.jobs.Register(reqlog.RetentionJob(a.requests, a.cfg.RequestLogDays, a.log))
+}
 
 // newGate builds the egress gate; its start-up checks (region pinning,
 // declared subprocessors) fail as configuration errors, before anything is

@@ -20,6 +20,8 @@ import (
 	"ferry/internal/atlassian"
 	"ferry/internal/config"
 	"ferry/internal/keys"
+	"ferry/internal/reqinfo"
+	"ferry/internal/reqlog"
 	"ferry/internal/store"
 	"ferry/internal/web"
 )
@@ -36,6 +38,8 @@ type Deps struct {
 
 	Connect *atlassian.Connect // descriptor, lifecycle, Connect JWT auth; nil: Connect routes absent
 	Pages   *web.Pages         // the app's pages inside Jira and their static files; nil: absent
+
+	RequestLog *reqlog.Log // request log for app, API, feed, lifecycle and ingest routes; nil: none
 }
 
 var (
@@ -60,7 +64,25 @@ func NewServer(d Deps) http.Handler {
 	h = limitBody(h)
 	h = securityHeaders(d.Config, h)
 	h = observe(mux, d.Log, h)
+	if d.RequestLog != nil {
+		// Outside observe, so a recovered panic is logged as the 500 it became.
+		h = d.RequestLog.Handler(func(r *http.Request) string { _, p := mux.Handler(r); return p }, h)
+	}
+	h = withInfo(h)
 	return h
+}
+
+// withInfo installs the request's reqinfo.Info once, outermost, so that
+// authentication and error writing deep inside can report tenant, user
+// pseudonym and error to the request log and metrics around them.
+func withInfo(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if reqinfo.From(r.Context()) == nil {
+			ctx, _ := reqinfo.With(r.Context())
+			r = r.WithContext(ctx)
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // observe records metrics by route pattern and recovers from panics, so one
