@@ -54,10 +54,11 @@ const BodyCap = 64 << 10
 
 // Options tunes a Log; zero values take the defaults.
 type Options struct {
-	QueueSize int      // entries waiting for the writer (default 4096)
-	BatchSize int      // entries per insert (default 256)
-	BodyCap   int      // request body bytes kept (default BodyCap)
-	Prefixes  []string // logged path prefixes (default DefaultPrefixes)
+	QueueSize int           // entries waiting for the writer (default 4096)
+	BatchSize int           // entries per insert (default 256)
+	Linger    time.Duration // how long the writer waits to fill a batch (default 20ms)
+	BodyCap   int           // request body bytes kept (default BodyCap)
+	Prefixes  []string      // logged path prefixes (default DefaultPrefixes)
 	Logger    *slog.Logger
 }
 
@@ -84,6 +85,9 @@ func New(s *Store, o Options) *Log {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 256
+	}
+	if o.Linger <= 0 {
+		o.Linger = 20 * time.Millisecond
 	}
 	if o.BodyCap <= 0 {
 		o.BodyCap = BodyCap
@@ -268,8 +272,9 @@ func (w *countingWriter) Flush() {
 	}
 }
 
-// run is the background writer: it batches whatever is queued into one
-// insert, so a burst of requests costs one transaction.
+// run is the background writer: it gathers entries for up to Linger (or a
+// full batch, or a Flush) into one transaction, so a steady stream of
+// requests costs a few commits a second rather than one each.
 func (l *Log) run() {
 	defer close(l.done)
 	batch := make([]*record, 0, l.opt.BatchSize)
@@ -291,15 +296,19 @@ func (l *Log) run() {
 				}
 			}
 		}
+		linger := time.NewTimer(l.opt.Linger)
 	fill:
-		for len(batch) < l.opt.BatchSize {
+		for len(batch) < l.opt.BatchSize && batch[len(batch)-1].flushed == nil {
 			select {
 			case r := <-l.queue:
 				batch = append(batch, r)
-			default:
+			case <-linger.C:
+				break fill
+			case <-l.stop:
 				break fill
 			}
 		}
+		linger.Stop()
 		batch = l.write(batch)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -155,29 +156,54 @@ func (s *Store) insert(ctx context.Context, recs []record) (written, expired int
 			}
 		}
 	}
+	const insert = `INSERT INTO request_log (id, day, at, route, method, status, duration_us, bytes_out, error_code, error_message, tenant_id, user_pseudonym, request) VALUES `
 	const cols = 13
-	var q strings.Builder
-	q.WriteString(`INSERT INTO request_log (id, day, at, route, method, status, duration_us, bytes_out, error_code, error_message, tenant_id, user_pseudonym, request) VALUES `)
-	args := make([]any, 0, len(rows)*cols)
-	for i, r := range rows {
-		if i > 0 {
-			q.WriteByte(',')
-		}
-		q.WriteByte('(')
-		for c := range cols {
-			if c > 0 {
-				q.WriteByte(',')
-			}
-			fmt.Fprintf(&q, "$%d", i*cols+c+1)
-		}
-		q.WriteByte(')')
+	args := func(r row) []any {
 		e := r.e
-		args = append(args, e.ID, e.Day(), e.At.UTC(), e.Route, e.Method, e.Status, e.Duration.Microseconds(),
-			e.BytesOut, e.ErrorCode, e.ErrorMessage, e.TenantID, e.UserPseudonym, r.ct)
+		return []any{e.ID, e.Day(), e.At.UTC(), e.Route, e.Method, e.Status, e.Duration.Microseconds(),
+			e.BytesOut, e.ErrorCode, e.ErrorMessage, e.TenantID, e.UserPseudonym, r.ct}
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.ExecContext(ctx, q.String(), args...)
-		return err
+		if s.db.Dialect == store.SQLite {
+			// One prepared single-row statement: SQLite binds named $N
+			// parameters in time quadratic in their number, so a multi-row
+			// VALUES list would cost more than it saves (no round trips here).
+			stmt, err := tx.PrepareContext(ctx, insert+`($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`)
+			if err != nil {
+				return err
+			}
+			defer stmt.Close()
+			for _, r := range rows {
+				if _, err := stmt.ExecContext(ctx, args(r)...); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		// PostgreSQL: multi-row inserts, one round trip per 100 entries.
+		for chunk := range slices.Chunk(rows, 100) {
+			var q strings.Builder
+			q.WriteString(insert)
+			all := make([]any, 0, len(chunk)*cols)
+			for i, r := range chunk {
+				if i > 0 {
+					q.WriteByte(',')
+				}
+				q.WriteByte('(')
+				for c := range cols {
+					if c > 0 {
+						q.WriteByte(',')
+					}
+					fmt.Fprintf(&q, "$%d", i*cols+c+1)
+				}
+				q.WriteByte(')')
+				all = append(all, args(r)...)
+			}
+			if _, err := tx.ExecContext(ctx, q.String(), all...); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, expired, fmt.Errorf("insert request log: %w", err)
