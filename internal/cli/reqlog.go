@@ -95,12 +95,8 @@ func runReqlog(ctx context.Context, e env, args []string) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTIME\tROUTE\tSTATUS\tDURATION\tBYTES\tERROR\tUSER")
 	for _, x := range entries {
-		errText := x.ErrorCode
-		if x.ErrorMessage != "" {
-			errText += ": " + x.ErrorMessage
-		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%s\t%s\n", x.ID, x.At.Format(time.RFC3339), x.Route, x.Status,
-			x.Duration.Round(time.Microsecond), x.BytesOut, errText, x.UserPseudonym)
+			x.Duration.Round(time.Microsecond), x.BytesOut, x.ErrorCode, x.UserPseudonym)
 	}
 	tw.Flush()
 	if len(entries) == 0 {

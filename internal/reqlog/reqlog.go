@@ -181,7 +181,7 @@ func (l *Log) Handler(route func(*http.Request) string, next http.Handler) http.
 			rec.Duration = time.Since(start)
 			rec.BytesOut = cw.bytes
 			rec.TenantID, rec.UserPseudonym = info.Identity()
-			rec.ErrorCode, rec.ErrorMessage = info.Error()
+			rec.ErrorCode, rec.req.Error = info.Error()
 			if body != nil {
 				rec.body, rec.req.BodyBytes, rec.req.BodyTruncated = body.buf, body.n, body.n > int64(len(body.buf))
 			}
@@ -353,7 +353,7 @@ func (l *Log) write(batch []*record) []*record {
 func (l *Log) prepare(r *record) record {
 	out := *r
 	out.ID = NewID(r.At)
-	out.ErrorMessage = logging.Scrub(r.ErrorMessage)
+	out.req.Error = logging.Scrub(r.req.Error)
 	out.req.Path = SanitizePath(r.req.Path)
 	out.req.Query = SanitizeQuery(r.req.Query)
 	out.req.Headers = make(map[string]string, len(r.headers))

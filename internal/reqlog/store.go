@@ -44,8 +44,7 @@ type Entry struct {
 	Status        int
 	Duration      time.Duration
 	BytesOut      int64
-	ErrorCode     string
-	ErrorMessage  string // scrubbed
+	ErrorCode     string // in the clear: a fixed code such as "invalid", never text
 	TenantID      string
 	UserPseudonym string // keys.Ring.Pseudonym, never a raw accountId
 }
@@ -63,6 +62,10 @@ type Request struct {
 	Body          string            `json:"body,omitempty"`
 	BodyBytes     int64             `json:"body_bytes"`     // bytes the handler read
 	BodyTruncated bool              `json:"body_truncated"` // Body holds only the first BodyCap bytes
+	// Error is the message the client was given. It is sealed with the
+	// request ("together with error information"), not kept in the clear:
+	// messages can echo what the user sent or what Jira said about it.
+	Error string `json:"error,omitempty"`
 }
 
 // record is an entry on its way to the database.
@@ -156,19 +159,19 @@ func (s *Store) insert(ctx context.Context, recs []record) (written, expired int
 			}
 		}
 	}
-	const insert = `INSERT INTO request_log (id, day, at, route, method, status, duration_us, bytes_out, error_code, error_message, tenant_id, user_pseudonym, request) VALUES `
-	const cols = 13
+	const insert = `INSERT INTO request_log (id, day, at, route, method, status, duration_us, bytes_out, error_code, tenant_id, user_pseudonym, request) VALUES `
+	const cols = 12
 	args := func(r row) []any {
 		e := r.e
 		return []any{e.ID, e.Day(), e.At.UTC(), e.Route, e.Method, e.Status, e.Duration.Microseconds(),
-			e.BytesOut, e.ErrorCode, e.ErrorMessage, e.TenantID, e.UserPseudonym, r.ct}
+			e.BytesOut, e.ErrorCode, e.TenantID, e.UserPseudonym, r.ct}
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if s.db.Dialect == store.SQLite {
 			// One prepared single-row statement: SQLite binds named $N
 			// parameters in time quadratic in their number, so a multi-row
 			// VALUES list would cost more than it saves (no round trips here).
-			stmt, err := tx.PrepareContext(ctx, insert+`($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)`)
+			stmt, err := tx.PrepareContext(ctx, insert+`($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`)
 			if err != nil {
 				return err
 			}
@@ -211,12 +214,12 @@ func (s *Store) insert(ctx context.Context, recs []record) (written, expired int
 	return len(rows), expired, nil
 }
 
-const entryCols = `id, at, route, method, status, duration_us, bytes_out, error_code, error_message, tenant_id, user_pseudonym`
+const entryCols = `id, at, route, method, status, duration_us, bytes_out, error_code, tenant_id, user_pseudonym`
 
 func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	var e Entry
 	var us int64
-	err := sc.Scan(&e.ID, &e.At, &e.Route, &e.Method, &e.Status, &us, &e.BytesOut, &e.ErrorCode, &e.ErrorMessage, &e.TenantID, &e.UserPseudonym)
+	err := sc.Scan(&e.ID, &e.At, &e.Route, &e.Method, &e.Status, &us, &e.BytesOut, &e.ErrorCode, &e.TenantID, &e.UserPseudonym)
 	e.Duration = time.Duration(us) * time.Microsecond
 	e.At = e.At.UTC()
 	return e, err

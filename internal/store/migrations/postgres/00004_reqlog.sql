@@ -18,7 +18,6 @@ CREATE TABLE request_log (
     duration_us    BIGINT NOT NULL,
     bytes_out      BIGINT NOT NULL,
     error_code     TEXT NOT NULL DEFAULT '',
-    error_message  TEXT NOT NULL DEFAULT '',
     tenant_id      TEXT NOT NULL DEFAULT '',
     user_pseudonym TEXT NOT NULL DEFAULT '',
     request        BYTEA NOT NULL,

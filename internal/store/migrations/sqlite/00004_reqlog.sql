@@ -17,7 +17,6 @@ CREATE TABLE request_log (
     duration_us    INTEGER NOT NULL,
     bytes_out      INTEGER NOT NULL,
     error_code     TEXT NOT NULL DEFAULT '',
-    error_message  TEXT NOT NULL DEFAULT '',
     tenant_id      TEXT NOT NULL DEFAULT '',
     user_pseudonym TEXT NOT NULL DEFAULT '',
     request        BLOB NOT NULL
