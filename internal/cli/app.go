@@ -12,6 +12,7 @@ import (
 	"ferry/internal/atlassian"
 	"ferry/internal/config"
 	"ferry/internal/egress"
+	"ferry/internal/export"
 	"ferry/internal/jobs"
 	"ferry/internal/keys"
 	"ferry/internal/logging"
@@ -19,6 +20,7 @@ import (
 	"ferry/internal/server"
 	"ferry/internal/store"
 	"ferry/internal/tenant"
+	"ferry/internal/web"
 )
 
 // app is an opened Ferry: configuration, logger, database, keys and jobs.
@@ -32,6 +34,9 @@ type app struct {
 
 	tenants *tenant.Store      // installations (Account Data)
 	connect *atlassian.Connect // Connect lifecycle, JWT auth, outbound signing
+	feeds   *export.Feeds      // OData and CSV feeds
+	appAPI  *export.App        // JSON API of the app's pages
+	pages   *web.Pages         // the app's pages inside Jira
 
 	requests   *reqlog.Store // request log (Logs Data)
 	requestLog *reqlog.Log   // its middleware and writer, started by deps (serve only)
@@ -86,6 +91,7 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 		db.Close()
 		return nil, err
 	}
+	a.wireConnector()
 	a.registerJobs()
 	return a, nil
 }
@@ -105,8 +111,26 @@ func (a *app) deps() server.Deps {
 	if a.requestLog == nil {
 		a.requestLog = reqlog.New(a.requests, reqlog.Options{Logger: a.log})
 	}
-	return server.Deps{Config: a.cfg, Log: a.log, DB: a.db, Keys: a.keys, Connect: a.connect, RequestLog: a.requestLog}
+	return server.Deps{Config: a.cfg, Log: a.log, DB: a.db, Keys: a.keys, Connect: a.connect, RequestLog: a.requestLog,
+		Feeds: a.feeds, App: a.appAPI, Pages: a.pages}
 }
+
+// wireConnector builds the feeds and the app's JSON API. Data sources live
+// in each tenant's Jira; tokens in Ferry's database as hashes.
+func (a *app) wireConnector() {
+	jiraHTTP := a.gate.Client(egress.Jira)
+	sources := &export.Sources{AddonKey: a.cfg.AddonKey}
+	tokens := &export.Tokens{DB: a.db, Keys: a.keys}
+	a.feeds = &export.Feeds{Log: a.log, Connect: a.connect, Tenants: a.tenants, Tokens: tokens, Sources: sources,
+		Keys: a.keys, JiraHTTP: jiraHTTP, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
+	a.appAPI = &export.App{Log: a.log, Connect: a.connect, Sources: sources, Tokens: tokens, Feeds: a.feeds,
+		JiraHTTP: jiraHTTP, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
+	a.pages = &web.Pages{Connect: a.connect, Config: a.cfg, Log: a.log}
+}
+
+// pagesBuilt reports whether the app's pages are served (the demo links
+// to them only then).
+func (a *app) pagesBuilt() bool { return a.pages != nil }
 
 // registerJobs is where every area's periodic work is listed.
 func (a *app) registerJobs() {

@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"sim": {"run the Jira Cloud simulator: sim --issues N --users U …; sim install --sim URL --app URL", func(ctx context.Context, e env, args []string) error {
 			return jirasim.RunCLI(ctx, args, e.stdout, e.stderr)
 		}},
+		"demo":   {"run the whole product locally: simulated Jira, Ferry, sample data and a working feed", runDemo},
 		"export": {"pull a feed to a file: export --url URL --token TOKEN --format csv|ndjson --out FILE", runExport},
 	}
 }

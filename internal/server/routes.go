@@ -21,6 +21,17 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		mux.Handle("POST /lifecycle/disabled", c.HandleDisabled())
 	}
 
+	// The connector: feeds for BI tools (access-token auth) and the JSON API
+	// behind the app's pages (Connect JWT auth).
+	if f := d.Feeds; f != nil {
+		mux.Handle("GET /odata/{source}", f.HandleOData())
+		mux.Handle("GET /odata/{source}/{rest...}", f.HandleOData())
+		mux.Handle("GET /export/{source}/{table}", f.HandleCSV())
+	}
+	if a := d.App; a != nil && d.Connect != nil {
+		a.Routes(mux, d.Connect.RequireAPI)
+	}
+
 	// The app's pages inside Jira (Connect page JWT auth) and their static
 	// files: GET /app/data-sources, GET /app/admin, GET /static/{file}.
 	if p := d.Pages; p != nil {

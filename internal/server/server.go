@@ -19,6 +19,7 @@ import (
 	"ferry/internal/apperr"
 	"ferry/internal/atlassian"
 	"ferry/internal/config"
+	"ferry/internal/export"
 	"ferry/internal/keys"
 	"ferry/internal/reqinfo"
 	"ferry/internal/reqlog"
@@ -37,6 +38,8 @@ type Deps struct {
 	Keys   *keys.Ring
 
 	Connect *atlassian.Connect // descriptor, lifecycle, Connect JWT auth; nil: Connect routes absent
+	Feeds   *export.Feeds      // OData and CSV feeds; nil: absent
+	App     *export.App        // JSON API of the app's pages; nil: absent
 	Pages   *web.Pages         // the app's pages inside Jira and their static files; nil: absent
 
 	RequestLog *reqlog.Log // request log for app, API, feed, lifecycle and ingest routes; nil: none

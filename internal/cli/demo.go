@@ -1,0 +1,241 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"ferry/internal/config"
+	"ferry/internal/export"
+	"ferry/internal/jira"
+	"ferry/internal/jirasim"
+)
+
+// DemoInfo is what `ferry demo` prints and writes to <data-dir>/demo.json.
+// Parts of Ferry that are not built yet have no key here.
+type DemoInfo struct {
+	AppURL        string `json:"app_url"`
+	SimURL        string `json:"sim_url"`
+	SimAdminEmail string `json:"sim_admin_email"`
+	SimAdminToken string `json:"sim_admin_token"`
+	ODataURL      string `json:"odata_url"`
+	CSVURL        string `json:"csv_url"`
+	Token         string `json:"token"`
+	AppPageURL    string `json:"app_page_url,omitempty"`
+
+	SourceID string `json:"source_id"`
+	TokenID  string `json:"token_id"`
+}
+
+// demoJQL restricts by date rather than by project, so that every sample
+// user can run the sample source and sees only the projects they may browse.
+const demoJQL = `created >= "2000-01-01" ORDER BY created DESC`
+
+var demoFields = []string{"summary", "status", "priority", "issuetype", "project", "assignee", "reporter",
+	"created", "updated", "labels", "fixVersions", "resolutiondate", "customfield_10010", "customfield_10011", "customfield_10012"}
+
+// runDemo is `ferry demo`: the simulator with sample data, Ferry installed
+// into it through the real signed lifecycle, a sample data source and a
+// token, all on free localhost ports, until Ctrl-C.
+func runDemo(ctx context.Context, e env, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	appAddr := fs.String("app-addr", "127.0.0.1:0", "Ferry's listen address")
+	simAddr := fs.String("sim-addr", "127.0.0.1:0", "the simulated Jira's listen address")
+	dataDir := fs.String("data-dir", "ferry-demo", "Ferry's data directory for the demo")
+	reset := fs.Bool("reset", false, "start fresh: delete the data directory first")
+	issues := fs.Int("issues", 5000, "sample issues in the simulated Jira")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	if *reset {
+		if err := os.RemoveAll(*dataDir); err != nil {
+			return fmt.Errorf("demo: reset: %w", err)
+		}
+	}
+	d, err := startDemo(ctx, e, demoOptions{AppAddr: *appAddr, SimAddr: *simAddr, DataDir: *dataDir, Issues: *issues})
+	if err != nil {
+		return err
+	}
+	printDemo(e.stdout, d.info, *dataDir)
+	return d.wait()
+}
+
+type demoOptions struct {
+	AppAddr, SimAddr, DataDir string
+	Issues                    int
+}
+
+type demo struct {
+	info   DemoInfo
+	wait   func() error
+	app    *app // for in-process tests
+	sim    *jirasim.Sim
+	tenant string
+}
+
+func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	fail := func(err error) (*demo, error) { cancel(); return nil, err }
+
+	sim := jirasim.New(jirasim.Options{Issues: o.Issues, Projects: 4, Users: 20, Seed: 1, AllowHTTPApp: true})
+	simURL, err := sim.Start(ctx, o.SimAddr)
+	if err != nil {
+		return fail(fmt.Errorf("demo: start simulated Jira on %s: %w", o.SimAddr, err))
+	}
+	ln, err := net.Listen("tcp", o.AppAddr)
+	if err != nil {
+		return fail(fmt.Errorf("demo: listen on %s: %w", o.AppAddr, err))
+	}
+	appURL := "http://" + ln.Addr().String()
+
+	// Ferry as configured for a local simulator: loopback allowed for
+	// outbound calls, Atlassian's services replaced by the simulator's.
+	env := map[string]string{
+		"FERRY_ADDR": ln.Addr().String(), "FERRY_DATA_DIR": o.DataDir, "FERRY_BASE_URL": appURL,
+		"FERRY_EGRESS_ALLOW_LOOPBACK": "true", "FERRY_CONNECT_ALLOWED_HOSTS": "127.0.0.1:*,localhost:*",
+		"FERRY_CONNECT_INSTALL_KEYS_URL": simURL + "/connect-install-keys", "FERRY_CONNECT_OAUTH_URL": simURL,
+		"FERRY_LOG_LEVEL": "warn",
+	}
+	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT"} {
+		if v := e.getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	cfg, _, err := config.Load("demo", nil, func(k string) string { return env[k] }, nil)
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	a, err := openApp(ctx, e, cfg)
+	if err != nil {
+		ln.Close()
+		return fail(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, a, ln) }()
+	stop := func(err error) (*demo, error) {
+		cancel()
+		<-served
+		a.Close()
+		return nil, err
+	}
+
+	// Install through the real signed lifecycle, as Jira does.
+	inst, err := sim.Install(ctx, appURL, jirasim.InstallValid)
+	if err != nil {
+		return stop(fmt.Errorf("demo: install the app into the simulated Jira: %w", err))
+	}
+	tn, err := a.tenants.ByClientKey(ctx, inst.ClientKey)
+	if err != nil {
+		return stop(fmt.Errorf("demo: installation not recorded: %w", err))
+	}
+	users := sim.Users()
+	admin := users[0]
+
+	prev := readDemoInfo(o.DataDir)
+	app, err := jira.New(tn.BaseURL, a.gate.Client("jira"), a.connect.AppAuth(tn))
+	if err != nil {
+		return stop(err)
+	}
+	sources := a.appAPI.Sources
+	var src export.DataSource
+	if prev.SourceID != "" {
+		// The simulated Jira starts empty each run; put the sample source back
+		// under the same id so feed URLs in BI tools keep working.
+		now := time.Now().UTC()
+		src = export.DataSource{ID: prev.SourceID, Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
+			Tables: []string{export.TableChangelog, export.TableIssues}, History: []export.Change{{Action: "created", By: admin.AccountID, At: now}}, Updated: now}
+		err = sources.Restore(ctx, app, tn.TenantID, src)
+	} else {
+		src, err = sources.Create(ctx, app, tn.TenantID, export.Input{Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
+			Tables: []string{export.TableChangelog, export.TableIssues}}, admin.AccountID, time.Now().UTC())
+	}
+	if err != nil {
+		return stop(fmt.Errorf("demo: create the sample data source: %w", err))
+	}
+
+	info := DemoInfo{AppURL: appURL, SimURL: simURL, SimAdminEmail: admin.Email, SimAdminToken: admin.APIToken,
+		ODataURL: appURL + "/odata/" + src.ID + "/", CSVURL: appURL + "/export/" + src.ID + "/issues.csv", SourceID: src.ID}
+	tokens := a.appAPI.Tokens
+	if prev.Token != "" {
+		if _, err := tokens.Authenticate(ctx, prev.Token, func(string) int { return cfg.TokenMaxDays }); err == nil {
+			info.Token, info.TokenID = prev.Token, prev.TokenID
+		}
+	}
+	if info.Token == "" {
+		plain, tok, err := tokens.Create(ctx, tn.TenantID, admin.AccountID, "Ferry demo", 30, cfg.TokenMaxDays)
+		if err != nil {
+			return stop(fmt.Errorf("demo: create the sample token: %w", err))
+		}
+		info.Token, info.TokenID = plain, tok.ID
+	}
+	if a.pagesBuilt() {
+		info.AppPageURL = simURL + "/jira/apps/" + cfg.AddonKey + "/data-sources?as=" + admin.AccountID
+	}
+	if err := writeDemoInfo(o.DataDir, info); err != nil {
+		return stop(err)
+	}
+	return &demo{info: info, app: a, sim: sim, tenant: tn.TenantID, wait: func() error {
+		err := <-served
+		cancel()
+		a.Close()
+		return err
+	}}, nil
+}
+
+func readDemoInfo(dir string) DemoInfo {
+	var d DemoInfo
+	b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+	if err == nil {
+		json.Unmarshal(b, &d)
+	}
+	return d
+}
+
+// writeDemoInfo writes demo.json, readable only by its owner: it holds a token.
+func writeDemoInfo(dir string, d DemoInfo) error {
+	b, _ := json.MarshalIndent(d, "", "  ")
+	path := filepath.Join(dir, "demo.json")
+	if err := os.WriteFile(path+".tmp", append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+func printDemo(w io.Writer, d DemoInfo, dir string) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+	p("")
+	p("Ferry demo is running. Press Ctrl-C to stop.")
+	p("")
+	p("  Ferry            %s", d.AppURL)
+	p("  Simulated Jira   %s   (sign in with %s / %s)", d.SimURL, d.SimAdminEmail, d.SimAdminToken)
+	p("")
+	p("OData feed — Power BI: Get Data → OData feed; Excel: Data → Get Data → From OData Feed")
+	p("  URL        %s", d.ODataURL)
+	p("  Sign-in    Basic: any user name, and this token as the password")
+	p("  Token      %s", d.Token)
+	p("")
+	p("Try it:")
+	p("  curl -u demo:%s '%sIssues?$top=3&$select=Key,Summary,Status'", d.Token, d.ODataURL)
+	p("  curl -u demo:%s '%s' -o issues.csv", d.Token, d.CSVURL)
+	p("  go run ./cmd/ferry export --url %s --token %s --out issues.csv", d.ODataURL, d.Token)
+	if d.AppPageURL != "" {
+		p("")
+		p("The app inside (simulated) Jira: create data sources and tokens in a browser")
+		p("  %s", d.AppPageURL)
+	}
+	p("")
+	p("All of this is in %s (keep it private: it holds the token).", filepath.Join(dir, "demo.json"))
+	p("Run again to reuse the data directory; --reset starts fresh.")
+}
