@@ -105,7 +105,8 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		"FERRY_ADDR": ln.Addr().String(), "FERRY_DATA_DIR": o.DataDir, "FERRY_BASE_URL": appURL,
 		"FERRY_EGRESS_ALLOW_LOOPBACK": "true", "FERRY_CONNECT_ALLOWED_HOSTS": "127.0.0.1:*,localhost:*",
 		"FERRY_CONNECT_INSTALL_KEYS_URL": simURL + "/connect-install-keys", "FERRY_CONNECT_OAUTH_URL": simURL,
-		"FERRY_LOG_LEVEL": "warn",
+		"FERRY_CONNECT_JS_URL": simURL + "/atlassian-connect/all.js",
+		"FERRY_LOG_LEVEL":      "warn",
 	}
 	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT"} {
 		if v := e.getenv(k); v != "" {

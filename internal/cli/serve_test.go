@@ -157,6 +157,7 @@ func TestBadConfigurationExitsTwoWithOneLineAndWritesNothing(t *testing.T) {
 		{"world-readable key file", map[string]string{"FERRY_DATA_DIR": worldReadable}, nil, "readable by group or others"},
 		{"unreadable key file", map[string]string{"FERRY_DATA_DIR": unreadable}, nil, "key file"},
 		{"request log over 60 days", map[string]string{"FERRY_REQUEST_LOG_DAYS": "90"}, nil, "FERRY_REQUEST_LOG_DAYS: 90 is out of range"},
+		{"Connect script not http(s)", map[string]string{"FERRY_CONNECT_JS_URL": "javascript:alert(1)"}, nil, "FERRY_CONNECT_JS_URL"},
 		{"bad KMS URI", map[string]string{"FERRY_KEK": "aws-kms://nope"}, nil, "FERRY_KEK"},
 		{"unknown flag", nil, []string{"--colour"}, "flags:"},
 	}

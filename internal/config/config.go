@@ -38,6 +38,7 @@ type Config struct {
 	ConnectAllowedHosts []string // FERRY_CONNECT_ALLOWED_HOSTS
 	InstallKeysURL      string   // FERRY_CONNECT_INSTALL_KEYS_URL
 	OAuthURL            string   // FERRY_CONNECT_OAUTH_URL
+	ConnectJSURL        string   // FERRY_CONNECT_JS_URL: Atlassian's all.js, which a page in Jira must load
 	AllowLoopback       bool     // FERRY_EGRESS_ALLOW_LOOPBACK (simulator and demo only)
 	AddonKey            string   // FERRY_ADDON_KEY
 
@@ -82,6 +83,7 @@ func Default() Config {
 		ConnectAllowedHosts: []string{"*.atlassian.net", "*.jira.com", "*.jira-dev.com"},
 		InstallKeysURL:      "https://connect-install-keys.atlassian.com",
 		OAuthURL:            "https://oauth-2-authorization-server.services.atlassian.com",
+		ConnectJSURL:        "https://connect-cdn.atl-paas.net/all.js",
 		AddonKey:            "ferry-bi-connector",
 		RequestLogDays:      60,
 		ExportWorkers:       4,
@@ -149,6 +151,7 @@ func fields() []field {
 			get: func(c *Config) string { return strings.Join(c.ConnectAllowedHosts, ",") }},
 		mk("FERRY_CONNECT_INSTALL_KEYS_URL", "connect-install-keys-url", false, "where signed-install public keys are fetched", func(c *Config) *string { return &c.InstallKeysURL }),
 		mk("FERRY_CONNECT_OAUTH_URL", "connect-oauth-url", false, "Atlassian OAuth server for acting as a user", func(c *Config) *string { return &c.OAuthURL }),
+		mk("FERRY_CONNECT_JS_URL", "connect-js-url", false, "Atlassian's Connect all.js, loaded by the app's pages inside Jira", func(c *Config) *string { return &c.ConnectJSURL }),
 		{env: "FERRY_EGRESS_ALLOW_LOOPBACK", flag: "egress-allow-loopback", usage: "allow outbound calls to loopback (simulator and demo only)",
 			set: func(c *Config, v string) error {
 				b, err := strconv.ParseBool(strings.TrimSpace(v))
@@ -283,6 +286,7 @@ func (c *Config) Validate() error {
 	}
 	for _, pair := range []struct{ env, v string }{
 		{"FERRY_CONNECT_INSTALL_KEYS_URL", c.InstallKeysURL}, {"FERRY_CONNECT_OAUTH_URL", c.OAuthURL},
+		{"FERRY_CONNECT_JS_URL", c.ConnectJSURL},
 	} {
 		if err := checkHTTPURL(pair.v); err != nil {
 			return &Error{Var: pair.env, Reason: err.Error()}

@@ -45,6 +45,7 @@ func (s *Sim) routes() {
 	m.Handle("POST /oauth2/token", s.edge("POST /oauth2/token", s.handleOAuthToken))
 	m.HandleFunc("GET /connect-install-keys/{kid}", s.handleInstallKey)
 	m.HandleFunc("GET /jira/apps/{addonKey}/{moduleKey}", s.handleJiraPage)
+	m.HandleFunc("GET /atlassian-connect/all.js", handleConnectJS)
 	s.controlRoutes(m)
 	s.mux = m
 }

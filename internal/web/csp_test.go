@@ -42,3 +42,17 @@ func TestEveryTemplateAssetExists(t *testing.T) {
 		t.Errorf("pages = %d, want 2", len(pageTemplates))
 	}
 }
+
+func TestScriptSourcesAreOursAndAtlassiansConnectScriptOnly(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://connect-cdn.atl-paas.net/all.js":          "https://connect-cdn.atl-paas.net",
+		"http://127.0.0.1:41234/atlassian-connect/all.js":  "http://127.0.0.1:41234",
+		"javascript:alert(1)":                              "",
+		"https://evil.example; script-src * 'unsafe-eval'": "",
+		"": "",
+	} {
+		if got := scriptOrigin(raw); got != want {
+			t.Errorf("scriptOrigin(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

@@ -5,7 +5,8 @@
 //
 // It keeps three promises of the Data Security & Privacy Statement where the
 // user sees them: no cookies, tracking beacons or third-party assets (the
-// pages' CSP allows only Ferry's own origin, and nothing here sets a cookie);
+// pages' CSP allows only Ferry's own origin and Atlassian's Connect script,
+// which Jira — the parent product — requires; nothing here sets a cookie);
 // people are shown by display name only, never by email address (P10); and
 // the pages hold no Customer Data beyond what the user's own browser fetches
 // to show (P1).
@@ -18,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -61,6 +63,7 @@ func mustPage(name string) *template.Template {
 // or email: the display name arrives later through /app-api/me.
 type pageData struct {
 	Token      string // context token for /app-api/ calls (ContextTokenTTL)
+	ConnectJS  string // Atlassian's all.js: Jira waits for it to show (and size) the frame
 	Unlicensed string // atlassian.UnlicensedMessage when Jira says the site is unlicensed
 }
 
@@ -76,7 +79,7 @@ func (p *Pages) handlePage(t *template.Template, csp string) http.Handler {
 			apperr.Write(w, r, p.Log, apperr.Wrap(err, apperr.EINTERNAL, "cannot mint a context token"))
 			return
 		}
-		d := pageData{Token: tok}
+		d := pageData{Token: tok, ConnectJS: p.Config.ConnectJSURL}
 		if !pr.PageLicensed() {
 			d.Unlicensed = atlassian.UnlicensedMessage
 		}
@@ -95,11 +98,26 @@ func (p *Pages) handlePage(t *template.Template, csp string) http.Handler {
 }
 
 // PageCSP is the Content-Security-Policy of the app's pages: only Ferry's
-// own scripts, styles and API, no inline code, and framing only by the Jira
-// sites Ferry accepts installs from.
+// own scripts, styles and API — plus Atlassian's Connect script, which Jira
+// requires of every app page (it tells the host frame the page has loaded
+// and sizes it) — no inline code, and framing only by the Jira sites Ferry
+// accepts installs from.
 func PageCSP(cfg config.Config) string {
-	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+	scripts := "'self'"
+	if o := scriptOrigin(cfg.ConnectJSURL); o != "" {
+		scripts += " " + o
+	}
+	return "default-src 'none'; script-src " + scripts + "; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 		"form-action 'self'; base-uri 'none'; frame-ancestors " + frameAncestors(cfg)
+}
+
+// scriptOrigin is the origin of the Connect script URL, for the CSP.
+func scriptOrigin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(u.Host, " ;,'") {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // frameAncestors turns FERRY_CONNECT_ALLOWED_HOSTS into CSP sources: Jira

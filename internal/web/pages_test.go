@@ -150,7 +150,7 @@ func TestPagesSetTheirCSPAndEmbedATokenTheAPIAccepts(t *testing.T) {
 		if p.status != 200 {
 			t.Fatalf("%s: %d %s", module, p.status, p.body)
 		}
-		want := "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+		want := "default-src 'none'; script-src 'self' https://connect-cdn.atl-paas.net; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
 			"form-action 'self'; base-uri 'none'; frame-ancestors https://*.atlassian.net http://127.0.0.1:*"
 		if got := p.header.Values("Content-Security-Policy"); len(got) != 1 || got[0] != want {
 			t.Errorf("%s CSP = %q\nwant %q", module, got, want)
@@ -175,6 +175,9 @@ func TestPagesSetTheirCSPAndEmbedATokenTheAPIAccepts(t *testing.T) {
 	}
 }
 
+// connectJSURL is Atlassian's Connect script, the default FERRY_CONNECT_JS_URL.
+const connectJSURL = "https://connect-cdn.atl-paas.net/all.js"
+
 var (
 	scriptTag   = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script>`)
 	styleTag    = regexp.MustCompile(`(?i)<style\b`)
@@ -187,15 +190,28 @@ func TestPagesHaveNoInlineCodeNoThirdPartyAssetsAndNoEmail(t *testing.T) {
 	s := newSite(t)
 	for _, module := range []string{"data-sources", "admin"} {
 		body := s.open(t, module, s.users[0].AccountID).body
+		connectJS := 0
 		for _, m := range scriptTag.FindAllStringSubmatch(body, -1) {
+			// Ferry's own script, and Atlassian's all.js that Jira requires
+			// of every app page; nothing inline, nothing else.
+			if strings.Contains(m[1], `src="`+connectJSURL+`"`) && strings.TrimSpace(m[2]) == "" {
+				connectJS++
+				continue
+			}
 			if !strings.Contains(m[1], `src="/static/`) || strings.TrimSpace(m[2]) != "" {
 				t.Errorf("%s: inline script %q", module, m[0])
 			}
+		}
+		if connectJS != 1 {
+			t.Errorf("%s loads Atlassian's all.js %d times, want once", module, connectJS)
 		}
 		if styleTag.MatchString(body) || inlineAttrs.MatchString(body) {
 			t.Errorf("%s: inline style or event handler: %q", module, inlineAttrs.FindString(body))
 		}
 		for _, m := range linkTag.FindAllStringSubmatch(body, -1) {
+			if m[1] == connectJSURL {
+				continue
+			}
 			if !strings.HasPrefix(m[1], "/static/") {
 				t.Errorf("%s: asset from elsewhere: %q", module, m[1])
 			}
