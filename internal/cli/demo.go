@@ -106,9 +106,9 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		"FERRY_EGRESS_ALLOW_LOOPBACK": "true", "FERRY_CONNECT_ALLOWED_HOSTS": "127.0.0.1:*,localhost:*",
 		"FERRY_CONNECT_INSTALL_KEYS_URL": simURL + "/connect-install-keys", "FERRY_CONNECT_OAUTH_URL": simURL,
 		"FERRY_CONNECT_JS_URL": simURL + "/atlassian-connect/all.js",
-		"FERRY_LOG_LEVEL":      "warn",
+		"FERRY_LOG_LEVEL":      "error", // the demo's own output is the interface; FERRY_LOG_LEVEL overrides
 	}
-	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT"} {
+	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT", "FERRY_LOG_LEVEL", "FERRY_EXPORT_WORKERS"} {
 		if v := e.getenv(k); v != "" {
 			env[k] = v
 		}
