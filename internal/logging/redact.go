@@ -52,6 +52,9 @@ var valuePatterns = []*regexp.Regexp{
 
 // Scrub replaces every secret-looking substring of s.
 func Scrub(s string) string {
+	if !mayHoldSecret(s) {
+		return s // most log values (routes, codes, counts) need no regexp at all
+	}
 	for i, p := range valuePatterns {
 		if i == 4 {
 			s = p.ReplaceAllString(s, "${1}"+Redacted)
@@ -60,6 +63,53 @@ func Scrub(s string) string {
 		s = p.ReplaceAllString(s, Redacted)
 	}
 	return s
+}
+
+// mayHoldSecret is a one-pass pre-check: false only when no pattern of
+// valuePatterns can match s — no '@', '=' or ':', no "eyJ", "fry_", "bearer",
+// "basic" or "jwt" (any case), and no run of 24 hexadecimal digits.
+func mayHoldSecret(s string) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '@' || c == '=' || c == ':':
+			return true
+		case c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F':
+			if run++; run >= 24 {
+				return true
+			}
+		default:
+			run = 0
+		}
+	}
+	for _, w := range []string{"eyj", "fry_", "bearer", "basic", "jwt"} {
+		if containsFold(s, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains the lower-case ASCII word w in
+// any case, without allocating.
+func containsFold(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		j := 0
+		for ; j < len(w); j++ {
+			c := s[i+j]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != w[j] {
+				break
+			}
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
 }
 
 func secretKey(k string) bool {
