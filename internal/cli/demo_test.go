@@ -34,7 +34,9 @@ func startTestDemo(t *testing.T, issues int) (*demo, string, *lockedBuffer) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := env{getenv: func(k string) string { return map[string]string{"FERRY_LOG_FORMAT": "json", "FERRY_LOG_LEVEL": "debug"}[k] }, stdout: io.Discard, stderr: logs}
+	e := env{getenv: func(k string) string {
+		return map[string]string{"FERRY_LOG_FORMAT": "json", "FERRY_LOG_LEVEL": "debug"}[k]
+	}, stdout: io.Discard, stderr: logs}
 	d, err := startDemo(ctx, e, demoOptions{AppAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: dir, Issues: issues})
 	if err != nil {
 		cancel()
