@@ -153,23 +153,33 @@ func (c *Connect) checkPayload(t *token, p lifecyclePayload, event string) error
 	return nil
 }
 
+// signedCallback verifies an RS256-signed lifecycle callback and its payload
+// for event. On failure it has answered the request and reports false.
+func (c *Connect) signedCallback(w http.ResponseWriter, r *http.Request, event string) (*token, lifecyclePayload, bool) {
+	t, err := c.verifySignedInstall(r.Context(), r)
+	if err != nil {
+		c.fail(w, r, authError(err))
+		return nil, lifecyclePayload{}, false
+	}
+	p, err := readPayload(r)
+	if err == nil {
+		err = c.checkPayload(t, p, event)
+	}
+	if err != nil {
+		c.fail(w, r, authError(err))
+		return nil, lifecyclePayload{}, false
+	}
+	return t, p, true
+}
+
 // HandleInstalled verifies a signed installed callback and records the
 // installation: the first install creates the tenant, a reinstall replaces
 // the shared secret and baseUrl.
 func (c *Connect) HandleInstalled() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		t, err := c.verifySignedInstall(ctx, r)
-		if err != nil {
-			c.fail(w, r, authError(err))
-			return
-		}
-		p, err := readPayload(r)
-		if err == nil {
-			err = c.checkPayload(t, p, "installed")
-		}
-		if err != nil {
-			c.fail(w, r, authError(err))
+		t, p, ok := c.signedCallback(w, r, "installed")
+		if !ok {
 			return
 		}
 		if err := CheckSiteURL(p.BaseURL, c.cfg.ConnectAllowedHosts, c.cfg.AllowLoopback); err != nil {
@@ -207,17 +217,8 @@ func (c *Connect) HandleInstalled() http.Handler {
 func (c *Connect) HandleUninstalled() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		t, err := c.verifySignedInstall(ctx, r)
-		if err != nil {
-			c.fail(w, r, authError(err))
-			return
-		}
-		p, err := readPayload(r)
-		if err == nil {
-			err = c.checkPayload(t, p, "uninstalled")
-		}
-		if err != nil {
-			c.fail(w, r, authError(err))
+		_, p, ok := c.signedCallback(w, r, "uninstalled")
+		if !ok {
 			return
 		}
 		inst, err := c.tenants.ByClientKey(ctx, p.ClientKey)
