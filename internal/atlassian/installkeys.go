@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 // errKeyService: the install-key service could not be asked (Jira retries).
@@ -23,15 +24,23 @@ type installKeys struct {
 	base   string
 	client Doer
 
-	mu    sync.Mutex
-	cache map[string]*rsa.PublicKey
+	mu      sync.Mutex
+	cache   map[string]*rsa.PublicKey
+	unknown map[string]time.Time // kids the service said it does not know, and when
+	now     func() time.Time
 }
+
+// unknownKidTTL is how long a kid the key service does not know is answered
+// from memory: forged installs with made-up kids then cost Atlassian's
+// service one request per kid, not one per attempt.
+const unknownKidTTL = 5 * time.Minute
 
 // maxCachedKeys bounds memory; Atlassian rotates keys rarely.
 const maxCachedKeys = 64
 
 func newInstallKeys(base string, client Doer) *installKeys {
-	return &installKeys{base: strings.TrimSuffix(base, "/"), client: client, cache: map[string]*rsa.PublicKey{}}
+	return &installKeys{base: strings.TrimSuffix(base, "/"), client: client, cache: map[string]*rsa.PublicKey{},
+		unknown: map[string]time.Time{}, now: time.Now}
 }
 
 // validKid keeps the kid a single path segment of known characters, so a
@@ -54,9 +63,13 @@ func (k *installKeys) get(ctx context.Context, kid string) (*rsa.PublicKey, erro
 	}
 	k.mu.Lock()
 	pub, ok := k.cache[kid]
+	at, isUnknown := k.unknown[kid]
 	k.mu.Unlock()
 	if ok {
 		return pub, nil
+	}
+	if isUnknown && k.now().Sub(at) < unknownKidTTL {
+		return nil, ErrKeyID
 	}
 	target := k.base + "/" + url.PathEscape(kid)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
@@ -73,6 +86,12 @@ func (k *installKeys) get(ctx context.Context, kid string) (*rsa.PublicKey, erro
 	}
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusBadRequest:
+		k.mu.Lock()
+		if len(k.unknown) >= maxCachedKeys*16 {
+			clear(k.unknown)
+		}
+		k.unknown[kid] = k.now()
+		k.mu.Unlock()
 		return nil, ErrKeyID
 	case resp.StatusCode != http.StatusOK:
 		return nil, fmt.Errorf("%w: HTTP %d", errKeyService, resp.StatusCode)
