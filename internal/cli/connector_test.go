@@ -147,7 +147,7 @@ func TestFeedBadInputGetsSpecificErrorsAndChangesNothing(t *testing.T) {
 		{"unsupported $expand", feed + "Issues?$expand=Changelog", d.info.Token, 501, "NotImplemented", "$expand"},
 		{"filter JQL cannot express", feed + "Issues?$filter=contains(Summary,'x')", d.info.Token, 501, "NotImplemented", ""},
 		{"forged skiptoken", feed + "Issues?$skiptoken=abc", d.info.Token, 400, "InvalidSkipToken", "$skiptoken"},
-		{"unknown CSV table", d.info.AppURL + "/export/" + d.info.SourceID + "/sprints.csv", d.info.Token, 404, "not_found", ""},
+		{"unknown CSV table", d.info.AppURL + "/export/" + d.info.SourceID + "/sprints.csv", d.info.Token, 404, "not_found", "it offers issues.csv and changelog.csv"},
 	}
 	for _, c := range cases {
 		code, hdr, body := fetch(t, c.url, c.token)

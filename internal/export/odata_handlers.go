@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"ferry/internal/apperr"
 	"ferry/internal/export/odata"
 	"ferry/internal/jira"
 )
@@ -398,7 +399,11 @@ func (f *Feeds) HandleCSV() http.Handler {
 		}
 		table := strings.TrimSuffix(strings.ToLower(r.PathValue("table")), ".csv")
 		if table != "issues" && !(table == "changelog" && hasTable(fr.source, TableChangelog)) {
-			f.writeFeedError(w, r, ErrNoSource)
+			offers := "issues.csv"
+			if hasTable(fr.source, TableChangelog) {
+				offers += " and changelog.csv"
+			}
+			f.writeFeedError(w, r, apperr.New(apperr.ENOTFOUND, "This data source has no %q; it offers %s.", r.PathValue("table"), offers))
 			return
 		}
 		ctx := r.Context()
