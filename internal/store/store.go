@@ -70,6 +70,13 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		if err := os.MkdirAll(filepath.Dir(o.SQLitePath), 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
+		// Create the file owner-only: SQLite gives the -wal and -shm files the
+		// database file's permissions, so this covers all three.
+		if f, err := os.OpenFile(o.SQLitePath, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+			f.Close()
+		} else {
+			return nil, fmt.Errorf("create database file: %w", err)
+		}
 		sqldb, err := sql.Open("sqlite", SQLiteDSN(o.SQLitePath))
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite: %w", err)

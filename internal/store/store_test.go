@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -76,4 +78,20 @@ func TestContractPlaceholdersRepeat(t *testing.T) {
 			t.Fatalf("got %q %q", a, b)
 		}
 	})
+}
+
+func TestSQLiteFilesAreOwnerOnly(t *testing.T) {
+	db := storetest.SQLite(t)
+	if _, err := db.SQL.Exec(`INSERT INTO log_day_keys (day, created_at) VALUES ('2030-01-01', CURRENT_TIMESTAMP)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		st, err := os.Stat(db.Path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %04o, want 0600", filepath.Base(db.Path+suffix), st.Mode().Perm())
+		}
+	}
 }
