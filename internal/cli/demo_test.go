@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,30 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
-
-// lockedBuffer captures log output written from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // startTestDemo runs `ferry demo` in-process on free ports with its own data
 // directory, logging at debug level into the returned buffer.
-func startTestDemo(t *testing.T, issues int) (*demo, string, *lockedBuffer) {
+func startTestDemo(t *testing.T, issues int) (*demo, string, *LogBuffer) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "demo")
-	logs := &lockedBuffer{}
+	logs := &LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := env{getenv: func(k string) string {
 		return map[string]string{"FERRY_LOG_FORMAT": "json", "FERRY_LOG_LEVEL": "debug"}[k]
@@ -195,5 +179,4 @@ func TestFeedPagesFollowNextLinksWithoutGapsOrRepeats(t *testing.T) {
 	if len(skip) != 5 || skip[0]["Key"] != rows[245]["Key"] {
 		t.Fatalf("$skip=245 gave %d rows", len(skip))
 	}
-	_ = time.Second
 }

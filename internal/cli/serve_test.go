@@ -10,34 +10,20 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"ferry/internal/cli"
 )
 
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 // startServe runs `ferry serve` in-process on a free port and returns its URL.
-func startServe(t *testing.T, env map[string]string) (string, *syncBuffer) {
+func startServe(t *testing.T, env map[string]string) (string, *cli.LogBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	logs := &syncBuffer{}
+	logs := &cli.LogBuffer{}
 	done := make(chan error, 1)
 	env["FERRY_ADDR"] = "127.0.0.1:0"
 	env["FERRY_LOG_FORMAT"] = "json"

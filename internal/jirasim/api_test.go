@@ -1,7 +1,6 @@
 package jirasim
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -118,5 +117,4 @@ func TestUnknownRESTPathIsJiraShaped404(t *testing.T) {
 	if len(e.ErrorMessages) != 1 {
 		t.Errorf("404 body: %s", r.body)
 	}
-	_ = fmt.Sprint()
 }
