@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,6 +84,9 @@ func TestConnectEndToEndAgainstTheSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sim.Close()
+	var offset atomic.Int64
+	sim.SetClock(func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
+	tick := func() { offset.Add(int64(time.Second)) }
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -236,6 +240,9 @@ func TestConnectEndToEndAgainstTheSimulator(t *testing.T) {
 	}
 
 	// 6. Reinstall: a new secret, the old one is dead, the tenant is back.
+	// (A second later: a token signed in the same second as the first
+	// install would be that install's token, refused as a replay.)
+	tick()
 	in2, err := sim.Install(ctx, appURL, jirasim.InstallValid)
 	if err != nil {
 		t.Fatal(err)
@@ -259,17 +266,25 @@ func TestConnectEndToEndAgainstTheSimulator(t *testing.T) {
 		t.Fatalf("api after reinstall: %d", st)
 	}
 
-	// 7. The site is renamed: the next installed carries the new baseUrl,
-	// and acting as the user works against it.
+	// 7. The site is renamed: Atlassian sends installed with the new
+	// baseUrl and the same secret; a later reinstall there brings a new one,
+	// and acting as the user works against the new URL.
 	renamed := strings.Replace(simURL, "127.0.0.1", "localhost", 1)
-	sim.RenameSite(renamed)
+	tick()
+	if err := sim.Rename(ctx, renamed); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tenants.ByClientKey(ctx, in1.ClientKey); got.BaseURL != renamed || got.TenantID != inst.TenantID {
+		t.Fatalf("rename: %+v", got)
+	}
+	tick()
 	in3, err := sim.Install(ctx, appURL, jirasim.InstallValid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	inst3, _ := tenants.ByClientKey(ctx, in1.ClientKey)
-	if inst3.BaseURL != renamed || inst3.TenantID != inst.TenantID {
-		t.Fatalf("rename: %+v", inst3)
+	if inst3.BaseURL != renamed || inst3.TenantID != inst.TenantID || in3.SharedSecret == in2.SharedSecret {
+		t.Fatalf("reinstall after the rename: %+v", inst3)
 	}
 	pageURL, _ = sim.PageURL(in1.AddonKey, "data-sources", user.AccountID)
 	st, page = call("GET", pageURL, "")

@@ -185,11 +185,15 @@ func qshFor(method, rawURL, base string) string {
 	return atlassian.QSH(method, u.EscapedPath(), b.EscapedPath(), u.RawQuery)
 }
 
-// installClaims are valid signed-install claims for path, from clientKey.
+// installClaims are valid signed-install claims for path, from clientKey,
+// with a fresh jti (delete it to test tokens that carry none, as the
+// simulator's).
 func (f *fixture) installClaims(path, clientKey string) map[string]any {
 	now := f.clock().Unix()
+	jti := make([]byte, 12)
+	rand.Read(jti)
 	return map[string]any{"iss": clientKey, "sub": userAcct, "aud": []string{appBase}, "iat": now, "exp": now + 180,
-		"qsh": qshFor("POST", path, appBase), "context": map[string]any{}}
+		"qsh": qshFor("POST", path, appBase), "context": map[string]any{}, "jti": b64.EncodeToString(jti)}
 }
 
 func (f *fixture) installToken(path, clientKey string, edit func(h, c map[string]any)) string {

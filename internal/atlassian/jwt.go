@@ -66,6 +66,7 @@ type Claims struct {
 	Iat int64    `json:"iat"`
 	Exp int64    `json:"exp"`
 	Qsh string   `json:"qsh,omitempty"`
+	Jti string   `json:"jti,omitempty"` // names a lifecycle token in the record of used ones
 }
 
 // token is a parsed but not yet verified JWT.

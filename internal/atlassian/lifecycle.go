@@ -2,12 +2,15 @@ package atlassian
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"ferry/internal/apperr"
 	"ferry/internal/keys"
@@ -55,6 +58,8 @@ func authError(err error) error {
 		return apperr.Wrap(err, apperr.EFORBIDDEN, "the JWT issuer is not the clientKey of this payload")
 	case errors.Is(err, errKeyService):
 		return apperr.Wrap(err, apperr.EUNAVAILABLE, "the Connect install-key service could not be reached; retry later")
+	case errors.Is(err, tenant.ErrReplayed):
+		return apperr.Wrap(err, apperr.EUNAUTHORIZED, "this lifecycle token was used before; a lifecycle callback is accepted once per token")
 	case errors.Is(err, ErrMalformed):
 		return apperr.Wrap(err, apperr.EUNAUTHORIZED, "the JWT is malformed")
 	case errors.Is(err, ErrAlgorithm):
@@ -89,7 +94,8 @@ func jwtFromHeader(r *http.Request) (string, bool) {
 // Atlassian signs it with RS256; its public key is fetched by kid; aud must
 // be this app (a token minted for another app cannot be replayed here); qsh
 // must bind it to this very request (never context-qsh); exp must be live.
-// The caller then checks iss against the payload's clientKey.
+// The caller then checks iss against the payload's clientKey, and the
+// tenant store uses the token up with the change it makes.
 func (c *Connect) verifySignedInstall(ctx context.Context, r *http.Request) (*token, error) {
 	raw, ok := jwtFromHeader(r)
 	if !ok {
@@ -120,6 +126,27 @@ func (c *Connect) verifySignedInstall(ctx context.Context, r *http.Request) (*to
 		return nil, err
 	}
 	return t, nil
+}
+
+// nonceOf names a verified lifecycle token in the record of used tokens:
+// by its jti with its issuer when it has one, else by its signed part. Not
+// by the whole string: base64url leaves unused bits in the signature's last
+// character, so one signature has several spellings, and a replay could
+// otherwise pass as a new token.
+func nonceOf(t *token) tenant.Nonce {
+	h := sha256.New()
+	if t.claims.Jti != "" {
+		h.Write([]byte("connect-jti\x00" + t.claims.Iss + "\x00" + t.claims.Jti))
+	} else {
+		h.Write([]byte("connect-jwt\x00" + t.signingInput))
+	}
+	return tenant.Nonce{Digest: hex.EncodeToString(h.Sum(nil)), Expires: time.Unix(t.claims.Exp, 0).Add(clockSkew)}
+}
+
+// refuseReplay answers a lifecycle callback whose token was used before.
+func (c *Connect) refuseReplay(w http.ResponseWriter, r *http.Request, event string, err error) {
+	c.log.WarnContext(r.Context(), "connect lifecycle token replayed", "event", event)
+	c.fail(w, r, authError(err))
 }
 
 func readPayload(r *http.Request) (lifecyclePayload, error) {
@@ -172,9 +199,20 @@ func (c *Connect) signedCallback(w http.ResponseWriter, r *http.Request, event s
 	return t, p, true
 }
 
+// apperrField is the field an *apperr.Error names, for logs.
+func apperrField(err error) string {
+	var e *apperr.Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
+}
+
 // HandleInstalled verifies a signed installed callback and records the
 // installation: the first install creates the tenant, a reinstall replaces
-// the shared secret and baseUrl.
+// the shared secret (and, for a site rename, the baseUrl). The token works
+// once; a reinstall may not change what identifies the site (see
+// tenant.Store.Install).
 func (c *Connect) HandleInstalled() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -199,9 +237,17 @@ func (c *Connect) HandleInstalled() http.Handler {
 			DisplayURL: strings.TrimSuffix(p.DisplayURL, "/"), Description: p.Description,
 			ServiceEntitlementNumber: p.ServiceEntitlementNumber, EntitlementID: p.EntitlementID,
 			EntitlementNumber: p.EntitlementNumber, OAuthClientID: p.OAuthClientID, InstallationID: p.InstallationID,
-			SharedSecret: []byte(p.SharedSecret), InstallerAccountID: t.claims.Sub,
+			SharedSecret: []byte(p.SharedSecret), InstallerAccountID: t.claims.Sub, Nonce: nonceOf(t),
 		})
-		if err != nil {
+		switch {
+		case errors.Is(err, tenant.ErrReplayed):
+			c.refuseReplay(w, r, "installed", err)
+			return
+		case errors.Is(err, tenant.ErrIdentityChanged):
+			c.log.WarnContext(ctx, "connect reinstall refused: it would change what identifies the site", "field", apperrField(err))
+			c.fail(w, r, err)
+			return
+		case err != nil:
 			c.fail(w, r, apperr.Wrap(err, apperr.EINTERNAL, "installation could not be saved"))
 			return
 		}
@@ -217,17 +263,29 @@ func (c *Connect) HandleInstalled() http.Handler {
 func (c *Connect) HandleUninstalled() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		_, p, ok := c.signedCallback(w, r, "uninstalled")
+		t, p, ok := c.signedCallback(w, r, "uninstalled")
 		if !ok {
 			return
 		}
 		inst, err := c.tenants.ByClientKey(ctx, p.ClientKey)
 		if errors.Is(err, tenant.ErrNotFound) {
+			// Nothing to mark, but the token is used all the same.
+			if err := c.tenants.Consume(ctx, nonceOf(t)); errors.Is(err, tenant.ErrReplayed) {
+				c.refuseReplay(w, r, "uninstalled", err)
+				return
+			} else if err != nil {
+				c.fail(w, r, apperr.Wrap(err, apperr.EINTERNAL, "uninstall could not be recorded"))
+				return
+			}
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		if err == nil {
-			_, err = c.tenants.Uninstall(ctx, inst.TenantID)
+			_, err = c.tenants.Record(ctx, inst.TenantID, tenant.EventUninstalled, nonceOf(t))
+		}
+		if errors.Is(err, tenant.ErrReplayed) {
+			c.refuseReplay(w, r, "uninstalled", err)
+			return
 		}
 		if err != nil {
 			c.fail(w, r, apperr.Wrap(err, apperr.EINTERNAL, "uninstall could not be recorded"))
@@ -265,10 +323,10 @@ func (c *Connect) handleToggle(event string) http.Handler {
 			c.fail(w, r, authError(err))
 			return
 		}
-		if event == "enabled" {
-			_, err = c.tenants.Enable(ctx, inst.TenantID)
-		} else {
-			_, err = c.tenants.Disable(ctx, inst.TenantID)
+		_, err = c.tenants.Record(ctx, inst.TenantID, tenant.Event(event), nonceOf(t))
+		if errors.Is(err, tenant.ErrReplayed) {
+			c.refuseReplay(w, r, event, err)
+			return
 		}
 		if err != nil {
 			c.fail(w, r, apperr.Wrap(err, apperr.EINTERNAL, "%s could not be recorded", event))

@@ -14,10 +14,16 @@
 // arrive in parallel or out of order (disabled and uninstalled milliseconds
 // apart) end in the same state: uninstalled wins over disabled, and only a new
 // install revives a tenant pending deletion.
+//
+// Because Connect signs a lifecycle token but not the callback's body, each
+// token works once (seen.go), and a reinstall may not change what identifies
+// the site: its host (except by a site rename, which keeps the shared
+// secret), its oauthClientId or its installationId (see Install).
 package tenant
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
@@ -28,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"ferry/internal/apperr"
 	"ferry/internal/keys"
 	"ferry/internal/store"
 )
@@ -84,6 +91,7 @@ type Install struct {
 	InstallationID           string
 	SharedSecret             []byte // encrypted before it is written
 	InstallerAccountID       string // pseudonymised before it is written
+	Nonce                    Nonce  // the installed callback's token, used up with the write
 }
 
 // Store reads and writes installations.
@@ -116,20 +124,43 @@ func SiteHost(baseURL string) string {
 	return strings.ToLower(u.Hostname())
 }
 
+// ErrIdentityChanged: a reinstall tried to change what identifies the site
+// (its host, oauthClientId or installationId). It is wrapped in an
+// *apperr.Error (409) naming the field.
+var ErrIdentityChanged = errors.New("tenant: a reinstall may not change what identifies the site")
+
+// errChanged: the row changed between reading it and writing it; read again.
+var errChanged = errors.New("tenant: installation changed concurrently")
+
 // Install records an installed callback. The first install of a clientKey
 // creates the tenant and its keyset; a reinstall replaces the shared secret
-// (Atlassian sends a new one every time), takes the new baseUrl (site
-// renames arrive this way) and revives a tenant pending deletion. created
-// reports whether the tenant is new.
+// (Atlassian sends a new one every time) and revives a tenant pending
+// deletion. created reports whether the tenant is new.
+//
+// A reinstall may not change what identifies the site, whatever its payload
+// says (the payload is not signed):
+//   - the host (scheme, host name and port of baseUrl) stays, except for a
+//     site rename: Atlassian renames a site by sending installed with the new
+//     baseUrl and everything else unchanged, so a new host is accepted only
+//     with the shared secret Ferry already holds, which nobody but Atlassian
+//     and Ferry knows;
+//   - oauthClientId and installationId, once known, stay. A payload without
+//     one keeps the stored value, and an installation without an
+//     installationId may gain one (a Connect app moving to Forge).
+//
+// in.Nonce, when set, is used up in the same transaction as the write, so a
+// refused or failed install leaves it unused and a replay changes nothing.
 func (s *Store) Install(ctx context.Context, in Install) (inst Installation, created bool, err error) {
 	if in.ClientKey == "" || len(in.SharedSecret) == 0 || in.BaseURL == "" {
 		return inst, false, errors.New("tenant: install needs clientKey, sharedSecret and baseUrl")
 	}
-	// Two attempts: a concurrent first install of the same site may win the
-	// insert, and then this one becomes a reinstall of that tenant.
-	for attempt := 0; attempt < 2; attempt++ {
-		existing, err := s.ByClientKey(ctx, in.ClientKey)
+	// A few attempts: a concurrent first install of the same site may win the
+	// insert, or a concurrent reinstall change the row; then this one is
+	// checked again against what is there now.
+	for attempt := 0; attempt < 4; attempt++ {
+		existing, storedCT, err := s.current(ctx, in.ClientKey)
 		tenantID := existing.TenantID
+		oauth, installation := in.OAuthClientID, in.InstallationID
 		switch {
 		case errors.Is(err, ErrNotFound):
 			tenantID = newTenantID()
@@ -138,6 +169,21 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 			}
 		case err != nil:
 			return inst, false, err
+		default:
+			// A replay is named as such, whatever its body would change; the
+			// transaction below is what decides.
+			if err := s.unused(ctx, in.Nonce); err != nil {
+				return inst, false, err
+			}
+			if err := s.checkReinstall(ctx, existing, storedCT, in); err != nil {
+				return inst, false, err
+			}
+			if oauth == "" {
+				oauth = existing.OAuthClientID
+			}
+			if installation == "" {
+				installation = existing.InstallationID
+			}
 		}
 		ct, err := s.keys.Encrypt(ctx, tenantID, secretAD(tenantID), in.SharedSecret)
 		if err != nil {
@@ -149,8 +195,10 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 				return inst, false, err
 			}
 		}
-		var n int64
 		err = s.db.InTx(ctx, func(tx *store.Tx) error {
+			if err := use(ctx, tx, in.Nonce); err != nil {
+				return err
+			}
 			var res sql.Result
 			var err error
 			if existing.TenantID == "" {
@@ -161,74 +209,165 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 					ON CONFLICT (client_key) DO NOTHING`,
 					tenantID, in.AddonKey, in.ProductType, in.ClientKey, in.BaseURL, SiteHost(in.BaseURL), in.DisplayURL,
 					in.Description, in.ServiceEntitlementNumber, in.EntitlementID, in.EntitlementNumber,
-					in.OAuthClientID, in.InstallationID, ct, installer, tx.Now())
+					oauth, installation, ct, installer, tx.Now())
 			} else {
 				// A reinstall keeps a disabled app disabled (Jira sends enabled
-				// separately) but revives one pending deletion.
+				// separately) but revives one pending deletion. The WHERE
+				// clause repeats what checkReinstall saw, so a concurrent
+				// change sends this install round again.
 				res, err = tx.ExecContext(ctx, `UPDATE installations SET addon_key = $2, product_type = $3,
 					base_url = $4, site_host = $5, display_url = $6, description = $7, sen = $8, entitlement_id = $9,
 					entitlement_number = $10, oauth_client_id = $11, installation_id = $12, shared_secret = $13,
 					installed_by = CASE WHEN $14 = '' THEN installed_by ELSE $14 END,
 					state = CASE WHEN state = 'pending_deletion' THEN 'active' ELSE state END,
 					uninstalled_at = NULL, installed_at = $15, updated_at = $15
-					WHERE tenant_id = $1 AND client_key = $16`,
+					WHERE tenant_id = $1 AND client_key = $16 AND base_url = $17 AND oauth_client_id = $18
+					AND installation_id = $19 AND shared_secret = $20`,
 					tenantID, in.AddonKey, in.ProductType, in.BaseURL, SiteHost(in.BaseURL), in.DisplayURL,
 					in.Description, in.ServiceEntitlementNumber, in.EntitlementID, in.EntitlementNumber,
-					in.OAuthClientID, in.InstallationID, ct, installer, tx.Now(), in.ClientKey)
+					oauth, installation, ct, installer, tx.Now(), in.ClientKey,
+					existing.BaseURL, existing.OAuthClientID, existing.InstallationID, storedCT)
 			}
 			if err != nil {
 				return err
 			}
-			n, err = res.RowsAffected()
-			return err
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n != 1 {
+				return errChanged // rolls back, the nonce included
+			}
+			return nil
 		})
-		if err != nil {
-			return inst, false, fmt.Errorf("save installation: %w", err)
-		}
-		if n == 1 {
+		switch {
+		case err == nil:
 			inst, err = s.ByID(ctx, tenantID)
 			return inst, existing.TenantID == "", err
-		}
-		if existing.TenantID == "" {
-			// Lost the race: the keyset made for the loser id is never used.
-			_ = s.keys.Shred(ctx, tenantID)
+		case errors.Is(err, errChanged):
+			if existing.TenantID == "" {
+				// Lost the race: the keyset made for the loser id is never used.
+				_ = s.keys.Shred(ctx, tenantID)
+			}
+		case errors.Is(err, ErrReplayed):
+			if existing.TenantID == "" {
+				_ = s.keys.Shred(ctx, tenantID)
+			}
+			return inst, false, ErrReplayed
+		default:
+			return inst, false, fmt.Errorf("save installation: %w", err)
 		}
 	}
 	return inst, false, errors.New("tenant: installation changed concurrently; retry")
 }
 
+// current reads the installation of clientKey with its shared-secret
+// ciphertext.
+func (s *Store) current(ctx context.Context, clientKey string) (Installation, []byte, error) {
+	var ct []byte
+	inst, err := scan(s.db.SQL.QueryRowContext(ctx, `SELECT `+columns+`, shared_secret FROM installations WHERE client_key = $1`, clientKey), &ct)
+	return inst, ct, err
+}
+
+// checkReinstall refuses a reinstall that would change what identifies the
+// site (see Install).
+func (s *Store) checkReinstall(ctx context.Context, cur Installation, storedCT []byte, in Install) error {
+	if siteOrigin(in.BaseURL) != siteOrigin(cur.BaseURL) {
+		stored, err := s.keys.Decrypt(ctx, cur.TenantID, secretAD(cur.TenantID), storedCT)
+		if err != nil && !errors.Is(err, keys.ErrShredded) {
+			return fmt.Errorf("shared secret: %w", err)
+		}
+		if err != nil || !hmac.Equal(stored, in.SharedSecret) {
+			return &apperr.Error{Code: apperr.ECONFLICT, Field: "baseUrl", Err: ErrIdentityChanged,
+				Message: "a reinstall may not move this site's installation to another host; a site rename keeps the shared secret, and this payload does not"}
+		}
+	}
+	if cur.OAuthClientID != "" && in.OAuthClientID != "" && in.OAuthClientID != cur.OAuthClientID {
+		return &apperr.Error{Code: apperr.ECONFLICT, Field: "oauthClientId", Err: ErrIdentityChanged,
+			Message: "a reinstall may not change this site's oauthClientId"}
+	}
+	if cur.InstallationID != "" && in.InstallationID != "" && in.InstallationID != cur.InstallationID {
+		return &apperr.Error{Code: apperr.ECONFLICT, Field: "installationId", Err: ErrIdentityChanged,
+			Message: "a reinstall may not change this site's installationId (an installation without one may gain it)"}
+	}
+	return nil
+}
+
+// siteOrigin is scheme://host[:port] of a site URL, lower case, without the
+// scheme's default port: what a site rename changes and nothing else may.
+func siteOrigin(baseURL string) string {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return ""
+	}
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if port != "" {
+		return scheme + "://" + net.JoinHostPort(host, port)
+	}
+	return scheme + "://" + host
+}
+
+// Event is a lifecycle change Jira announces for an installed app.
+type Event string
+
+const (
+	EventEnabled     Event = "enabled"
+	EventDisabled    Event = "disabled"
+	EventUninstalled Event = "uninstalled"
+)
+
+// eventSQL is the single conditional UPDATE of each event: uninstalled wins
+// over disabled, only a new install revives a tenant pending deletion, and
+// repeating an uninstall keeps the first time.
+var eventSQL = map[Event]string{
+	EventEnabled: `UPDATE installations SET state = 'active', disabled_at = NULL, updated_at = $2
+		WHERE tenant_id = $1 AND state = 'disabled'`,
+	EventDisabled: `UPDATE installations SET state = 'disabled', disabled_at = $2, updated_at = $2
+		WHERE tenant_id = $1 AND state = 'active'`,
+	EventUninstalled: `UPDATE installations SET state = 'pending_deletion', uninstalled_at = $2, updated_at = $2
+		WHERE tenant_id = $1 AND state <> 'pending_deletion'`,
+}
+
+// Record applies a lifecycle event that arrived with the single-use token n,
+// using n up in the same transaction (ErrReplayed, and nothing changes, if
+// it was used before). changed reports whether the state changed.
+func (s *Store) Record(ctx context.Context, tenantID string, ev Event, n Nonce) (changed bool, err error) {
+	q, ok := eventSQL[ev]
+	if !ok {
+		return false, fmt.Errorf("tenant: unknown lifecycle event %q", ev)
+	}
+	var k int64
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := use(ctx, tx, n); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, q, tenantID, tx.Now())
+		if err != nil {
+			return err
+		}
+		k, err = res.RowsAffected()
+		return err
+	})
+	return k > 0, err
+}
+
 // Enable marks a disabled installation active. It never revives a tenant
 // pending deletion; changed reports whether anything changed.
 func (s *Store) Enable(ctx context.Context, tenantID string) (changed bool, err error) {
-	return s.exec(ctx, `UPDATE installations SET state = 'active', disabled_at = NULL, updated_at = $2
-		WHERE tenant_id = $1 AND state = 'disabled'`, tenantID)
+	return s.Record(ctx, tenantID, EventEnabled, Nonce{})
 }
 
 // Disable marks an active installation disabled; on a tenant pending deletion
 // it does nothing, so uninstalled wins whichever event arrives last.
 func (s *Store) Disable(ctx context.Context, tenantID string) (changed bool, err error) {
-	return s.exec(ctx, `UPDATE installations SET state = 'disabled', disabled_at = $2, updated_at = $2
-		WHERE tenant_id = $1 AND state = 'active'`, tenantID)
+	return s.Record(ctx, tenantID, EventDisabled, Nonce{})
 }
 
 // Uninstall marks the tenant pending deletion with the time (purge is a later
 // job). Repeating it keeps the first time.
 func (s *Store) Uninstall(ctx context.Context, tenantID string) (changed bool, err error) {
-	return s.exec(ctx, `UPDATE installations SET state = 'pending_deletion', uninstalled_at = $2, updated_at = $2
-		WHERE tenant_id = $1 AND state <> 'pending_deletion'`, tenantID)
-}
-
-func (s *Store) exec(ctx context.Context, q, tenantID string) (bool, error) {
-	var n int64
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, q, tenantID, tx.Now())
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	return n > 0, err
+	return s.Record(ctx, tenantID, EventUninstalled, Nonce{})
 }
 
 // SharedSecret decrypts the tenant's current shared secret. Callers keep it
@@ -249,13 +388,14 @@ const columns = `tenant_id, addon_key, product_type, client_key, base_url, displ
 	entitlement_id, entitlement_number, oauth_client_id, installation_id, installed_by, state,
 	created_at, installed_at, updated_at, disabled_at, uninstalled_at`
 
-func scan(row interface{ Scan(...any) error }) (Installation, error) {
+// scan reads the columns, then into extra any columns the query adds.
+func scan(row interface{ Scan(...any) error }, extra ...any) (Installation, error) {
 	var in Installation
 	var disabled, uninstalled sql.NullTime
 	var state string
-	err := row.Scan(&in.TenantID, &in.AddonKey, &in.ProductType, &in.ClientKey, &in.BaseURL, &in.DisplayURL,
+	err := row.Scan(append([]any{&in.TenantID, &in.AddonKey, &in.ProductType, &in.ClientKey, &in.BaseURL, &in.DisplayURL,
 		&in.Description, &in.ServiceEntitlementNumber, &in.EntitlementID, &in.EntitlementNumber, &in.OAuthClientID,
-		&in.InstallationID, &in.InstalledBy, &state, &in.CreatedAt, &in.InstalledAt, &in.UpdatedAt, &disabled, &uninstalled)
+		&in.InstallationID, &in.InstalledBy, &state, &in.CreatedAt, &in.InstalledAt, &in.UpdatedAt, &disabled, &uninstalled}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return in, ErrNotFound
 	}

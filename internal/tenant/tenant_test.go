@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"ferry/internal/apperr"
 	"ferry/internal/keys"
 	"ferry/internal/store"
 	"ferry/internal/store/storetest"
@@ -60,7 +61,7 @@ func TestContractFirstInstallCreatesTenantWithRandomIDAndEncryptedSecret(t *test
 	})
 }
 
-func TestContractReinstallReplacesSecretAndBaseURLAndRevivesPendingTenant(t *testing.T) {
+func TestContractReinstallReplacesSecretAndRevivesPendingTenant(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		s, _ := newStore(t, db)
@@ -74,15 +75,12 @@ func TestContractReinstallReplacesSecretAndBaseURLAndRevivesPendingTenant(t *tes
 		if s.KnownSite(ctx, "a.atlassian.net:443") {
 			t.Fatal("a site pending deletion must not be reachable through egress")
 		}
-		again, created, err := s.Install(ctx, install("ck-1", "new-secret-0123456789abcdef0123456789", "https://renamed.atlassian.net"))
+		again, created, err := s.Install(ctx, install("ck-1", "new-secret-0123456789abcdef0123456789", "https://A.atlassian.net/"))
 		if err != nil || created {
 			t.Fatalf("reinstall: created=%v err=%v", created, err)
 		}
 		if again.TenantID != first.TenantID || again.State != tenant.Active || !again.UninstalledAt.IsZero() {
 			t.Fatalf("reinstall must reactivate the same tenant: %+v", again)
-		}
-		if again.BaseURL != "https://renamed.atlassian.net" || !s.KnownSite(ctx, "RENAMED.atlassian.net") {
-			t.Fatalf("baseUrl not updated: %+v", again)
 		}
 		got, _ := s.SharedSecret(ctx, first.TenantID)
 		if string(got) != "new-secret-0123456789abcdef0123456789" {
@@ -92,6 +90,79 @@ func TestContractReinstallReplacesSecretAndBaseURLAndRevivesPendingTenant(t *tes
 		db.SQL.QueryRow(`SELECT COUNT(*) FROM installations`).Scan(&n)
 		if n != 1 {
 			t.Fatalf("%d installation rows, want 1", n)
+		}
+	})
+}
+
+// TestContractASiteMovesOnlyByARenameThatKeepsTheSecret: Atlassian renames a
+// site with an installed callback that carries the new baseUrl and the
+// shared secret Ferry already holds. A reinstall that moves the site and
+// brings any other secret is refused, and so is one that changes the site's
+// oauthClientId or installationId; an installationId may appear where there
+// was none.
+func TestContractASiteMovesOnlyByARenameThatKeepsTheSecret(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, _ := newStore(t, db)
+		const secret = "site-secret-0123456789abcdef0123456789"
+		first, _, err := s.Install(ctx, install("ck", secret, "https://a.atlassian.net"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		type row struct{ Base, OAuth, Installation, Secret string }
+		read := func() row {
+			in, err := s.ByID(ctx, first.TenantID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sec, _ := s.SharedSecret(ctx, first.TenantID)
+			return row{in.BaseURL, in.OAuthClientID, in.InstallationID, string(sec)}
+		}
+		refused := func(name, field string, in tenant.Install) {
+			t.Helper()
+			before := read()
+			_, _, err := s.Install(ctx, in)
+			var ae *apperr.Error
+			if !errors.Is(err, tenant.ErrIdentityChanged) || !errors.As(err, &ae) || ae.Code != apperr.ECONFLICT || ae.Field != field {
+				t.Errorf("%s: %v, want a conflict on %s", name, err, field)
+			}
+			if after := read(); after != before {
+				t.Errorf("%s changed the installation: %+v → %+v", name, before, after)
+			}
+		}
+		for _, base := range []string{"https://b.atlassian.net", "https://a.atlassian.net:8443", "http://a.atlassian.net"} {
+			refused("move to "+base+" with a new secret", "baseUrl", install("ck", "other-secret-0123456789abcdef01234567", base))
+		}
+		moved := install("ck", "other-secret-0123456789abcdef01234567", "https://b.atlassian.net")
+		moved.OAuthClientID = "oauth-ck"
+		refused("move with a new secret and the same ids", "baseUrl", moved)
+		otherOAuth := install("ck", secret, "https://a.atlassian.net")
+		otherOAuth.OAuthClientID = "oauth-someone-else"
+		refused("another oauthClientId", "oauthClientId", otherOAuth)
+
+		// The rename: new host, same secret.
+		if _, _, err := s.Install(ctx, install("ck", secret, "https://renamed.atlassian.net")); err != nil {
+			t.Fatalf("rename keeping the secret: %v", err)
+		}
+		if r := read(); r.Base != "https://renamed.atlassian.net" || !s.KnownSite(ctx, "renamed.atlassian.net") || s.KnownSite(ctx, "a.atlassian.net") {
+			t.Fatalf("after the rename: %+v", r)
+		}
+		// Connect → Forge: the installationId appears, then stays.
+		forge := install("ck", "forge-secret-0123456789abcdef012345678", "https://renamed.atlassian.net")
+		forge.InstallationID = "ari:cloud:ecosystem::installation/f1"
+		if _, _, err := s.Install(ctx, forge); err != nil {
+			t.Fatalf("an installationId appearing: %v", err)
+		}
+		other := forge
+		other.InstallationID = "ari:cloud:ecosystem::installation/f2"
+		refused("another installationId", "installationId", other)
+		without := install("ck", "later-secret-0123456789abcdef0123456789", "https://renamed.atlassian.net")
+		without.OAuthClientID = ""
+		if _, _, err := s.Install(ctx, without); err != nil {
+			t.Fatal(err)
+		}
+		if r := read(); r.Installation != forge.InstallationID || r.OAuth != "oauth-ck" {
+			t.Fatalf("a payload without ids must keep the stored ones: %+v", r)
 		}
 	})
 }
