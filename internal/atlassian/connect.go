@@ -109,6 +109,7 @@ func New(o Options) (*Connect, error) {
 		licTTL:      o.LicenseCacheTTL,
 		licenses:    map[string]licenseEntry{},
 	}
+	c.installKeys.now = o.Now
 	return c, nil
 }
 

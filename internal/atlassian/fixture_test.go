@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,12 +69,18 @@ type fixture struct {
 	logs    *bytes.Buffer
 	mu      sync.Mutex
 	now     time.Time
+
+	keyFetches atomic.Int32 // requests to the fake install-key service
 }
 
 func newFixture(t *testing.T, db *store.DB, mutate ...func(*config.Config)) *fixture {
 	t.Helper()
 	_, pemBytes := testRSA(t)
+	f := &fixture{t: t, db: db, logs: &bytes.Buffer{}, now: time.Now().UTC().Truncate(time.Second)}
 	keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/keys/") {
+			f.keyFetches.Add(1)
+		}
 		if r.URL.Path != "/keys/"+testKid {
 			http.NotFound(w, r)
 			return
@@ -85,7 +92,6 @@ func newFixture(t *testing.T, db *store.DB, mutate ...func(*config.Config)) *fix
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, db: db, logs: &bytes.Buffer{}, now: time.Now().UTC().Truncate(time.Second)}
 	f.ring = keys.NewRing(db, kek)
 	f.tenants = tenant.NewStore(db, f.ring)
 	cfg := config.Default()

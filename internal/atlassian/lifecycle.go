@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,9 @@ func (c *Connect) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if apperr.CodeOf(err) == apperr.EUNAUTHORIZED {
 		w.Header().Set("WWW-Authenticate", `JWT realm="Ferry"`)
 	}
+	if rl := new(*retryLater); errors.As(err, rl) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil((*rl).after.Seconds()))))
+	}
 	apperr.Write(w, r, c.log, err)
 }
 
@@ -56,6 +61,8 @@ func authError(err error) error {
 	switch {
 	case errors.Is(err, ErrIssuer):
 		return apperr.Wrap(err, apperr.EFORBIDDEN, "the JWT issuer is not the clientKey of this payload")
+	case errors.As(err, new(*retryLater)):
+		return apperr.Wrap(err, apperr.EUNAVAILABLE, "too many unknown install-key ids were presented lately; retry later")
 	case errors.Is(err, errKeyService):
 		return apperr.Wrap(err, apperr.EUNAVAILABLE, "the Connect install-key service could not be reached; retry later")
 	case errors.Is(err, tenant.ErrReplayed):
@@ -105,16 +112,11 @@ func (c *Connect) verifySignedInstall(ctx context.Context, r *http.Request) (*to
 	if err != nil {
 		return nil, err
 	}
-	// Checked before any key is fetched: only RS256 here, whatever the token says.
+	// Everything that needs no key is checked before a key is looked up, so
+	// a token that would fail anyway never costs a fetch: only RS256 here,
+	// whatever the token says; a live exp; this app; this request.
 	if t.header.Alg != "RS256" {
 		return nil, ErrAlgorithm
-	}
-	pub, err := c.installKeys.get(ctx, t.header.Kid)
-	if err != nil {
-		return nil, err
-	}
-	if err := t.verifyRS256(pub); err != nil {
-		return nil, err
 	}
 	if err := t.checkTime(c.now()); err != nil {
 		return nil, err
@@ -123,6 +125,13 @@ func (c *Connect) verifySignedInstall(ctx context.Context, r *http.Request) (*to
 		return nil, ErrAudience
 	}
 	if err := t.checkQSH(c.qshOf(r), false); err != nil {
+		return nil, err
+	}
+	pub, err := c.installKeys.get(ctx, t.header.Kid)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.verifyRS256(pub); err != nil {
 		return nil, err
 	}
 	return t, nil

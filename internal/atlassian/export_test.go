@@ -1,0 +1,4 @@
+package atlassian
+
+// KeyFetchBurst is keyFetchBurst, for the external tests.
+const KeyFetchBurst = keyFetchBurst
