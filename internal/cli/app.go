@@ -135,6 +135,7 @@ func (a *app) pagesBuilt() bool { return a.pages != nil }
 // registerJobs is where every area's periodic work is listed.
 func (a *app) registerJobs() {
 	a.jobs.Register(reqlog.RetentionJob(a.requests, a.cfg.RequestLogDays, a.log))
+	a.jobs.Register(tenant.SeenTokensJob(a.tenants, a.log))
 }
 
 // newGate builds the egress gate; its start-up checks (region pinning,
