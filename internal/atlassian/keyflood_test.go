@@ -12,13 +12,13 @@ import (
 	"ferry/internal/store/storetest"
 )
 
-// TestForgedInstallFloodIsSheddedWithRetryAfter: 400 forged installed
+// TestForgedInstallFloodIsShedWithRetryAfter: 400 forged installed
 // callbacks, each with valid claims and a kid never seen, reach the handler.
 // The key service is asked at most KeyFetchBurst times; the rest are
 // answered 503 with Retry-After and nothing is written; an install signed
 // with a key already known is accepted meanwhile; and after Retry-After a
 // new kid is looked up again.
-func TestForgedInstallFloodIsSheddedWithRetryAfter(t *testing.T) {
+func TestForgedInstallFloodIsShedWithRetryAfter(t *testing.T) {
 	db := storetest.SQLite(t)
 	f := newFixture(t, db)
 	inst := "/lifecycle/installed"
