@@ -158,6 +158,11 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 	// insert, or a concurrent reinstall change the row; then this one is
 	// checked again against what is there now.
 	for attempt := 0; attempt < 4; attempt++ {
+		// A replay is named as such before its body is looked at or a keyset
+		// is made for it; the transaction below is what decides.
+		if err := s.unused(ctx, in.Nonce); err != nil {
+			return inst, false, err
+		}
 		existing, storedCT, err := s.current(ctx, in.ClientKey)
 		tenantID := existing.TenantID
 		oauth, installation := in.OAuthClientID, in.InstallationID
@@ -170,11 +175,6 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 		case err != nil:
 			return inst, false, err
 		default:
-			// A replay is named as such, whatever its body would change; the
-			// transaction below is what decides.
-			if err := s.unused(ctx, in.Nonce); err != nil {
-				return inst, false, err
-			}
 			if err := s.checkReinstall(ctx, existing, storedCT, in); err != nil {
 				return inst, false, err
 			}
