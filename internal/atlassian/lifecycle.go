@@ -138,16 +138,19 @@ func (c *Connect) verifySignedInstall(ctx context.Context, r *http.Request) (*to
 }
 
 // nonceOf names a verified lifecycle token in the record of used tokens:
-// by its jti with its issuer when it has one, else by its signed part. Not
-// by the whole string: base64url leaves unused bits in the signature's last
-// character, so one signature has several spellings, and a replay could
-// otherwise pass as a new token.
+// by its jti with its issuer when it has one, else by its signed part and
+// the decoded signature. Not by the string as sent: base64url leaves unused
+// bits in the signature's last character, so one signature has several
+// spellings, and a replay could otherwise pass as a new token. The
+// signature counts because HS256 tokens with the same claims under two
+// shared secrets (an uninstall and reinstall in one second) are two tokens.
 func nonceOf(t *token) tenant.Nonce {
 	h := sha256.New()
 	if t.claims.Jti != "" {
 		h.Write([]byte("connect-jti\x00" + t.claims.Iss + "\x00" + t.claims.Jti))
 	} else {
-		h.Write([]byte("connect-jwt\x00" + t.signingInput))
+		h.Write([]byte("connect-jwt\x00" + t.signingInput + "\x00"))
+		h.Write(t.sig)
 	}
 	return tenant.Nonce{Digest: hex.EncodeToString(h.Sum(nil)), Expires: time.Unix(t.claims.Exp, 0).Add(clockSkew)}
 }

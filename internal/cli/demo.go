@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"ferry/internal/config"
@@ -89,7 +90,16 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 	fail := func(err error) (*demo, error) { cancel(); return nil, err }
 
 	sim := jirasim.New(jirasim.Options{Issues: o.Issues, Projects: 4, Users: 20, Seed: 1, AllowHTTPApp: true})
-	simURL, err := sim.Start(ctx, o.SimAddr)
+	// A demo run again on its data directory brings the simulated site back
+	// where it was: Ferry refuses to move an installed site to another host.
+	prev := readDemoInfo(o.DataDir)
+	simURL, err := "", errors.New("no previous address")
+	if prevAddr := strings.TrimPrefix(prev.SimURL, "http://"); o.SimAddr == "127.0.0.1:0" && prevAddr != "" {
+		simURL, err = sim.Start(ctx, prevAddr)
+	}
+	if err != nil {
+		simURL, err = sim.Start(ctx, o.SimAddr)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("demo: start simulated Jira on %s: %w", o.SimAddr, err))
 	}
@@ -134,6 +144,9 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 
 	// Install through the real signed lifecycle, as Jira does.
 	inst, err := sim.Install(ctx, appURL, jirasim.InstallValid)
+	if le := (*jirasim.LifecycleError)(nil); errors.As(err, &le) && le.Status == 409 && prev.SimURL != "" && prev.SimURL != simURL {
+		return stop(fmt.Errorf("demo: the simulated Jira could not get its previous address %s back (now %s), and Ferry does not move an installed site; free that port or start over with --reset", prev.SimURL, simURL))
+	}
 	if err != nil {
 		return stop(fmt.Errorf("demo: install the app into the simulated Jira: %w", err))
 	}
@@ -144,7 +157,6 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 	users := sim.Users()
 	admin := users[0]
 
-	prev := readDemoInfo(o.DataDir)
 	app, err := jira.New(tn.BaseURL, a.gate.Client("jira"), a.connect.AppAuth(tn))
 	if err != nil {
 		return stop(err)

@@ -240,3 +240,39 @@ func TestSeenTokensJobIsRegistered(t *testing.T) {
 		t.Fatalf("jobs run: %s", out)
 	}
 }
+
+// TestDemoRestartKeepsItsSiteAndToken: `ferry demo` run again on its data
+// directory brings the simulated site back at the same address (Ferry
+// refuses to move an installed site to another host), and the feed URL and
+// token of the first run keep working.
+func TestDemoRestartKeepsItsSiteAndToken(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	start := func() (*demo, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		logs := &LogBuffer{}
+		d, err := startDemo(ctx, env{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: logs},
+			demoOptions{AppAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: dir, Issues: 20})
+		if err != nil {
+			cancel()
+			t.Fatalf("demo: %v\n%s", err, logs)
+		}
+		return d, cancel
+	}
+	first, stop := start()
+	stop()
+	if err := first.wait(); err != nil {
+		t.Fatal(err)
+	}
+	// Jira's lifecycle tokens carry whole seconds: a reinstall signed in the
+	// same second as the first install would be that install's token. A
+	// person restarting the demo takes longer than this.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	second, stop := start()
+	defer func() { stop(); second.wait() }()
+	if second.info.SimURL != first.info.SimURL || second.info.Token != first.info.Token || second.info.SourceID != first.info.SourceID {
+		t.Fatalf("second run: %+v\nfirst run:  %+v", second.info, first.info)
+	}
+	if st, _, b := fetch(t, second.info.ODataURL+"Issues?$top=2", first.info.Token); st != 200 {
+		t.Fatalf("the first run's token on the second run: %d %.200s", st, b)
+	}
+}
