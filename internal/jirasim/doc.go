@@ -19,6 +19,8 @@
 //	s.Installation(key)        // Installation{AddonKey, ClientKey, SharedSecret, OAuthClientID, BaseURL, AppBaseURL, License, Status, …}
 //	s.SetLicense(key, "active"|"expired"|"none")
 //	s.RenameSite(newURL)       // later installs, tnt checks and self links use it
+//	s.Rename(ctx, newURL)      // RenameSite, then installed with the new baseUrl and the same secret, as Atlassian renames a site
+//	s.SetClock(now)            // the clock that signs tokens (they carry whole seconds and no jti, as Jira's)
 //	s.PageURL(key, module, accountID) // signed iframe URL of an app page
 //	s.CreateIssue(jirasim.NewIssue{Project: "CORE", Summary: "canary"})
 //	s.SetKnobs(jirasim.Knobs{Latency: 150 * time.Millisecond, Rate: 100, FaultRate: 0.01})
