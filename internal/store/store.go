@@ -115,9 +115,20 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 //     and much faster than FULL;
 //   - _txlock=immediate: write transactions take the lock at BEGIN, so two
 //     transactions never deadlock upgrading read locks.
+//
+// The path is escaped for SQLite's URI syntax: a "?", "#" or "%" in the data
+// directory would otherwise start the query, cut the path short or be decoded,
+// and the database would open somewhere else, without these pragmas.
 func SQLiteDSN(path string) string {
-	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	p := sqliteURIPath.Replace(filepath.ToSlash(path))
+	if strings.HasPrefix(p, "/") {
+		p = "//" + p // empty authority: a path starting "//" is not read as a host
+	}
+	return "file:" + p + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
+
+// sqliteURIPath escapes what SQLite's URI parser would read as syntax.
+var sqliteURIPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Migrate applies every pending migration.
 func (db *DB) Migrate(ctx context.Context) error {

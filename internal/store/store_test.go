@@ -95,3 +95,56 @@ func TestSQLiteFilesAreOwnerOnly(t *testing.T) {
 		}
 	}
 }
+
+// A data directory whose name holds URI syntax must not move the database:
+// before the path was escaped, "?" started the query (the file landed beside
+// the data directory with mode 0644 and without WAL) and "#" cut it short.
+func TestSQLitePathWithURICharactersStaysInTheDataDirectory(t *testing.T) {
+	for _, name := range []string{"data?mode=ro", "data#frag", "data%3Fx", "a b&c=d", "d%", "x?_pragma=journal_mode(DELETE)"} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, name)
+			path := filepath.Join(dir, "ferry.db")
+			ctx := context.Background()
+			db, err := store.Open(ctx, store.Options{SQLitePath: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.SQL.Exec(`INSERT INTO log_day_keys (day, created_at) VALUES ('2030-01-01', CURRENT_TIMESTAMP)`); err != nil {
+				t.Fatal(err)
+			}
+			var mode string
+			if err := db.SQL.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+				t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
+			}
+			var file string
+			if err := db.SQL.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
+				t.Fatal(err)
+			}
+			if file != path {
+				t.Fatalf("database file is %q, want %q", file, path)
+			}
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				st, err := os.Stat(path + suffix)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Mode().Perm() != 0o600 {
+					t.Errorf("%s mode %04o, want 0600", filepath.Base(path+suffix), st.Mode().Perm())
+				}
+			}
+			entries, _ := os.ReadDir(root)
+			if len(entries) != 1 || entries[0].Name() != name {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Fatalf("files beside the data directory: %q", names)
+			}
+		})
+	}
+}
