@@ -281,3 +281,48 @@ func TestKMSURIValidation(t *testing.T) {
 		}
 	}
 }
+
+// A scan of the keysets to re-wrap that ends early (rows.Next false, the
+// reason only in rows.Err) must fail the rotation: otherwise the keysets it
+// never saw stay under the old key, which rotation then deletes.
+func TestRotateKEKFailsWhenTheScanIsCutShort(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.SQLite(t)
+	path := filepath.Join(t.TempDir(), "kek.json")
+	kek, err := keys.OpenLocalKEK(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := keys.NewRing(db, kek)
+	secrets := map[string][]byte{}
+	for _, tn := range []string{"t1", "t2", "t3"} {
+		if err := r.EnsureTenant(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+		ct, err := r.Encrypt(ctx, tn, []byte("ad"), []byte("secret of "+tn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[tn] = ct
+	}
+	faulty, cut := cutShortDB(t, db, "FROM tenant_keys", 1)
+	defer func() {
+		if cut.cutCount() == 0 {
+			t.Error("the scan was never cut short: the test tested nothing")
+		}
+	}()
+	if _, _, err := keys.RotateLocalKEK(ctx, faulty, kek); !errors.Is(err, errCutShort) {
+		t.Errorf("rotation over a cut-short scan: err = %v, want %v", err, errCutShort)
+	}
+	// Whatever happened, the key file on disk still opens every tenant.
+	reopened, err := keys.OpenLocalKEK(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := keys.NewRing(db, reopened)
+	for tn, ct := range secrets {
+		if got, err := fresh.Decrypt(ctx, tn, []byte("ad"), ct); err != nil || string(got) != "secret of "+tn {
+			t.Errorf("tenant %s unreadable after the failed rotation: %v", tn, err)
+		}
+	}
+}

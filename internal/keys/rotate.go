@@ -38,6 +38,12 @@ func Rewrap(ctx context.Context, db *store.DB, from, to KEK) (RotationResult, er
 			}
 			rows = append(rows, r)
 		}
+		// A scan cut short ends like a finished one; only Err tells them
+		// apart, and a missed keyset would be lost when the old key goes.
+		if err := q.Err(); err != nil {
+			q.Close()
+			return fmt.Errorf("scan tenant keysets: %w", err)
+		}
 		q.Close()
 		q, err = tx.QueryContext(ctx, `SELECT day, keyset FROM log_day_keys WHERE destroyed_at IS NULL`)
 		if err != nil {
@@ -52,6 +58,10 @@ func Rewrap(ctx context.Context, db *store.DB, from, to KEK) (RotationResult, er
 			}
 			r.isDay, r.dayKey = true, append([]byte(nil), w...)
 			rows = append(rows, r)
+		}
+		if err := q.Err(); err != nil {
+			q.Close()
+			return fmt.Errorf("scan log day keys: %w", err)
 		}
 		q.Close()
 		for _, r := range rows {
