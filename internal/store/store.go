@@ -55,13 +55,23 @@ type DB struct {
 type Options struct {
 	DatabaseURL string // postgres://… or empty for SQLite
 	SQLitePath  string
+	// ConnectTimeout bounds each PostgreSQL connection attempt, TLS and
+	// authentication included; zero means DefaultConnectTimeout. A
+	// connect_timeout in DatabaseURL takes precedence.
+	ConnectTimeout time.Duration
 }
 
 // Open opens the database but does not migrate it; call Migrate.
 func Open(ctx context.Context, o Options) (*DB, error) {
 	db := &DB{}
+	wait := connectTimeout(o)
 	if o.DatabaseURL != "" {
-		pool, err := pgxpool.New(ctx, o.DatabaseURL)
+		pcfg, err := PostgresConfig(o)
+		if err != nil {
+			return nil, err
+		}
+		wait = pcfg.ConnConfig.ConnectTimeout
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 		if err != nil {
 			return nil, fmt.Errorf("open postgres: %w", scrubURL(err, o.DatabaseURL))
 		}
@@ -86,7 +96,11 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		sqldb.SetMaxOpenConns(8)
 		db.SQL, db.Dialect, db.Path = sqldb, SQLite, o.SQLitePath
 	}
-	if err := db.SQL.PingContext(ctx); err != nil {
+	// The first ping connects: bounded by the connect timeout, plus a little
+	// for the query itself.
+	pctx, cancel := context.WithTimeout(ctx, wait+5*time.Second)
+	defer cancel()
+	if err := db.SQL.PingContext(pctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s: %w", db.Dialect, scrubURL(err, o.DatabaseURL))
 	}
@@ -102,6 +116,30 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	}
 	db.provider = p
 	return db, nil
+}
+
+// DefaultConnectTimeout bounds a PostgreSQL connection attempt when neither
+// the URL (connect_timeout) nor Options say otherwise: a server that accepts
+// and never answers must not hang start-up or a request.
+const DefaultConnectTimeout = 10 * time.Second
+
+func connectTimeout(o Options) time.Duration {
+	if o.ConnectTimeout > 0 {
+		return o.ConnectTimeout
+	}
+	return DefaultConnectTimeout
+}
+
+// PostgresConfig parses DatabaseURL into the pool configuration Open uses.
+func PostgresConfig(o Options) (*pgxpool.Config, error) {
+	pcfg, err := pgxpool.ParseConfig(o.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", scrubURL(err, o.DatabaseURL))
+	}
+	if pcfg.ConnConfig.ConnectTimeout == 0 {
+		pcfg.ConnConfig.ConnectTimeout = connectTimeout(o)
+	}
+	return pcfg, nil
 }
 
 // SQLiteDSN is the connection string for the embedded database. Each pragma

@@ -3,8 +3,11 @@ package store_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,5 +149,82 @@ func TestSQLitePathWithURICharactersStaysInTheDataDirectory(t *testing.T) {
 				t.Fatalf("files beside the data directory: %q", names)
 			}
 		})
+	}
+}
+
+// silentServer accepts connections and never says a word, like a database
+// behind a stuck proxy. It returns its address; connections close with it.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
+}
+
+// Start-up against a PostgreSQL server that accepts and never answers must
+// end with an error naming the timeout, not hang.
+func TestPostgresConnectToASilentServerTimesOut(t *testing.T) {
+	addr := silentServer(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := store.Open(context.Background(), store.Options{
+			DatabaseURL:    "postgres://ferry@" + addr + "/ferry?sslmode=disable",
+			ConnectTimeout: 200 * time.Millisecond,
+		})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "timeout") {
+			t.Fatalf("Open against a silent server: %v, want a timeout error", err)
+		}
+		t.Log(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open against a silent server still hangs after 30 s")
+	}
+}
+
+// Without connect_timeout in the URL a default applies; with it, the URL wins.
+func TestPostgresConnectTimeoutDefaultsAndURLOverride(t *testing.T) {
+	for _, c := range []struct {
+		url  string
+		opt  time.Duration
+		want time.Duration
+	}{
+		{"postgres://u@db.example/ferry", 0, store.DefaultConnectTimeout},
+		{"postgres://u@db.example/ferry", 3 * time.Second, 3 * time.Second},
+		{"postgres://u@db.example/ferry?connect_timeout=7", 0, 7 * time.Second},
+		{"postgres://u@db.example/ferry?connect_timeout=7", time.Second, 7 * time.Second},
+	} {
+		cfg, err := store.PostgresConfig(store.Options{DatabaseURL: c.url, ConnectTimeout: c.opt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.ConnConfig.ConnectTimeout; got != c.want {
+			t.Errorf("%s (option %v): ConnectTimeout %v, want %v", c.url, c.opt, got, c.want)
+		}
 	}
 }
