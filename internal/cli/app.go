@@ -79,6 +79,10 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	}
 	if err := db.Migrate(ctx); err != nil {
 		db.Close()
+		var newer *store.NewerSchemaError
+		if errors.As(err, &newer) {
+			return nil, &config.Error{Var: dbVar(cfg), Reason: err.Error()}
+		}
 		return nil, err
 	}
 	a := &app{cfg: cfg, log: log, db: db, keys: keys.NewRing(db, kek), jobs: jobs.NewRegistry(), gate: gate}
@@ -204,4 +208,12 @@ func checkDataDir(dir string) error {
 		return &config.Error{Var: "FERRY_DATA_DIR", Reason: dir + " exists and is not a directory"}
 	}
 	return nil
+}
+
+// dbVar names the setting that chose the database, for start-up errors.
+func dbVar(cfg config.Config) string {
+	if cfg.UsesPostgres() {
+		return "FERRY_DATABASE_URL"
+	}
+	return "FERRY_DATA_DIR"
 }

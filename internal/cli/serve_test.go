@@ -4,16 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"ferry/internal/cli"
+	"ferry/internal/store"
 )
 
 func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -240,4 +244,101 @@ func TestRegionMisconfigurationFailsStartUp(t *testing.T) {
 		}
 		t.Logf("%s: %v", name, err)
 	}
+}
+
+// migrated runs `ferry migrate` in a fresh data directory and returns it.
+func migrated(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := cli.Run(context.Background(), []string{"ferry", "migrate"}, envFunc(map[string]string{"FERRY_DATA_DIR": dir}), nil, io.Discard, io.Discard); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return dir
+}
+
+// A database that a newer Ferry migrated stops start-up with exit 2 and one
+// line, and this older binary writes nothing to it.
+func TestServeRefusesADatabaseFromANewerVersion(t *testing.T) {
+	dir := migrated(t)
+	db, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dir, "ferry.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest, err := db.LatestMigration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SQL.Exec(`INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)`, latest+1); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before := snapshotDir(t, dir)
+	err = cli.Run(context.Background(), []string{"ferry", "serve"}, envFunc(map[string]string{"FERRY_DATA_DIR": dir, "FERRY_ADDR": "127.0.0.1:0"}), nil, io.Discard, io.Discard)
+	if cli.ExitCode(err) != 2 || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "newer than this ferry") {
+		t.Fatalf("serve on a newer database: %v (exit %d), want exit 2 and one line", err, cli.ExitCode(err))
+	}
+	if after := snapshotDir(t, dir); after != before {
+		t.Fatalf("the refused start-up changed the data directory:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// A damaged ferry.db stops start-up with a clear one-line error: it is never
+// served as ready.
+func TestServeRefusesACorruptDatabase(t *testing.T) {
+	dir := migrated(t)
+	path := filepath.Join(dir, "ferry.db")
+	db, err := store.Open(context.Background(), store.Options{SQLitePath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 400 {
+		if _, err := db.SQL.Exec(`INSERT INTO log_day_keys (day, keyset, created_at) VALUES ($1, randomblob(300), CURRENT_TIMESTAMP)`, strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.SQL.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for off := (st.Size() / 2) &^ 4095; off < st.Size(); off += 3 * 4096 {
+		if _, err := f.WriteAt(bytes.Repeat([]byte{0xEE}, 2048), off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	err = cli.Run(context.Background(), []string{"ferry", "serve"}, envFunc(map[string]string{"FERRY_DATA_DIR": dir, "FERRY_ADDR": "127.0.0.1:0"}), nil, io.Discard, io.Discard)
+	if err == nil || cli.ExitCode(err) == 0 || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), "damaged") {
+		t.Fatalf("serve on a corrupt database: %v, want one line saying it is damaged", err)
+	}
+	t.Log(err)
+}
+
+// snapshotDir describes every file under dir (name, size, content hash).
+func snapshotDir(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		fmt.Fprintf(&b, "%s:%d:%x ", rel, len(data), sha256.Sum256(data))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

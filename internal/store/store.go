@@ -102,7 +102,16 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	defer cancel()
 	if err := db.SQL.PingContext(pctx); err != nil {
 		db.Close()
+		if db.Dialect == SQLite && sqliteDamaged(err) {
+			return nil, fmt.Errorf("%s: %w (%v); restore it from a backup", o.SQLitePath, ErrCorrupt, err)
+		}
 		return nil, fmt.Errorf("connect to %s: %w", db.Dialect, scrubURL(err, o.DatabaseURL))
+	}
+	if db.Dialect == SQLite {
+		if err := db.quickCheck(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	sub, _ := fs.Sub(migrations, "migrations/"+string(db.Dialect))
 	gd := goose.DialectSQLite3
@@ -116,6 +125,48 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 	}
 	db.provider = p
 	return db, nil
+}
+
+// quickCheck runs SQLite's quick_check: every page and record is read and its
+// structure verified (it skips only the index-to-table cross-check of
+// integrity_check, which is much slower on a large request log). A damaged
+// file is refused here, at start, rather than found later by one request
+// after another while /readyz says ready.
+func (db *DB) quickCheck(ctx context.Context) error {
+	rows, err := db.SQL.QueryContext(ctx, `PRAGMA quick_check(5)`)
+	if err != nil {
+		if sqliteDamaged(err) {
+			return fmt.Errorf("%s: %w (%v); restore it from a backup", db.Path, ErrCorrupt, err)
+		}
+		return fmt.Errorf("integrity check of %s: %w", db.Path, err)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return fmt.Errorf("integrity check of %s: %w", db.Path, err)
+		}
+		if line != "ok" {
+			problems = append(problems, strings.ReplaceAll(line, "\n", "; "))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		if sqliteDamaged(err) {
+			return fmt.Errorf("%s: %w (%v); restore it from a backup", db.Path, ErrCorrupt, err)
+		}
+		return fmt.Errorf("integrity check of %s: %w", db.Path, err)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s: %w: %s; restore it from a backup", db.Path, ErrCorrupt, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// sqliteDamaged recognises SQLite's SQLITE_CORRUPT and SQLITE_NOTADB errors.
+func sqliteDamaged(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "malformed") || strings.Contains(s, "not a database") || strings.Contains(s, "(11)") || strings.Contains(s, "(26)")
 }
 
 // DefaultConnectTimeout bounds a PostgreSQL connection attempt when neither
@@ -170,8 +221,62 @@ var sqliteURIPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Migrate applies every pending migration.
 func (db *DB) Migrate(ctx context.Context) error {
+	if err := db.CheckNotNewer(ctx); err != nil {
+		return err
+	}
 	if _, err := db.provider.Up(ctx); err != nil {
 		return fmt.Errorf("migrate %s: %w", db.Dialect, err)
+	}
+	return nil
+}
+
+// ErrCorrupt: the SQLite file failed its integrity check.
+var ErrCorrupt = errors.New("database file is damaged")
+
+// NewerSchemaError: the database was migrated by a newer Ferry than this one.
+// Running on it could misread or overwrite what the newer version wrote.
+type NewerSchemaError struct {
+	Database int64 // highest migration applied to the database
+	Binary   int64 // highest migration this binary knows
+}
+
+func (e *NewerSchemaError) Error() string {
+	return fmt.Sprintf("the database is at migration %d, newer than this ferry (which knows migrations up to %d): run the newer ferry, or restore a backup taken before the upgrade", e.Database, e.Binary)
+}
+
+// LatestMigration is the highest migration version this binary carries.
+func (db *DB) LatestMigration() (int64, error) {
+	srcs := db.provider.ListSources()
+	if len(srcs) == 0 {
+		return 0, errors.New("no migrations embedded")
+	}
+	return srcs[len(srcs)-1].Version, nil
+}
+
+// CheckNotNewer fails with *NewerSchemaError when the database carries a
+// migration this binary does not know. It writes nothing.
+func (db *DB) CheckNotNewer(ctx context.Context) error {
+	latest, err := db.LatestMigration()
+	if err != nil {
+		return err
+	}
+	var exists bool
+	q := `SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'goose_db_version')`
+	if db.Dialect == Postgres {
+		q = `SELECT to_regclass('goose_db_version') IS NOT NULL`
+	}
+	if err := db.SQL.QueryRowContext(ctx, q).Scan(&exists); err != nil {
+		return fmt.Errorf("read migration version: %w", err)
+	}
+	if !exists {
+		return nil // a new, empty database
+	}
+	var v sql.NullInt64
+	if err := db.SQL.QueryRowContext(ctx, `SELECT max(version_id) FROM goose_db_version`).Scan(&v); err != nil {
+		return fmt.Errorf("read migration version: %w", err)
+	}
+	if v.Int64 > latest {
+		return &NewerSchemaError{Database: v.Int64, Binary: latest}
 	}
 	return nil
 }

@@ -1,8 +1,10 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -227,4 +229,89 @@ func TestPostgresConnectTimeoutDefaultsAndURLOverride(t *testing.T) {
 			t.Errorf("%s (option %v): ConnectTimeout %v, want %v", c.url, c.opt, got, c.want)
 		}
 	}
+}
+
+// A damaged SQLite file must stop start-up with a clear error rather than
+// open and report ready. The damage is made the way it happens: pages of the
+// file overwritten (a bad disk, a copy taken mid-write).
+func TestCorruptSQLiteDatabaseIsRefusedAtOpen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ferry.db")
+	db, err := store.Open(ctx, store.Options{SQLitePath: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 500 {
+		if _, err := db.SQL.Exec(`INSERT INTO log_day_keys (day, keyset, created_at) VALUES ($1, randomblob(200), CURRENT_TIMESTAMP)`, fmt.Sprintf("d%04d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.SQL.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Leave the schema and the first pages alone (so the file opens and
+	// migrates as if nothing were wrong) and scribble over pages in the back
+	// half: leaf pages of a table's rows.
+	junk := bytes.Repeat([]byte{0xA5, 0x5A, 0x00, 0xFF}, 1024)
+	for off := (st.Size() / 2) &^ 4095; off < st.Size(); off += 4096 * 3 {
+		if _, err := f.WriteAt(junk, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	db2, err := store.Open(ctx, store.Options{SQLitePath: path})
+	if err == nil {
+		db2.Close()
+		t.Fatal("a corrupt database opened without complaint")
+	}
+	if !errors.Is(err, store.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("err = %v, want ErrCorrupt naming %s", err, path)
+	}
+	t.Log(err)
+}
+
+// A database migrated by a newer Ferry must not be touched by an older one:
+// Migrate refuses before applying anything, on both engines.
+func TestContractDatabaseFromANewerVersionIsRefused(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		latest, err := db.LatestMigration()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SQL.ExecContext(ctx, `INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)`, latest+7); err != nil {
+			t.Fatal(err)
+		}
+		before := schemaRows(t, db)
+		err = db.Migrate(ctx)
+		var newer *store.NewerSchemaError
+		if !errors.As(err, &newer) || newer.Database != latest+7 || newer.Binary != latest {
+			t.Fatalf("Migrate on a newer schema: %v", err)
+		}
+		if after := schemaRows(t, db); after != before {
+			t.Fatalf("refused Migrate changed the migration table: %d → %d rows", before, after)
+		}
+		t.Log(err)
+	})
+}
+
+func schemaRows(t *testing.T, db *store.DB) int {
+	t.Helper()
+	var n int
+	if err := db.SQL.QueryRow(`SELECT count(*) FROM goose_db_version`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
