@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -37,6 +38,8 @@ type app struct {
 	feeds   *export.Feeds      // OData and CSV feeds
 	appAPI  *export.App        // JSON API of the app's pages
 	pages   *web.Pages         // the app's pages inside Jira
+
+	tlsCert *tls.Certificate // FERRY_TLS_CERT and FERRY_TLS_KEY, checked before start-up writes anything
 
 	requests   *reqlog.Store // request log (Logs Data)
 	requestLog *reqlog.Log   // its middleware and writer, started by deps (serve only)

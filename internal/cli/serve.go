@@ -3,13 +3,18 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
+	"ferry/internal/config"
 	"ferry/internal/jobs"
 	"ferry/internal/server"
 )
@@ -26,11 +31,18 @@ func runServe(ctx context.Context, e env, args []string) error {
 		cfg.Redacted(e.stdout)
 		return nil
 	}
+	// TLS files are read and checked before anything is written: a typo in a
+	// path must not leave a migrated database and a new key file behind.
+	cert, err := loadTLS(cfg)
+	if err != nil {
+		return err
+	}
 	a, err := openApp(ctx, e, cfg)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	a.tlsCert = cert
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -57,15 +69,15 @@ func serve(ctx context.Context, a *app, ln net.Listener) error {
 		ErrorLog:       nil,
 	}
 	scheme := "http"
-	if a.cfg.TLSCert != "" {
+	if a.tlsCert != nil {
 		scheme = "https"
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*a.tlsCert}}
 	}
 	a.log.Info("ferry listening", "url", scheme+"://"+ln.Addr().String(), "database", string(a.db.Dialect), "version", Version)
 	errc := make(chan error, 1)
 	go func() {
-		if a.cfg.TLSCert != "" {
-			errc <- srv.ServeTLS(ln, a.cfg.TLSCert, a.cfg.TLSKey)
+		if a.tlsCert != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}
@@ -85,4 +97,42 @@ func serve(ctx context.Context, a *app, ln net.Listener) error {
 		herr = nil
 	}
 	return errors.Join(herr, jerr)
+}
+
+// loadTLS reads FERRY_TLS_CERT and FERRY_TLS_KEY (nil when TLS is off) and
+// names the file at fault: a certificate that does not parse is the
+// certificate's problem, a key that does not parse or fit it is the key's.
+func loadTLS(cfg config.Config) (*tls.Certificate, error) {
+	if cfg.TLSCert == "" {
+		return nil, nil
+	}
+	certPEM, err := os.ReadFile(cfg.TLSCert)
+	if err != nil {
+		return nil, &config.Error{Var: "FERRY_TLS_CERT", Reason: fmt.Sprintf("cannot read %s: %v", cfg.TLSCert, pathErr(err))}
+	}
+	keyPEM, err := os.ReadFile(cfg.TLSKey)
+	if err != nil {
+		return nil, &config.Error{Var: "FERRY_TLS_KEY", Reason: fmt.Sprintf("cannot read %s: %v", cfg.TLSKey, pathErr(err))}
+	}
+	block, _ := pem.Decode(certPEM)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, &config.Error{Var: "FERRY_TLS_CERT", Reason: cfg.TLSCert + " holds no PEM certificate"}
+	}
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		return nil, &config.Error{Var: "FERRY_TLS_CERT", Reason: fmt.Sprintf("%s: %v", cfg.TLSCert, err)}
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, &config.Error{Var: "FERRY_TLS_KEY", Reason: fmt.Sprintf("%s does not hold the private key of %s: %v", cfg.TLSKey, cfg.TLSCert, err)}
+	}
+	return &pair, nil
+}
+
+// pathErr drops the path from an *fs.PathError (the message already names it).
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -4,10 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -341,4 +350,91 @@ func snapshotDir(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TLS files that are missing or not a certificate and its key stop start-up
+// before anything is written: no data directory, no database, no key file.
+func TestServeChecksTLSFilesBeforeWritingAnything(t *testing.T) {
+	files := t.TempDir()
+	garbage := filepath.Join(files, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	certA, keyA := selfSigned(t, files, "a")
+	_, keyB := selfSigned(t, files, "b")
+	cases := []struct {
+		name, cert, key, want string
+	}{
+		{"missing certificate", filepath.Join(files, "nope.crt"), keyA, "FERRY_TLS_CERT"},
+		{"missing key", certA, filepath.Join(files, "nope.key"), "FERRY_TLS_KEY"},
+		{"certificate is not PEM", garbage, keyA, "FERRY_TLS_CERT"},
+		{"key of another certificate", certA, keyB, "FERRY_TLS_KEY"},
+		{"directory as certificate", files, keyA, "FERRY_TLS_CERT"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			wd := t.TempDir()
+			t.Chdir(wd)
+			env := map[string]string{"FERRY_TLS_CERT": c.cert, "FERRY_TLS_KEY": c.key, "FERRY_ADDR": "127.0.0.1:0"}
+			err := cli.Run(context.Background(), []string{"ferry", "serve"}, envFunc(env), nil, io.Discard, io.Discard)
+			if cli.ExitCode(err) != 2 || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), c.want+":") {
+				t.Fatalf("err = %v (exit %d), want one line starting %s:", err, cli.ExitCode(err), c.want)
+			}
+			if entries, _ := os.ReadDir(wd); len(entries) != 0 {
+				t.Fatalf("bad TLS files, yet start-up wrote %v", entries)
+			}
+		})
+	}
+}
+
+// selfSigned writes a fresh self-signed certificate and its key.
+func selfSigned(t *testing.T, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// With good TLS files Ferry serves HTTPS with exactly that certificate.
+func TestServeOverTLSUsesTheConfiguredCertificate(t *testing.T) {
+	files := t.TempDir()
+	cert, key := selfSigned(t, files, "good")
+	base, _ := startServe(t, map[string]string{"FERRY_TLS_CERT": cert, "FERRY_TLS_KEY": key, "FERRY_DATA_DIR": filepath.Join(t.TempDir(), "data")})
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("listening on %s, want https", base)
+	}
+	pemBytes, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Fatalf("GET /healthz over TLS: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
 }
