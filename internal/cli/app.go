@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 
@@ -39,7 +40,8 @@ type app struct {
 	appAPI  *export.App        // JSON API of the app's pages
 	pages   *web.Pages         // the app's pages inside Jira
 
-	tlsCert *tls.Certificate // FERRY_TLS_CERT and FERRY_TLS_KEY, checked before start-up writes anything
+	tlsCert   *tls.Certificate // FERRY_TLS_CERT and FERRY_TLS_KEY, checked before start-up writes anything
+	metricsLn net.Listener     // FERRY_METRICS_ADDR (serve only; nil: no metrics listener)
 
 	requests   *reqlog.Store // request log (Logs Data)
 	requestLog *reqlog.Log   // its middleware and writer, started by deps (serve only)

@@ -47,6 +47,14 @@ func runServe(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
+	if cfg.MetricsAddr != "off" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("FERRY_METRICS_ADDR: listen on %s: %w", cfg.MetricsAddr, err)
+		}
+		a.metricsLn = mln
+	}
 	return serve(ctx, a, ln)
 }
 
@@ -73,8 +81,15 @@ func serve(ctx context.Context, a *app, ln net.Listener) error {
 		scheme = "https"
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*a.tlsCert}}
 	}
-	a.log.Info("ferry listening", "url", scheme+"://"+ln.Addr().String(), "database", string(a.db.Dialect), "version", Version)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	var msrv *http.Server
+	metrics := "off"
+	if a.metricsLn != nil {
+		msrv = &http.Server{Handler: server.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+		metrics = "http://" + a.metricsLn.Addr().String() + "/metrics"
+		go func() { errc <- msrv.Serve(a.metricsLn) }()
+	}
+	a.log.Info("ferry listening", "url", scheme+"://"+ln.Addr().String(), "metrics", metrics, "database", string(a.db.Dialect), "version", Version)
 	go func() {
 		if a.tlsCert != nil {
 			errc <- srv.ServeTLS(ln, "", "")
@@ -84,6 +99,10 @@ func serve(ctx context.Context, a *app, ln net.Listener) error {
 	}()
 	select {
 	case err := <-errc:
+		srv.Close()
+		if msrv != nil {
+			msrv.Close()
+		}
 		runner.Stop(context.Background())
 		return err
 	case <-ctx.Done():
@@ -92,6 +111,9 @@ func serve(ctx context.Context, a *app, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	herr := srv.Shutdown(sctx)
+	if msrv != nil {
+		msrv.Shutdown(sctx)
+	}
 	jerr := runner.Stop(sctx)
 	if errors.Is(herr, http.ErrServerClosed) {
 		herr = nil

@@ -39,6 +39,9 @@ func startServe(t *testing.T, env map[string]string) (string, *cli.LogBuffer) {
 	logs := &cli.LogBuffer{}
 	done := make(chan error, 1)
 	env["FERRY_ADDR"] = "127.0.0.1:0"
+	if _, ok := env["FERRY_METRICS_ADDR"]; !ok {
+		env["FERRY_METRICS_ADDR"] = "127.0.0.1:0"
+	}
 	env["FERRY_LOG_FORMAT"] = "json"
 	go func() {
 		done <- cli.Run(ctx, []string{"ferry", "serve"}, envFunc(env), nil, io.Discard, io.MultiWriter(pw, logs))
@@ -86,13 +89,35 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func checkServing(t *testing.T, base string) {
+// metricsURL is where the server started by startServe serves /metrics, from
+// its "ferry listening" log line.
+func metricsURL(t *testing.T, logs *cli.LogBuffer) string {
+	t.Helper()
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec struct{ Msg, Metrics string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ferry listening" {
+			return rec.Metrics
+		}
+	}
+	t.Fatalf("no metrics address in the logs:\n%s", logs)
+	return ""
+}
+
+func checkServing(t *testing.T, base string, logs *cli.LogBuffer) {
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if code, body := get(t, base+p); code != 200 {
 			t.Fatalf("%s = %d %s", p, code, body)
 		}
 	}
-	_, metrics := get(t, base+"/metrics")
+	// Metrics are served on their own loopback listener, never the public one.
+	if code, body := get(t, base+"/metrics"); code != http.StatusNotFound {
+		t.Fatalf("public listener answers /metrics: %d %.200s", code, body)
+	}
+	murl := metricsURL(t, logs)
+	if !strings.HasPrefix(murl, "http://127.0.0.1:") || strings.HasPrefix(murl, base) {
+		t.Fatalf("metrics at %q, want their own loopback listener (public %s)", murl, base)
+	}
+	_, metrics := get(t, murl)
 	if !strings.Contains(metrics, `ferry_http_requests_total{code="200",method="GET",route="GET /healthz"}`) {
 		t.Fatalf("/metrics lacks the request counter by route pattern:\n%s", metrics)
 	}
@@ -114,8 +139,8 @@ func checkServing(t *testing.T, base string) {
 func TestServeWithNoConfigurationUsesSQLiteAndAPrivateKeyFile(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
-	base, _ := startServe(t, map[string]string{})
-	checkServing(t, base)
+	base, logs := startServe(t, map[string]string{})
+	checkServing(t, base, logs)
 	st, err := os.Stat(filepath.Join(dir, "ferry-data", "kek.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -133,8 +158,8 @@ func TestServeOnPostgres(t *testing.T) {
 	if url == "" {
 		t.Skip("set FERRY_TEST_POSTGRES_URL to run serve against PostgreSQL (bash .ci/run does)")
 	}
-	base, _ := startServe(t, map[string]string{"FERRY_DATABASE_URL": url, "FERRY_DATA_DIR": t.TempDir()})
-	checkServing(t, base)
+	base, logs := startServe(t, map[string]string{"FERRY_DATABASE_URL": url, "FERRY_DATA_DIR": t.TempDir()})
+	checkServing(t, base, logs)
 }
 
 func TestBadConfigurationExitsTwoWithOneLineAndWritesNothing(t *testing.T) {

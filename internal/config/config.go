@@ -53,6 +53,8 @@ type Config struct {
 	TokenMaxDays  int // FERRY_TOKEN_MAX_DAYS
 
 	ShutdownTimeout time.Duration // FERRY_SHUTDOWN_TIMEOUT
+
+	MetricsAddr string // FERRY_METRICS_ADDR: its own listener for /metrics, loopback by default; "off" for none
 }
 
 // Error is a configuration error: it names the variable and says what is
@@ -89,6 +91,7 @@ func Default() Config {
 		ExportWorkers:       4,
 		TokenMaxDays:        365,
 		ShutdownTimeout:     15 * time.Second,
+		MetricsAddr:         "127.0.0.1:9464",
 	}
 }
 
@@ -181,6 +184,7 @@ func fields() []field {
 				return nil
 			},
 			get: func(c *Config) string { return c.ShutdownTimeout.String() }},
+		mk("FERRY_METRICS_ADDR", "metrics-addr", false, "listen address of /metrics (Prometheus), apart from FERRY_ADDR; off for none", func(c *Config) *string { return &c.MetricsAddr }),
 	}
 }
 
@@ -251,6 +255,14 @@ func Usage(w io.Writer) {
 func (c *Config) Validate() error {
 	if err := checkHostPort(c.Addr); err != nil {
 		return &Error{Var: "FERRY_ADDR", Reason: err.Error()}
+	}
+	if c.MetricsAddr != "off" {
+		if err := checkHostPort(c.MetricsAddr); err != nil {
+			return &Error{Var: "FERRY_METRICS_ADDR", Reason: err.Error() + ` (or "off")`}
+		}
+		if c.MetricsAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
+			return &Error{Var: "FERRY_METRICS_ADDR", Reason: "must differ from FERRY_ADDR: metrics are not served on the public listener"}
+		}
 	}
 	if c.DataDir == "" {
 		return &Error{Var: "FERRY_DATA_DIR", Reason: "must not be empty"}

@@ -6,11 +6,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
+// MetricsHandler serves GET /metrics (Prometheus) and nothing else. It runs on
+// its own listener (FERRY_METRICS_ADDR, loopback by default), never the public
+// one: route counts, error rates and egress refusals are for operators only.
+func MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.Handler())
+	return mux
+}
+
 // addRoutes lists every route Ferry serves.
 func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(d))
-	mux.Handle("GET /metrics", promhttp.Handler())
+	// GET /metrics is not here: MetricsHandler serves it on FERRY_METRICS_ADDR.
 
 	// Atlassian Connect: descriptor and signed lifecycle callbacks.
 	if c := d.Connect; c != nil {
