@@ -47,15 +47,16 @@ type app struct {
 	requestLog *reqlog.Log   // its middleware and writer, started by deps (serve only)
 }
 
-// openApp checks the key material before touching the data directory, so a
-// bad key file is reported (exit 2) with nothing written.
+// openApp checks the key file's permissions before touching the data
+// directory, and the key material against the database before creating
+// anything: a bad, missing or foreign key file is reported (exit 2) and never
+// replaced.
 func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	log := logging.New(e.stderr, logging.Options{Format: cfg.LogFormat, Level: cfg.LogLevel})
 	gate, err := newGate(cfg)
 	if err != nil {
 		return nil, err
 	}
-	var kek keys.KEK
 	if cfg.KEK == "" {
 		if err := checkKeyFile(cfg.KeyFilePath()); err != nil {
 			return nil, err
@@ -65,18 +66,6 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 				return nil, err
 			}
 		}
-		k, err := keys.OpenLocalKEK(cfg.KeyFilePath())
-		if err != nil {
-			return nil, &config.Error{Var: "FERRY_DATA_DIR", Reason: err.Error()}
-		}
-		log.Warn("using a local key file as KEK; production should set FERRY_KEK to a KMS key", "kek", k.Describe())
-		kek = k
-	} else {
-		k, err := keys.OpenKMSKEK(ctx, cfg.KEK)
-		if err != nil {
-			return nil, &config.Error{Var: "FERRY_KEK", Reason: err.Error()}
-		}
-		kek = k
 	}
 	db, err := store.Open(ctx, store.Options{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath()})
 	if err != nil {
@@ -90,7 +79,21 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 		}
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, db: db, keys: keys.NewRing(db, kek), jobs: jobs.NewRegistry(), gate: gate}
+	// The key file is created only now, and only for a database that holds
+	// no wrapped keys: keys.Open refuses a missing or foreign one otherwise.
+	ring, err := keys.Open(ctx, db, keyOptions(cfg, gate))
+	if err != nil {
+		db.Close()
+		var wrong *keys.WrongKEKError
+		if errors.As(err, &wrong) {
+			return nil, &config.Error{Var: wrong.Setting, Reason: wrong.Reason}
+		}
+		return nil, err
+	}
+	if cfg.KEK == "" {
+		log.Warn("using a local key file as KEK; production should set FERRY_KEK to a KMS key", "kek", ring.Describe())
+	}
+	a := &app{cfg: cfg, log: log, db: db, keys: ring, jobs: jobs.NewRegistry(), gate: gate}
 	a.tenants = tenant.NewStore(db, a.keys)
 	a.requests = reqlog.NewStore(db, a.keys)
 	gate.SetTenantSites(a.tenants) // Jira calls only to installed, not-deleted sites
@@ -165,6 +168,7 @@ func newGate(cfg config.Config) (*egress.Gate, error) {
 	}
 	if strings.HasPrefix(cfg.KEK, "aws-kms://") {
 		ec.KMSKeyURI = cfg.KEK
+		ec.KMSEndpoint = cfg.KMSEndpoint
 	}
 	g, err := egress.New(ec)
 	if err != nil {
@@ -213,6 +217,16 @@ func checkDataDir(dir string) error {
 		return &config.Error{Var: "FERRY_DATA_DIR", Reason: dir + " exists and is not a directory"}
 	}
 	return nil
+}
+
+// keyOptions says where the KEK versions come from: the key file in the data
+// directory, and AWS KMS through the egress gate when FERRY_KEK names a key.
+func keyOptions(cfg config.Config, gate *egress.Gate) keys.Options {
+	o := keys.Options{KeyFile: cfg.KeyFilePath(), KMSKey: cfg.KEK}
+	if cfg.KEK != "" {
+		o.KMS = &keys.AWSKMS{HTTP: gate.Client(egress.KMS), Endpoint: cfg.KMSEndpoint}
+	}
+	return o
 }
 
 // dbVar names the setting that chose the database, for start-up errors.

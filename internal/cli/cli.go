@@ -33,7 +33,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":   {"run the HTTP server and periodic jobs", runServe},
 		"migrate": {"apply database migrations and exit", runMigrate},
-		"keys":    {"key management: keys rotate-kek", runKeys},
+		"keys":    {"KEK versions: keys list | keys rotate-kek [--to aws-kms://…] | keys retire-kek VERSION", runKeys},
 		"jobs":    {"list jobs, or run one now: jobs run NAME", runJobs},
 		"reqlog":  {"show request log entries: reqlog show --tenant ID [--decrypt ENTRY_ID --reason WHY]", runReqlog},
 		"version": {"print the version", runVersion},

@@ -27,6 +27,7 @@ import (
 
 	"ferry/internal/cli"
 	"ferry/internal/store"
+	"ferry/internal/store/storetest"
 )
 
 func envFunc(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -154,10 +155,7 @@ func TestServeWithNoConfigurationUsesSQLiteAndAPrivateKeyFile(t *testing.T) {
 }
 
 func TestServeOnPostgres(t *testing.T) {
-	url := os.Getenv("FERRY_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("set FERRY_TEST_POSTGRES_URL to run serve against PostgreSQL (bash .ci/run does)")
-	}
+	url := storetest.PostgresURL(t) // a database of its own: never one another run left keys in
 	base, logs := startServe(t, map[string]string{"FERRY_DATABASE_URL": url, "FERRY_DATA_DIR": t.TempDir()})
 	checkServing(t, base, logs)
 }

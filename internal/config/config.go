@@ -29,6 +29,7 @@ type Config struct {
 	DatabaseURL string // FERRY_DATABASE_URL (secret: may hold a password)
 	BaseURL     string // FERRY_BASE_URL
 	KEK         string // FERRY_KEK: empty (local key file) or aws-kms://arn:…
+	KMSEndpoint string // FERRY_KMS_ENDPOINT: KMS endpoint URL; empty for the key's regional AWS endpoint
 	TLSCert     string // FERRY_TLS_CERT
 	TLSKey      string // FERRY_TLS_KEY
 	LogFormat   string // FERRY_LOG_FORMAT: json | text | auto
@@ -136,6 +137,7 @@ func fields() []field {
 		mk("FERRY_DATABASE_URL", "database-url", true, "postgres://… to use PostgreSQL; empty for SQLite", func(c *Config) *string { return &c.DatabaseURL }),
 		mk("FERRY_BASE_URL", "base-url", false, "public URL of this app (Connect baseUrl)", func(c *Config) *string { return &c.BaseURL }),
 		mk("FERRY_KEK", "kek", false, "key-encryption key: empty for a local key file, or aws-kms://arn:aws:kms:…", func(c *Config) *string { return &c.KEK }),
+		mk("FERRY_KMS_ENDPOINT", "kms-endpoint", false, "AWS KMS endpoint URL; empty for the KMS key's regional endpoint", func(c *Config) *string { return &c.KMSEndpoint }),
 		mk("FERRY_TLS_CERT", "tls-cert", false, "TLS certificate file (enables HTTPS)", func(c *Config) *string { return &c.TLSCert }),
 		mk("FERRY_TLS_KEY", "tls-key", false, "TLS private key file", func(c *Config) *string { return &c.TLSKey }),
 		mk("FERRY_LOG_FORMAT", "log-format", false, "json, text or auto (text on a terminal)", func(c *Config) *string { return &c.LogFormat }),
@@ -286,6 +288,14 @@ func (c *Config) Validate() error {
 	}
 	if c.KEK != "" && !strings.HasPrefix(c.KEK, "aws-kms://") {
 		return &Error{Var: "FERRY_KEK", Reason: "must be empty (local key file) or an aws-kms://arn:aws:kms:REGION:ACCOUNT:key/ID URI"}
+	}
+	if c.KMSEndpoint != "" {
+		if c.KEK == "" {
+			return &Error{Var: "FERRY_KMS_ENDPOINT", Reason: "set without FERRY_KEK: the endpoint is for an AWS KMS key"}
+		}
+		if err := checkHTTPURL(c.KMSEndpoint); err != nil {
+			return &Error{Var: "FERRY_KMS_ENDPOINT", Reason: err.Error()}
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return &Error{Var: "FERRY_TLS_CERT", Reason: "FERRY_TLS_CERT and FERRY_TLS_KEY must be set together"}

@@ -46,14 +46,25 @@ const PseudonymLen = 32
 // replica that shreds a tenant is therefore honoured here within this time.
 const cacheTTL = time.Minute
 
-// Ring holds the KEK and unwraps tenant and day keys on demand.
+// Ring holds the KEK versions and unwraps tenant and day keys on demand.
 type Ring struct {
-	db  *store.DB
-	kek KEK
+	db *store.DB
+	o  Options
+
+	fileMu sync.Mutex
+	file   *KeyFile // loaded on first use of a local version, re-read on a miss
+
+	vmu      sync.Mutex
+	versions map[int64]tink.AEAD // KEK versions opened and checked
 
 	mu      sync.Mutex
 	tenants map[string]tenantEntry
 	days    map[string]dayEntry
+
+	wmu     sync.Mutex
+	wrapped []namedWrapped // other areas' secrets sealed with KEK()
+
+	lazyInit // NewRing: Open's checks on first use
 }
 
 type tenantEntry struct {
@@ -67,13 +78,17 @@ type dayEntry struct {
 	at   time.Time
 }
 
-// NewRing returns a key ring over db's tenant_keys and log_day_keys tables.
-func NewRing(db *store.DB, kek KEK) *Ring {
-	return &Ring{db: db, kek: kek, tenants: map[string]tenantEntry{}, days: map[string]dayEntry{}}
+func newRing(db *store.DB, o Options) *Ring {
+	return &Ring{db: db, o: o, versions: map[int64]tink.AEAD{}, tenants: map[string]tenantEntry{}, days: map[string]dayEntry{}}
 }
 
-// KEK returns the key-encryption key in use.
-func (r *Ring) KEK() KEK { return r.kek }
+// Describe says where the KEK lives, without secrets, for logs.
+func (r *Ring) Describe() string {
+	if r.o.KMSKey != "" {
+		return "AWS KMS " + r.o.KMSKey
+	}
+	return "local key file " + r.o.KeyFile
+}
 
 func tenantAD(tenant, kind string) []byte {
 	return []byte("ferry/tenant-keyset/" + kind + "\x00" + tenant)
@@ -109,6 +124,9 @@ func unwrap(b []byte, kek tink.AEAD, ad []byte) (*keyset.Handle, error) {
 // EnsureTenant creates the tenant's keysets if they do not exist. It does not
 // revive a shredded tenant: a tenant id, once shredded, stays shredded.
 func (r *Ring) EnsureTenant(ctx context.Context, tenant string) error {
+	if err := r.init(ctx); err != nil {
+		return err
+	}
 	ah, err := keyset.NewHandle(aead.AES256GCMKeyTemplate())
 	if err != nil {
 		return err
@@ -117,22 +135,45 @@ func (r *Ring) EnsureTenant(ctx context.Context, tenant string) error {
 	if err != nil {
 		return err
 	}
-	wa, err := wrap(ah, r.kek, tenantAD(tenant, "aead"))
-	if err != nil {
-		return err
-	}
-	wp, err := wrap(ph, r.kek, tenantAD(tenant, "prf"))
-	if err != nil {
-		return err
-	}
-	return r.db.InTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenant_keys (tenant_id, aead_keyset, prf_keyset, created_at)
-			VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO NOTHING`, tenant, wa, wp, tx.Now())
-		return err
+	return r.wrapInsert(ctx, func(v int64, kek tink.AEAD) error {
+		wa, err := wrap(ah, kek, tenantAD(tenant, "aead"))
+		if err != nil {
+			return err
+		}
+		wp, err := wrap(ph, kek, tenantAD(tenant, "prf"))
+		if err != nil {
+			return err
+		}
+		return r.db.InTx(ctx, func(tx *store.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO tenant_keys (tenant_id, aead_keyset, prf_keyset, kek_version, created_at)
+				VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id) DO NOTHING`, tenant, wa, wp, v, tx.Now())
+			return err
+		})
 	})
 }
 
+// wrapInsert wraps under the primary version and stores. If the version was
+// retired between reading it and inserting (the foreign key refuses the row),
+// it tries once more with the primary as it is then.
+func (r *Ring) wrapInsert(ctx context.Context, insert func(v int64, kek tink.AEAD) error) error {
+	var err error
+	for range 2 {
+		v, kek, perr := r.primary(ctx)
+		if perr != nil {
+			return perr
+		}
+		if err = insert(v, kek); err == nil {
+			return nil
+		}
+		r.forget(v)
+	}
+	return err
+}
+
 func (r *Ring) tenant(ctx context.Context, tenant string) (tenantEntry, error) {
+	if err := r.init(ctx); err != nil {
+		return tenantEntry{}, err
+	}
 	r.mu.Lock()
 	e, ok := r.tenants[tenant]
 	r.mu.Unlock()
@@ -141,7 +182,8 @@ func (r *Ring) tenant(ctx context.Context, tenant string) (tenantEntry, error) {
 	}
 	var wa, wp []byte
 	var shredded sql.NullTime
-	err := r.db.SQL.QueryRowContext(ctx, `SELECT aead_keyset, prf_keyset, shredded_at FROM tenant_keys WHERE tenant_id = $1`, tenant).Scan(&wa, &wp, &shredded)
+	var v sql.NullInt64
+	err := r.db.SQL.QueryRowContext(ctx, `SELECT aead_keyset, prf_keyset, shredded_at, kek_version FROM tenant_keys WHERE tenant_id = $1`, tenant).Scan(&wa, &wp, &shredded, &v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return e, ErrNoTenantKey
@@ -149,12 +191,18 @@ func (r *Ring) tenant(ctx context.Context, tenant string) (tenantEntry, error) {
 		return e, fmt.Errorf("load tenant keys: %w", err)
 	case shredded.Valid || wa == nil || wp == nil:
 		return e, ErrShredded
+	case !v.Valid:
+		return e, fmt.Errorf("%w: tenant keyset records no KEK version", ErrKEKUnavailable)
 	}
-	ah, err := unwrap(wa, r.kek, tenantAD(tenant, "aead"))
+	kek, err := r.kek(ctx, v.Int64)
 	if err != nil {
 		return e, err
 	}
-	ph, err := unwrap(wp, r.kek, tenantAD(tenant, "prf"))
+	ah, err := unwrap(wa, kek, tenantAD(tenant, "aead"))
+	if err != nil {
+		return e, err
+	}
+	ph, err := unwrap(wp, kek, tenantAD(tenant, "prf"))
 	if err != nil {
 		return e, err
 	}
@@ -215,7 +263,7 @@ func (r *Ring) Pseudonym(ctx context.Context, tenant, value string) (string, err
 // later reads fail with ErrShredded.
 func (r *Ring) Shred(ctx context.Context, tenant string) error {
 	err := r.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tenant_keys SET aead_keyset = NULL, prf_keyset = NULL, shredded_at = $2
+		res, err := tx.ExecContext(ctx, `UPDATE tenant_keys SET aead_keyset = NULL, prf_keyset = NULL, kek_version = NULL, shredded_at = $2
 			WHERE tenant_id = $1 AND shredded_at IS NULL`, tenant, tx.Now())
 		if err != nil {
 			return err
@@ -239,6 +287,9 @@ func Day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
 // DayKey returns the AEAD for a day's request logs, creating it on first use.
 func (r *Ring) DayKey(ctx context.Context, day time.Time) (tink.AEAD, error) {
+	if err := r.init(ctx); err != nil {
+		return nil, err
+	}
 	d := Day(day)
 	r.mu.Lock()
 	e, ok := r.days[d]
@@ -252,14 +303,16 @@ func (r *Ring) DayKey(ctx context.Context, day time.Time) (tink.AEAD, error) {
 		if herr != nil {
 			return nil, herr
 		}
-		w, werr := wrap(h, r.kek, dayAD(d))
-		if werr != nil {
-			return nil, werr
-		}
-		if err := r.db.InTx(ctx, func(tx *store.Tx) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO log_day_keys (day, keyset, created_at) VALUES ($1, $2, $3)
-				ON CONFLICT (day) DO NOTHING`, d, w, tx.Now())
-			return err
+		if err := r.wrapInsert(ctx, func(v int64, kek tink.AEAD) error {
+			w, err := wrap(h, kek, dayAD(d))
+			if err != nil {
+				return err
+			}
+			return r.db.InTx(ctx, func(tx *store.Tx) error {
+				_, err := tx.ExecContext(ctx, `INSERT INTO log_day_keys (day, keyset, kek_version, created_at) VALUES ($1, $2, $3, $4)
+					ON CONFLICT (day) DO NOTHING`, d, w, v, tx.Now())
+				return err
+			})
 		}); err != nil {
 			return nil, fmt.Errorf("create day key: %w", err)
 		}
@@ -277,13 +330,21 @@ func (r *Ring) DayKey(ctx context.Context, day time.Time) (tink.AEAD, error) {
 func (r *Ring) loadDay(ctx context.Context, d string) (tink.AEAD, error) {
 	var w []byte
 	var destroyed sql.NullTime
-	if err := r.db.SQL.QueryRowContext(ctx, `SELECT keyset, destroyed_at FROM log_day_keys WHERE day = $1`, d).Scan(&w, &destroyed); err != nil {
+	var v sql.NullInt64
+	if err := r.db.SQL.QueryRowContext(ctx, `SELECT keyset, destroyed_at, kek_version FROM log_day_keys WHERE day = $1`, d).Scan(&w, &destroyed, &v); err != nil {
 		return nil, err
 	}
 	if destroyed.Valid || w == nil {
 		return nil, ErrDayKeyDestroyed
 	}
-	h, err := unwrap(w, r.kek, dayAD(d))
+	if !v.Valid {
+		return nil, fmt.Errorf("%w: day key records no KEK version", ErrKEKUnavailable)
+	}
+	kek, err := r.kek(ctx, v.Int64)
+	if err != nil {
+		return nil, err
+	}
+	h, err := unwrap(w, kek, dayAD(d))
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +356,7 @@ func (r *Ring) DestroyDayKey(ctx context.Context, day time.Time) error {
 	d := Day(day)
 	err := r.db.InTx(ctx, func(tx *store.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO log_day_keys (day, created_at, destroyed_at) VALUES ($1, $2, $2)
-			ON CONFLICT (day) DO UPDATE SET keyset = NULL, destroyed_at = COALESCE(log_day_keys.destroyed_at, $2)`, d, tx.Now())
+			ON CONFLICT (day) DO UPDATE SET keyset = NULL, kek_version = NULL, destroyed_at = COALESCE(log_day_keys.destroyed_at, $2)`, d, tx.Now())
 		return err
 	})
 	r.mu.Lock()

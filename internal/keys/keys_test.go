@@ -15,13 +15,33 @@ import (
 	"ferry/internal/store/storetest"
 )
 
-func newRing(t *testing.T, db *store.DB) (*keys.Ring, *keys.LocalKEK) {
+// newRing opens a ring the way start-up does, with a key file of its own.
+func newRing(t *testing.T, db *store.DB) (*keys.Ring, string) {
 	t.Helper()
-	kek, err := keys.OpenLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
+	path := filepath.Join(t.TempDir(), "kek.json")
+	r, err := keys.Open(context.Background(), db, keys.Options{KeyFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keys.NewRing(db, kek), kek
+	return r, path
+}
+
+// reopen opens another ring on the same database and key file: a second
+// server, a restarted process, or an administrator's command.
+func reopen(t *testing.T, db *store.DB, path string) *keys.Ring {
+	t.Helper()
+	r, err := keys.Open(context.Background(), db, keys.Options{KeyFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Boundary sizes around AES block and GCM tag sizes, and a large value.
@@ -85,12 +105,17 @@ func TestContractPseudonymsAreFixedLengthAndPerTenant(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		r, _ := newRing(t, db)
-		r.EnsureTenant(ctx, "t1")
-		r.EnsureTenant(ctx, "t2")
-		a1, _ := r.Pseudonym(ctx, "t1", "5b10a2844c20165700ede21g")
-		a2, _ := r.Pseudonym(ctx, "t1", "5b10a2844c20165700ede21g")
-		b1, _ := r.Pseudonym(ctx, "t2", "5b10a2844c20165700ede21g")
-		c1, _ := r.Pseudonym(ctx, "t1", "")
+		must(t, r.EnsureTenant(ctx, "t1"))
+		must(t, r.EnsureTenant(ctx, "t2"))
+		pseudonym := func(tenant, v string) string {
+			p, err := r.Pseudonym(ctx, tenant, v)
+			must(t, err)
+			return p
+		}
+		a1 := pseudonym("t1", "5b10a2844c20165700ede21g")
+		a2 := pseudonym("t1", "5b10a2844c20165700ede21g")
+		b1 := pseudonym("t2", "5b10a2844c20165700ede21g")
+		c1 := pseudonym("t1", "")
 		if a1 != a2 {
 			t.Fatal("pseudonym not stable within a tenant")
 		}
@@ -108,11 +133,13 @@ func TestContractPseudonymsAreFixedLengthAndPerTenant(t *testing.T) {
 func TestContractShredLeavesCiphertextUnreadable(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		r, kek := newRing(t, db)
-		r.EnsureTenant(ctx, "t1")
-		r.EnsureTenant(ctx, "t2")
-		ct, _ := r.Encrypt(ctx, "t1", []byte("ad"), []byte("api token"))
-		ct2, _ := r.Encrypt(ctx, "t2", []byte("ad"), []byte("other tenant"))
+		r, path := newRing(t, db)
+		must(t, r.EnsureTenant(ctx, "t1"))
+		must(t, r.EnsureTenant(ctx, "t2"))
+		ct, err := r.Encrypt(ctx, "t1", []byte("ad"), []byte("api token"))
+		must(t, err)
+		ct2, err := r.Encrypt(ctx, "t2", []byte("ad"), []byte("other tenant"))
+		must(t, err)
 		if err := r.Shred(ctx, "t1"); err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +149,7 @@ func TestContractShredLeavesCiphertextUnreadable(t *testing.T) {
 		}
 		// ... but neither this ring nor a fresh one (a restarted process or a
 		// restored backup with the same KEK) can open it.
-		for name, ring := range map[string]*keys.Ring{"same": r, "fresh": keys.NewRing(db, kek)} {
+		for name, ring := range map[string]*keys.Ring{"same": r, "fresh": reopen(t, db, path)} {
 			if _, err := ring.Decrypt(ctx, "t1", []byte("ad"), ct); !errors.Is(err, keys.ErrShredded) {
 				t.Errorf("%s ring: Decrypt err = %v, want ErrShredded", name, err)
 			}
@@ -134,12 +161,12 @@ func TestContractShredLeavesCiphertextUnreadable(t *testing.T) {
 			}
 		}
 		// A shredded tenant is not revived by EnsureTenant.
-		r.EnsureTenant(ctx, "t1")
+		must(t, r.EnsureTenant(ctx, "t1"))
 		if _, err := r.Encrypt(ctx, "t1", nil, []byte("x")); !errors.Is(err, keys.ErrShredded) {
 			t.Fatalf("after EnsureTenant on shredded tenant: %v", err)
 		}
 		var n int
-		db.SQL.QueryRow(`SELECT count(*) FROM tenant_keys WHERE tenant_id = 't1' AND aead_keyset IS NULL AND prf_keyset IS NULL`).Scan(&n)
+		must(t, db.SQL.QueryRow(`SELECT count(*) FROM tenant_keys WHERE tenant_id = 't1' AND aead_keyset IS NULL AND prf_keyset IS NULL`).Scan(&n))
 		if n != 1 {
 			t.Fatalf("tombstone rows = %d, want 1", n)
 		}
@@ -149,118 +176,76 @@ func TestContractShredLeavesCiphertextUnreadable(t *testing.T) {
 func TestContractDayKeysAreDestroyed(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		r, kek := newRing(t, db)
+		r, path := newRing(t, db)
 		d0 := time.Date(2026, 1, 1, 23, 59, 0, 0, time.UTC)
 		k0, err := r.DayKey(ctx, d0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ct, _ := k0.Encrypt([]byte("GET /odata/x"), []byte("entry-1"))
-		again, _ := r.DayKey(ctx, d0.Add(-time.Hour)) // same UTC day, same key
+		ct, err := k0.Encrypt([]byte("GET /odata/x"), []byte("entry-1"))
+		must(t, err)
+		again, err := r.DayKey(ctx, d0.Add(-time.Hour)) // same UTC day, same key
+		must(t, err)
 		if _, err := again.Decrypt(ct, []byte("entry-1")); err != nil {
 			t.Fatalf("same day, different key: %v", err)
 		}
-		before, _ := r.DayKeysBefore(ctx, d0.AddDate(0, 0, 1))
+		before, err := r.DayKeysBefore(ctx, d0.AddDate(0, 0, 1))
+		must(t, err)
 		if len(before) != 1 {
 			t.Fatalf("DayKeysBefore = %v", before)
 		}
 		if err := r.DestroyDayKey(ctx, d0); err != nil {
 			t.Fatal(err)
 		}
-		for name, ring := range map[string]*keys.Ring{"same": r, "fresh": keys.NewRing(db, kek)} {
+		for name, ring := range map[string]*keys.Ring{"same": r, "fresh": reopen(t, db, path)} {
 			if _, err := ring.DayKey(ctx, d0); !errors.Is(err, keys.ErrDayKeyDestroyed) {
 				t.Errorf("%s ring: DayKey after destroy: %v", name, err)
 			}
 		}
-		before, _ = r.DayKeysBefore(ctx, d0.AddDate(0, 0, 1))
+		before, err = r.DayKeysBefore(ctx, d0.AddDate(0, 0, 1))
+		must(t, err)
 		if len(before) != 0 {
 			t.Fatalf("destroyed key still listed: %v", before)
 		}
 	})
 }
 
-func TestContractRotateKEKKeepsDataReadable(t *testing.T) {
-	storetest.Run(t, func(t *testing.T, db *store.DB) {
-		ctx := context.Background()
-		path := filepath.Join(t.TempDir(), "kek.json")
-		kek, err := keys.OpenLocalKEK(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := keys.NewRing(db, kek)
-		r.EnsureTenant(ctx, "t1")
-		r.EnsureTenant(ctx, "gone")
-		r.Shred(ctx, "gone")
-		ct, _ := r.Encrypt(ctx, "t1", []byte("ad"), []byte("keep me"))
-		p1, _ := r.Pseudonym(ctx, "t1", "acct")
-		day := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
-		dk, _ := r.DayKey(ctx, day)
-		dct, _ := dk.Encrypt([]byte("req"), nil)
-		oldFile, _ := os.ReadFile(path)
-
-		next, res, err := keys.RotateLocalKEK(ctx, db, kek)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.TenantKeysets != 1 || res.DayKeysets != 1 {
-			t.Fatalf("rotation result %+v", res)
-		}
-		newFile, _ := os.ReadFile(path)
-		if bytes.Equal(oldFile, newFile) {
-			t.Fatal("key file unchanged by rotation")
-		}
-		// A process started after rotation reads the new file and everything.
-		reopened, err := keys.OpenLocalKEK(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, k := range map[string]keys.KEK{"returned": next, "reopened": reopened} {
-			r2 := keys.NewRing(db, k)
-			got, err := r2.Decrypt(ctx, "t1", []byte("ad"), ct)
-			if err != nil || string(got) != "keep me" {
-				t.Fatalf("%s: decrypt after rotation: %v", name, err)
-			}
-			if p2, _ := r2.Pseudonym(ctx, "t1", "acct"); p2 != p1 {
-				t.Fatalf("%s: pseudonym changed by rotation", name)
-			}
-			dk2, err := r2.DayKey(ctx, day)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := dk2.Decrypt(dct, nil); err != nil {
-				t.Fatalf("%s: day key after rotation: %v", name, err)
-			}
-		}
-		// The old KEK no longer opens the re-wrapped keysets.
-		if _, err := keys.NewRing(db, kek).Decrypt(ctx, "t1", []byte("ad"), ct); err == nil {
-			t.Fatal("old KEK still unwraps tenant keys after rotation")
-		}
-	})
-}
-
-func TestLocalKEKFileIsPrivate(t *testing.T) {
+func TestLocalKeyFileIsPrivate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	path := filepath.Join(dir, "kek.json")
-	if _, err := keys.OpenLocalKEK(path); err != nil {
+	if _, err := keys.CreateKeyFile(path); err != nil {
 		t.Fatal(err)
 	}
-	st, _ := os.Stat(path)
-	if st.Mode().Perm() != 0o600 {
-		t.Fatalf("key file mode %04o, want 0600", st.Mode().Perm())
+	for _, p := range []string{dir, path} {
+		st, err := os.Stat(p)
+		must(t, err)
+		want := os.FileMode(0o600)
+		if p == dir {
+			want = 0o700
+		}
+		if st.Mode().Perm() != want {
+			t.Fatalf("%s mode %04o, want %04o", p, st.Mode().Perm(), want)
+		}
 	}
-	if _, err := keys.OpenLocalKEK(path); err != nil {
+	if _, err := keys.LoadKeyFile(path); err != nil {
 		t.Fatalf("reopen: %v", err)
 	}
+	if _, err := keys.CreateKeyFile(path); err == nil {
+		t.Fatal("CreateKeyFile replaced an existing key file")
+	}
 	for _, mode := range []os.FileMode{0o640, 0o604, 0o644} {
-		os.Chmod(path, mode)
-		if _, err := keys.OpenLocalKEK(path); !errors.Is(err, keys.ErrKeyFileExposed) {
+		must(t, os.Chmod(path, mode))
+		if _, err := keys.LoadKeyFile(path); !errors.Is(err, keys.ErrKeyFileExposed) {
 			t.Errorf("mode %04o: err = %v, want ErrKeyFileExposed", mode, err)
 		}
 	}
-	os.Chmod(path, 0o600)
-	os.WriteFile(path, []byte("not a keyset"), 0o600)
-	if _, err := keys.OpenLocalKEK(path); err == nil || !strings.Contains(err.Error(), "not a valid keyset") {
+	must(t, os.Chmod(path, 0o600))
+	must(t, os.WriteFile(path, []byte("not a keyset"), 0o600))
+	if _, err := keys.LoadKeyFile(path); err == nil || !strings.Contains(err.Error(), "not a valid keyset") {
 		t.Fatalf("corrupt file: %v", err)
+	}
+	if _, err := keys.LoadKeyFile(filepath.Join(dir, "absent.json")); !errors.Is(err, keys.ErrNoKeyFile) {
+		t.Fatalf("absent file: %v", err)
 	}
 }
 
@@ -278,51 +263,6 @@ func TestKMSURIValidation(t *testing.T) {
 	} {
 		if _, err := keys.KMSRegion(bad); err == nil {
 			t.Errorf("KMSRegion(%q) accepted", bad)
-		}
-	}
-}
-
-// A scan of the keysets to re-wrap that ends early (rows.Next false, the
-// reason only in rows.Err) must fail the rotation: otherwise the keysets it
-// never saw stay under the old key, which rotation then deletes.
-func TestRotateKEKFailsWhenTheScanIsCutShort(t *testing.T) {
-	ctx := context.Background()
-	db := storetest.SQLite(t)
-	path := filepath.Join(t.TempDir(), "kek.json")
-	kek, err := keys.OpenLocalKEK(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := keys.NewRing(db, kek)
-	secrets := map[string][]byte{}
-	for _, tn := range []string{"t1", "t2", "t3"} {
-		if err := r.EnsureTenant(ctx, tn); err != nil {
-			t.Fatal(err)
-		}
-		ct, err := r.Encrypt(ctx, tn, []byte("ad"), []byte("secret of "+tn))
-		if err != nil {
-			t.Fatal(err)
-		}
-		secrets[tn] = ct
-	}
-	faulty, cut := cutShortDB(t, db, "FROM tenant_keys", 1)
-	defer func() {
-		if cut.cutCount() == 0 {
-			t.Error("the scan was never cut short: the test tested nothing")
-		}
-	}()
-	if _, _, err := keys.RotateLocalKEK(ctx, faulty, kek); !errors.Is(err, errCutShort) {
-		t.Errorf("rotation over a cut-short scan: err = %v, want %v", err, errCutShort)
-	}
-	// Whatever happened, the key file on disk still opens every tenant.
-	reopened, err := keys.OpenLocalKEK(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fresh := keys.NewRing(db, reopened)
-	for tn, ct := range secrets {
-		if got, err := fresh.Decrypt(ctx, tn, []byte("ad"), ct); err != nil || string(got) != "secret of "+tn {
-			t.Errorf("tenant %s unreadable after the failed rotation: %v", tn, err)
 		}
 	}
 }

@@ -127,7 +127,8 @@ type backup struct {
 
 // takeBackup copies the database as a backup would: on SQLite the file
 // itself (VACUUM INTO gives a consistent copy including what is still in the
-// WAL); on PostgreSQL the rows of the request log and key tables.
+// WAL); on PostgreSQL the rows of the request log and key tables (with the
+// KEK versions their keys name).
 func takeBackup(t *testing.T, db *store.DB) *backup {
 	t.Helper()
 	b := &backup{db: db, rows: map[string][][]any{}}
@@ -138,7 +139,7 @@ func takeBackup(t *testing.T, db *store.DB) *backup {
 		}
 		return b
 	}
-	for _, table := range []string{"tenant_keys", "log_day_keys", "request_log"} {
+	for _, table := range []string{"kek_versions", "tenant_keys", "log_day_keys", "request_log"} {
 		rows, err := db.SQL.Query(`SELECT * FROM ` + table)
 		if err != nil {
 			t.Fatal(err)
@@ -177,7 +178,7 @@ func (b *backup) restore(t *testing.T) *store.DB {
 		return db
 	}
 	db := storetest.Postgres(t)
-	for _, table := range []string{"tenant_keys", "log_day_keys", "request_log"} {
+	for _, table := range []string{"kek_versions", "tenant_keys", "log_day_keys", "request_log"} {
 		cols := b.rows[table+"/cols"][0][0].(string)
 		n := len(strings.Split(cols, ","))
 		ph := make([]string, n)

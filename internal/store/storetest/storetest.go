@@ -100,3 +100,43 @@ func Postgres(t testing.TB) *store.DB {
 	}
 	return db
 }
+
+// PostgresURL creates a fresh, empty (unmigrated) database on the server
+// named by FERRY_TEST_POSTGRES_URL and returns its URL; it is dropped when the
+// test ends. Tests that run Ferry itself use it, so that no two runs share a
+// database. It skips like Postgres when the variable is unset.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	admin := os.Getenv(EnvPostgres)
+	if admin == "" {
+		if os.Getenv("FERRY_REQUIRE_INTEROP") == "1" {
+			t.Fatal(EnvPostgres + " is unset but FERRY_REQUIRE_INTEROP=1: the PostgreSQL tests must run")
+		}
+		t.Skip("PostgreSQL tests skipped: set " + EnvPostgres + "=postgres://user@127.0.0.1:5432/postgres (bash .ci/run starts a throwaway server)")
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", EnvPostgres, err)
+	}
+	defer conn.Close(ctx)
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := "ferry_test_" + hex.EncodeToString(b)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err == nil {
+			c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	u, err := url.Parse(admin)
+	if err != nil {
+		t.Fatalf("%s: %v", EnvPostgres, err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
