@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"ferry/internal/cli"
+	"ferry/internal/keys"
 	"ferry/internal/store"
 	"ferry/internal/store/storetest"
 )
@@ -459,5 +460,105 @@ func TestServeOverTLSUsesTheConfiguredCertificate(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Header.Get("Strict-Transport-Security") == "" {
 		t.Fatalf("GET /healthz over TLS: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+	}
+}
+
+// A database with keys next to a missing or foreign key file stops start-up
+// with exit 2 and one line naming FERRY_DATA_DIR; no key file is made, the
+// database is not changed, and the right key file still opens it afterwards.
+func TestServeRefusesAMissingOrForeignKeyFile(t *testing.T) {
+	dir := migrated(t)
+	path := filepath.Join(dir, "kek.json")
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), store.Options{SQLitePath: filepath.Join(dir, "ferry.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := keys.Open(context.Background(), db, keys.Options{KeyFile: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ring.EnsureTenant(context.Background(), "t1"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	foreign := filepath.Join(t.TempDir(), "kek.json")
+	if _, err := keys.CreateKeyFile(foreign); err != nil {
+		t.Fatal(err)
+	}
+	foreignKey, err := os.ReadFile(foreign)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"FERRY_DATA_DIR": dir, "FERRY_ADDR": "127.0.0.1:0", "FERRY_METRICS_ADDR": "off"}
+	for _, c := range []struct {
+		name  string
+		key   []byte // nil: no key file
+		wants string
+	}{{"missing", nil, "is missing"}, {"foreign", foreignKey, "another installation"}} {
+		t.Run(c.name, func(t *testing.T) {
+			os.Remove(path)
+			if c.key != nil {
+				if err := os.WriteFile(path, c.key, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := snapshotDir(t, dir)
+			for _, cmd := range [][]string{{"migrate"}, {"keys", "rotate-kek"}, {"serve"}} {
+				err := cli.Run(context.Background(), append([]string{"ferry"}, cmd...), envFunc(env), nil, io.Discard, io.Discard)
+				if cli.ExitCode(err) != 2 || strings.Contains(err.Error(), "\n") || !strings.HasPrefix(err.Error(), "FERRY_DATA_DIR: ") || !strings.Contains(err.Error(), c.wants) {
+					t.Fatalf("%s with a %s key file: %v (exit %d), want exit 2 and one line saying it %s", cmd, c.name, err, cli.ExitCode(err), c.wants)
+				}
+			}
+			if after := snapshotDir(t, dir); after != before {
+				t.Fatalf("refused start-up changed the data directory:\nbefore %s\nafter  %s", before, after)
+			}
+		})
+	}
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := runCLI(env, "migrate"); err != nil {
+		t.Fatalf("with its own key file back: %v %s", err, out)
+	}
+}
+
+// /readyz says not ready when the server cannot open a KEK version the
+// database records (rotation ran elsewhere with another copy of the key
+// file), and ready again once its key file holds that version.
+func TestReadyzReflectsWhetherTheServerCanUnwrap(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	dirA := t.TempDir()
+	base, _ := startServe(t, map[string]string{"FERRY_DATABASE_URL": url, "FERRY_DATA_DIR": dirA})
+	if code, body := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz before rotation: %d %s", code, body)
+	}
+	dirB := t.TempDir()
+	keyA, err := os.ReadFile(filepath.Join(dirA, "kek.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirB, "kek.json"), keyA, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := runCLI(map[string]string{"FERRY_DATABASE_URL": url, "FERRY_DATA_DIR": dirB}, "keys", "rotate-kek"); err != nil {
+		t.Fatal(err)
+	}
+	code, body := get(t, base+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "version 2") {
+		t.Fatalf("/readyz with version 2 only in another copy of the key file: %d %s", code, body)
+	}
+	keyB, err := os.ReadFile(filepath.Join(dirB, "kek.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dirA, "kek.json"), keyB, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz once the key file holds version 2: %d %s", code, body)
 	}
 }
