@@ -2,6 +2,7 @@ package keys
 
 import (
 	"context"
+	"encoding/binary"
 
 	"ferry/internal/store"
 )
@@ -41,4 +42,22 @@ func WrapUnder(ctx context.Context, db *store.DB, o Options, tenant string, v in
 	}
 	_, err = db.SQL.ExecContext(ctx, `UPDATE tenant_keys SET aead_keyset = $2, prf_keyset = $3, kek_version = $4 WHERE tenant_id = $1`, tenant, wa, wp, v)
 	return err
+}
+
+// SealUnder seals a secret for the test area under version v, as a server
+// that still read v as the primary would have.
+func SealUnder(r *Ring, v int64, name string, area interface{ Put(string, []byte) }) error {
+	a, err := r.kek(context.Background(), v)
+	if err != nil {
+		return err
+	}
+	ct, err := a.Encrypt([]byte("secret "+name), []byte(name))
+	if err != nil {
+		return err
+	}
+	out := make([]byte, 5, 5+len(ct))
+	out[0] = kekHeader
+	binary.BigEndian.PutUint32(out[1:], uint32(v))
+	area.Put(name, append(out, ct...))
+	return nil
 }

@@ -415,3 +415,115 @@ func TestRotateKEKFailsWhenTheScanIsCutShort(t *testing.T) {
 	}
 	opens(t, "after retirement", reopen(t, db, path), all)
 }
+
+// areaSecrets is another area's table of secrets sealed with Ring.KEK (a
+// backup key, say), registered so that rotation and retirement include it.
+type areaSecrets struct {
+	mu   sync.Mutex
+	rows map[string][]byte // name → sealed secret
+}
+
+func (a *areaSecrets) RewrapKEK(ctx context.Context, kek keys.KEK) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for name, ct := range a.rows {
+		pt, err := kek.Decrypt(ct, []byte(name))
+		if err != nil {
+			return n, err
+		}
+		if a.rows[name], err = kek.Encrypt(pt, []byte(name)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+func (a *areaSecrets) Put(name string, ct []byte) {
+	a.mu.Lock()
+	a.rows[name] = ct
+	a.mu.Unlock()
+}
+
+func (a *areaSecrets) UnderKEKVersion(ctx context.Context, v int64) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n := 0
+	for _, ct := range a.rows {
+		if got, ok := keys.KEKVersionOf(ct); (ok && got == v) || (!ok && v == 0) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Secrets other areas seal with Ring.KEK name their version, open after
+// rotation in any process, move to the new primary with the rotation, and
+// hold off retirement while one is still under the old version.
+func TestContractSecretsSealedWithTheKEKFollowRotation(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		server, path := newRing(t, db)
+		area := &areaSecrets{rows: map[string][]byte{}}
+		for _, name := range []string{"backup-key", "audit-key"} {
+			ct, err := server.KEK().Encrypt([]byte("secret "+name), []byte(name))
+			must(t, err)
+			if v, ok := keys.KEKVersionOf(ct); !ok || v != 1 {
+				t.Fatalf("sealed under version %d (%v), want 1", v, ok)
+			}
+			area.rows[name] = ct
+		}
+		if _, err := server.KEK().Decrypt(area.rows["backup-key"], []byte("audit-key")); err == nil {
+			t.Fatal("a secret opened under another associated data")
+		}
+		admin := reopen(t, db, path)
+		admin.RegisterWrapped("area", area)
+		res, err := admin.Rotate(ctx, "")
+		must(t, err)
+		if res.Other != 2 {
+			t.Fatalf("rotation re-wrapped %d of the area's secrets, want 2", res.Other)
+		}
+		if n, _ := area.UnderKEKVersion(ctx, 2); n != 2 {
+			t.Fatalf("%d secrets under version 2 after rotation, want 2", n)
+		}
+		// One secret sealed by a server that still read version 1 as primary.
+		old, err := keys.Open(ctx, db, keys.Options{KeyFile: path})
+		must(t, err)
+		must(t, keys.SealUnder(old, 1, "late", area))
+		if _, err := admin.Retire(ctx, 1); err != nil {
+			t.Fatalf("retire re-wraps the straggler first, then retires: %v", err)
+		}
+		for name, ct := range area.rows {
+			for who, r := range map[string]*keys.Ring{"pre-rotation server": server, "fresh": reopen(t, db, path)} {
+				pt, err := r.KEK().Decrypt(ct, []byte(name))
+				if err != nil || !strings.HasSuffix(string(pt), name) {
+					t.Errorf("%s: %s after retirement: %q %v", who, name, pt, err)
+				}
+			}
+		}
+		// An area that cannot re-wrap holds retirement off.
+		stuck := &stuckArea{}
+		admin.RegisterWrapped("stuck", stuck)
+		if _, err := admin.Rotate(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Retire(ctx, 2); !errors.Is(err, keys.ErrStillWrapped) {
+			t.Fatalf("retire with secrets still under version 2: %v, want ErrStillWrapped", err)
+		}
+		if _, ok := versionsOf(t, admin)[2]; !ok {
+			t.Fatal("version 2 was retired while secrets were still under it")
+		}
+	})
+}
+
+// stuckArea claims one secret under version 2 that it never moves.
+type stuckArea struct{}
+
+func (stuckArea) RewrapKEK(context.Context, keys.KEK) (int, error) { return 0, nil }
+func (stuckArea) UnderKEKVersion(_ context.Context, v int64) (int, error) {
+	if v == 2 {
+		return 1, nil
+	}
+	return 0, nil
+}
