@@ -67,7 +67,10 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 			}
 		}
 	}
-	db, err := store.Open(ctx, store.Options{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath()})
+	db, err := store.Open(ctx, store.Options{DatabaseURL: cfg.DatabaseURL, SQLitePath: cfg.SQLitePath(),
+		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return gate.DialContext(ctx, egress.Database, network, addr)
+		}})
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +169,13 @@ func newGate(cfg config.Config) (*egress.Gate, error) {
 		InstallKeysURL:      cfg.InstallKeysURL,
 		OAuthURL:            cfg.OAuthURL,
 	}
+	if cfg.UsesPostgres() {
+		hosts, err := store.PostgresHosts(cfg.DatabaseURL)
+		if err != nil {
+			return nil, &config.Error{Var: "FERRY_DATABASE_URL", Reason: oneLine(err)}
+		}
+		ec.DatabaseHosts = hosts
+	}
 	if strings.HasPrefix(cfg.KEK, "aws-kms://") {
 		ec.KMSKeyURI = cfg.KEK
 		ec.KMSEndpoint = cfg.KMSEndpoint
@@ -228,6 +238,8 @@ func keyOptions(cfg config.Config, gate *egress.Gate) keys.Options {
 	}
 	return o
 }
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 // dbVar names the setting that chose the database, for start-up errors.
 func dbVar(cfg config.Config) string {

@@ -159,6 +159,17 @@ func TestServeOnPostgres(t *testing.T) {
 	url := storetest.PostgresURL(t) // a database of its own: never one another run left keys in
 	base, logs := startServe(t, map[string]string{"FERRY_DATABASE_URL": url, "FERRY_DATA_DIR": t.TempDir()})
 	checkServing(t, base, logs)
+	// Every connection to PostgreSQL went through the egress gate.
+	_, metrics := get(t, metricsURL(t, logs))
+	var dials float64
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, `ferry_egress_requests_total{category="database",outcome="allowed"} `); ok {
+			dials, _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if dials < 1 {
+		t.Fatalf("no PostgreSQL connection counted by the egress gate:\n%s", metrics)
+	}
 }
 
 func TestBadConfigurationExitsTwoWithOneLineAndWritesNothing(t *testing.T) {
@@ -182,6 +193,10 @@ func TestBadConfigurationExitsTwoWithOneLineAndWritesNothing(t *testing.T) {
 		{"request log over 60 days", map[string]string{"FERRY_REQUEST_LOG_DAYS": "90"}, nil, "FERRY_REQUEST_LOG_DAYS: 90 is out of range"},
 		{"Connect script not http(s)", map[string]string{"FERRY_CONNECT_JS_URL": "javascript:alert(1)"}, nil, "FERRY_CONNECT_JS_URL"},
 		{"bad KMS URI", map[string]string{"FERRY_KEK": "aws-kms://nope"}, nil, "FERRY_KEK"},
+		{"database at the metadata service", map[string]string{"FERRY_DATABASE_URL": "postgres://u@169.254.169.254:5432/db"}, nil, "FERRY_DATABASE_URL: 169.254.169.254 is a cloud metadata service"},
+		{"database outside the region", map[string]string{"FERRY_DATABASE_URL": "postgres://u@db.x1.eu-central-1.rds.amazonaws.com/db"}, nil, "is in eu-central-1, but FERRY_REGION is us-west-2"},
+		{"metrics address", map[string]string{"FERRY_METRICS_ADDR": "9464"}, nil, "FERRY_METRICS_ADDR"},
+		{"KMS endpoint without a KMS key", map[string]string{"FERRY_KMS_ENDPOINT": "https://kms.us-west-2.amazonaws.com"}, nil, "FERRY_KMS_ENDPOINT"},
 		{"unknown flag", nil, []string{"--colour"}, "flags:"},
 	}
 	for _, c := range cases {

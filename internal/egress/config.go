@@ -22,6 +22,7 @@ const (
 	envAllowedHosts   = "FERRY_CONNECT_ALLOWED_HOSTS"
 	envInstallKeysURL = "FERRY_CONNECT_INSTALL_KEYS_URL"
 	envOAuthURL       = "FERRY_CONNECT_OAUTH_URL"
+	envDatabaseURL    = "FERRY_DATABASE_URL"
 )
 
 // Defaults for the Atlassian endpoints Ferry talks to.
@@ -74,6 +75,10 @@ type Config struct {
 	// InstallKeysURL is Atlassian's Connect install-key service
 	// (FERRY_CONNECT_INSTALL_KEYS_URL); empty means DefaultInstallKeysURL.
 	InstallKeysURL string
+	// DatabaseHosts are the PostgreSQL servers of FERRY_DATABASE_URL as
+	// host:port (a unix socket directory as its path): the only destinations
+	// of the Database category. Empty for SQLite.
+	DatabaseHosts []string
 	// OAuthURL is Atlassian's OAuth authorization server used for
 	// act-as-user token exchange (FERRY_CONNECT_OAUTH_URL); empty means
 	// DefaultOAuthURL.

@@ -31,11 +31,12 @@ const (
 	SMTP        Category = "smtp"         // mail relay
 	S3          Category = "s3"           // backups
 	KMS         Category = "kms"          // key-encryption key
+	Database    Category = "database"     // PostgreSQL (FERRY_DATABASE_URL): the hosting provider's database
 )
 
 // Categories lists every category in a stable order.
 func Categories() []Category {
-	return []Category{Jira, InstallKeys, OAuth, Sentry, SMTP, S3, KMS}
+	return []Category{Jira, InstallKeys, OAuth, Sentry, SMTP, S3, KMS, Database}
 }
 
 // TenantSites decides whether host is the Jira site of an installed tenant.
@@ -77,6 +78,9 @@ type Gate struct {
 	allow    map[Category][]hostPattern
 	clients  map[Category]*http.Client
 	tenants  atomic.Pointer[tenantSitesBox]
+	// dbSockets are the directories of PostgreSQL unix sockets in
+	// FERRY_DATABASE_URL, each ending in "/".
+	dbSockets []string
 }
 
 type tenantSitesBox struct{ ts TenantSites }
@@ -214,7 +218,65 @@ func (g *Gate) buildAllowlists() error {
 			add(KMS, p)
 		}
 	}
+	for _, hp := range cfg.DatabaseHosts {
+		if strings.HasPrefix(hp, "/") {
+			g.dbSockets = append(g.dbSockets, strings.TrimSuffix(hp, "/")+"/")
+			continue
+		}
+		p, err := databasePattern(hp)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		add(Database, p)
+	}
 	return errors.Join(errs...)
+}
+
+// databasePattern accepts the host:port of FERRY_DATABASE_URL. The database
+// is the operator's own, usually on the hosting provider's private network,
+// so private and loopback addresses are allowed for it (checkDatabaseAddr);
+// a name under rds.amazonaws.com must be in the hosting region.
+func databasePattern(hostport string) (hostPattern, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostPattern{}, cfgErr(envDatabaseURL, "database host: want host:port")
+	}
+	h, err := ParseHost(host)
+	if err != nil {
+		return hostPattern{}, cfgErr(envDatabaseURL, err.Error())
+	}
+	if h.IsIP() {
+		if err := checkDatabaseAddr(h.Addr); err != nil {
+			var re *RefusedError
+			errors.As(err, &re)
+			return hostPattern{}, cfgErr(envDatabaseURL, re.Reason)
+		}
+	}
+	p, err := parsePattern(net.JoinHostPort(h.String(), port))
+	if err != nil {
+		return hostPattern{}, cfgErr(envDatabaseURL, err.Error())
+	}
+	return p, nil
+}
+
+// checkDatabaseAddr is CheckAddr for the database: private and loopback
+// addresses are where a database normally is, but never a metadata service,
+// link-local, multicast, reserved or unspecified address.
+func checkDatabaseAddr(a netip.Addr) error {
+	u := a.Unmap()
+	if _, meta := metadataAddrs[u]; !meta && u.Zone() == "" && (u.IsLoopback() || u.IsPrivate()) {
+		return nil
+	}
+	return CheckAddr(a, false)
+}
+
+// checkAddr applies the address policy of category c.
+func (g *Gate) checkAddr(c Category, a netip.Addr) error {
+	if c == Database {
+		return checkDatabaseAddr(a)
+	}
+	return CheckAddr(a, g.cfg.AllowLoopback)
 }
 
 func smtpPattern(addr string, allowLoopback bool) (hostPattern, error) {
@@ -398,7 +460,7 @@ func (g *Gate) checkURL(ctx context.Context, c Category, u *url.URL) error {
 func (g *Gate) checkHost(ctx context.Context, c Category, h Host, port string, askTenants bool) error {
 	dest := net.JoinHostPort(h.String(), port)
 	if h.IsIP() {
-		if err := CheckAddr(h.Addr, g.cfg.AllowLoopback); err != nil {
+		if err := g.checkAddr(c, h.Addr); err != nil {
 			var re *RefusedError
 			errors.As(err, &re)
 			return &RefusedError{Category: c, Dest: dest, Reason: re.Reason}
@@ -432,6 +494,14 @@ func (g *Gate) DialContext(ctx context.Context, c Category, network, addr string
 func (g *Gate) dial(ctx context.Context, c Category, network, addr string, askTenants bool) (net.Conn, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
+	case "unix":
+		// A PostgreSQL socket in a directory of FERRY_DATABASE_URL: local,
+		// but only the one configured.
+		if c == Database && slices.ContainsFunc(g.dbSockets, func(dir string) bool { return strings.HasPrefix(addr, dir) && !strings.Contains(addr[len(dir):], "/") }) {
+			d := &net.Dialer{Timeout: dialTimeout}
+			return d.DialContext(ctx, network, addr)
+		}
+		return nil, &RefusedError{Category: c, Dest: addr, Reason: "unix socket is not the configured database"}
 	default:
 		return nil, &RefusedError{Category: c, Dest: addr, Reason: fmt.Sprintf("network %q is refused", network)}
 	}
@@ -461,7 +531,7 @@ func (g *Gate) dial(ctx context.Context, c Category, network, addr string, askTe
 	// Refuse the name if any answer is refused: a name that can resolve to
 	// an internal address is not one we talk to (DNS rebinding).
 	for _, ip := range ips {
-		if err := CheckAddr(ip, g.cfg.AllowLoopback); err != nil {
+		if err := g.checkAddr(c, ip); err != nil {
 			var re *RefusedError
 			errors.As(err, &re)
 			return nil, &RefusedError{Category: c, Dest: addr, Reason: "resolves to " + re.Reason}
@@ -492,7 +562,7 @@ func (g *Gate) controlConn(c Category) func(network, address string, _ syscall.R
 		if err != nil {
 			return &RefusedError{Category: c, Dest: address, Reason: "unparseable connect address"}
 		}
-		if err := CheckAddr(ap.Addr(), g.cfg.AllowLoopback); err != nil {
+		if err := g.checkAddr(c, ap.Addr()); err != nil {
 			var re *RefusedError
 			errors.As(err, &re)
 			return &RefusedError{Category: c, Dest: address, Reason: re.Reason}

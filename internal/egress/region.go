@@ -3,6 +3,7 @@ package egress
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"strings"
@@ -33,7 +34,24 @@ func CheckRegion(cfg Config) error {
 			errs = append(errs, err)
 		}
 	}
+	for _, hp := range cfg.DatabaseHosts {
+		host, _, _ := net.SplitHostPort(hp)
+		if r, ok := rdsRegion(host); ok && r != cfg.Region {
+			errs = append(errs, cfgErr(envDatabaseURL, fmt.Sprintf("database %s is in %s, but FERRY_REGION is %s", host, r, cfg.Region)))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+// rdsRegion reads the region of an Amazon RDS endpoint
+// (NAME.ID.REGION.rds.amazonaws.com).
+func rdsRegion(host string) (string, bool) {
+	rest, ok := strings.CutSuffix(strings.ToLower(host), ".rds.amazonaws.com")
+	if !ok {
+		return "", false
+	}
+	labels := strings.Split(rest, ".")
+	return labels[len(labels)-1], len(labels) >= 2
 }
 
 func checkS3Region(cfg Config) error {

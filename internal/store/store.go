@@ -16,9 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -59,6 +62,10 @@ type Options struct {
 	// authentication included; zero means DefaultConnectTimeout. A
 	// connect_timeout in DatabaseURL takes precedence.
 	ConnectTimeout time.Duration
+	// Dial opens PostgreSQL connections (the egress gate's Database
+	// category); nil dials directly. Host names reach it unresolved, so the
+	// gate checks the name and every address it resolves to.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Open opens the database but does not migrate it; call Migrate.
@@ -190,7 +197,34 @@ func PostgresConfig(o Options) (*pgxpool.Config, error) {
 	if pcfg.ConnConfig.ConnectTimeout == 0 {
 		pcfg.ConnConfig.ConnectTimeout = connectTimeout(o)
 	}
+	if o.Dial != nil {
+		pcfg.ConnConfig.DialFunc = o.Dial
+		pcfg.ConnConfig.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
+	}
 	return pcfg, nil
+}
+
+// PostgresHosts lists the servers a PostgreSQL URL names, as host:port (a
+// unix socket directory as its path), fallbacks included.
+func PostgresHosts(databaseURL string) ([]string, error) {
+	pcfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, scrubURL(err, databaseURL)
+	}
+	cc := pcfg.ConnConfig
+	hostport := func(host string, port uint16) string {
+		if strings.HasPrefix(host, "/") {
+			return host
+		}
+		return net.JoinHostPort(host, strconv.Itoa(int(port)))
+	}
+	out := []string{hostport(cc.Host, cc.Port)}
+	for _, f := range cc.Fallbacks {
+		if h := hostport(f.Host, f.Port); !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
 }
 
 // SQLiteDSN is the connection string for the embedded database. Each pragma
