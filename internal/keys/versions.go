@@ -134,11 +134,23 @@ func (r *Ring) check(ctx context.Context) error {
 			return err
 		}
 	}
-	if o.KMSKey != "" && !containsRef(versions, o.KMSKey) {
+	// FERRY_KEK must be one of the database's KMS versions. Only a database
+	// still wholly on the key file may name a KMS key it does not use yet:
+	// servers are configured with it before `rotate-kek --to` moves the keys.
+	if o.KMSKey != "" && !containsRef(versions, o.KMSKey) && hasKMSVersion(versions) {
 		return &WrongKEKError{Setting: "FERRY_KEK", Reason: fmt.Sprintf("%s is not a KEK version of this database (%s); to move its keys there run: ferry keys rotate-kek --to %s",
 			o.KMSKey, describeVersions(versions), o.KMSKey)}
 	}
 	return nil
+}
+
+func hasKMSVersion(vs []versionRow) bool {
+	for _, v := range vs {
+		if strings.HasPrefix(v.ref, "aws-kms://") {
+			return true
+		}
+	}
+	return false
 }
 
 func containsRef(vs []versionRow, ref string) bool {
