@@ -165,6 +165,9 @@ func TestFeedBadInputGetsSpecificErrorsAndChangesNothing(t *testing.T) {
 			t.Errorf("%s: OData-Version %q", c.name, hdr.Get("OData-Version"))
 		}
 	}
+	if after := count(); after != before {
+		t.Fatalf("bad requests changed rows: %s → %s", before, after)
+	}
 	// An expired token: move the clock past its lifetime.
 	short, _, _ := d.app.appAPI.Tokens.Create(ctx, d.tenant, users[0].AccountID, "short", 1, 365)
 	before = count()

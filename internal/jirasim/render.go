@@ -395,11 +395,3 @@ func (s *Sim) description(is *issue) []byte {
 // adfText is a description held as plain text and rendered as a one
 // paragraph ADF document.
 type adfText string
-
-// nilIfNone keeps a typed nil pointer from rendering as an empty object.
-func nilIfNone(u *userJSON) any {
-	if u == nil {
-		return nil
-	}
-	return u
-}

@@ -57,13 +57,13 @@ func jiraSpec(t testing.TB) *openapi3.T {
 		// Jira serialises date-times as 2024-06-24T19:24:50.000+0000 (the
 		// spec's own examples do too), which strict RFC 3339 rejects; accept
 		// that form as well, still requiring a real timestamp.
-		openapi3.DefineStringFormatCallback("date-time", func(v string) error {
+		openapi3.DefineStringFormatValidator("date-time", openapi3.NewCallbackValidator(func(v string) error {
 			if _, err := time.Parse(time.RFC3339Nano, v); err == nil {
 				return nil
 			}
 			_, err := time.Parse("2006-01-02T15:04:05.000-0700", v)
 			return err
-		})
+		}))
 		loader := openapi3.NewLoader()
 		specDoc, specErr = loader.LoadFromFile(specPath)
 		if specErr == nil {

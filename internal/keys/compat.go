@@ -8,8 +8,6 @@ import (
 	"sync"
 
 	"github.com/tink-crypto/tink-go/v2/aead"
-	"github.com/tink-crypto/tink-go/v2/insecurecleartextkeyset"
-	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
 
 	"ferry/internal/store"
@@ -45,7 +43,7 @@ func OpenLocalKEK(path string) (*LocalKEK, error) {
 		return nil, err
 	}
 	f.mu.Lock()
-	h, err := insecurecleartextkeyset.Read(&keyset.MemReaderWriter{Keyset: f.ks})
+	h, err := handleOf(f.ks)
 	f.mu.Unlock()
 	if err != nil {
 		return nil, err

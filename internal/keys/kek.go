@@ -20,6 +20,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	tinkpb "github.com/tink-crypto/tink-go/v2/proto/tink_go_proto"
 	"github.com/tink-crypto/tink-go/v2/tink"
+	"google.golang.org/protobuf/proto"
 )
 
 var (
@@ -130,7 +131,7 @@ func (f *KeyFile) AEAD(id uint32) (tink.AEAD, error) {
 	if key == nil {
 		return nil, fmt.Errorf("key file %s has no key %d", f.path, id)
 	}
-	h, err := insecurecleartextkeyset.Read(&keyset.MemReaderWriter{Keyset: &tinkpb.Keyset{PrimaryKeyId: id, Key: []*tinkpb.Keyset_Key{key}}})
+	h, err := handleOf(&tinkpb.Keyset{PrimaryKeyId: id, Key: []*tinkpb.Keyset_Key{key}})
 	if err != nil {
 		return nil, fmt.Errorf("key %d of %s: %w", id, f.path, err)
 	}
@@ -173,7 +174,7 @@ func (f *KeyFile) Remove(id uint32) error {
 		if primary == id {
 			primary = keep[len(keep)-1].GetKeyId()
 		}
-		return insecurecleartextkeyset.Read(&keyset.MemReaderWriter{Keyset: &tinkpb.Keyset{PrimaryKeyId: primary, Key: keep}})
+		return handleOf(&tinkpb.Keyset{PrimaryKeyId: primary, Key: keep})
 	})
 }
 
@@ -193,7 +194,7 @@ func (f *KeyFile) update(change func(*keyset.Handle) (*keyset.Handle, error)) er
 		return err
 	}
 	f.mu.Lock()
-	h, err := insecurecleartextkeyset.Read(&keyset.MemReaderWriter{Keyset: f.ks})
+	h, err := handleOf(f.ks)
 	f.mu.Unlock()
 	if err != nil {
 		return err
@@ -225,7 +226,7 @@ func (f *KeyFile) update(change func(*keyset.Handle) (*keyset.Handle, error)) er
 // the new one, never half of either, and a rename that is not yet on disk
 // cannot undo a key the database already uses.
 func writeKeyFile(path string, ks *tinkpb.Keyset) error {
-	h, err := insecurecleartextkeyset.Read(&keyset.MemReaderWriter{Keyset: ks})
+	h, err := handleOf(ks)
 	if err != nil {
 		return err
 	}
@@ -261,6 +262,16 @@ func writeKeyFile(path string, ks *tinkpb.Keyset) error {
 		d.Close()
 	}
 	return nil
+}
+
+// handleOf turns keyset material back into a handle (through its binary
+// form: the handle API takes no keyset proto directly).
+func handleOf(ks *tinkpb.Keyset) (*keyset.Handle, error) {
+	b, err := proto.Marshal(ks)
+	if err != nil {
+		return nil, err
+	}
+	return insecurecleartextkeyset.Read(keyset.NewBinaryReader(bytes.NewReader(b)))
 }
 
 // localRef names key id of the key file as a KEK version's key_ref.

@@ -320,7 +320,6 @@ func (r *Ring) adopt(ctx context.Context, known []versionRow) error {
 				return &WrongKEKError{Setting: "FERRY_KEK", Reason: oneLine(err)}
 			}
 			cands = append(cands, cand{v: next, ref: r.o.KMSKey, a: a, new: true})
-			next++
 		}
 	} else {
 		f, err := r.keyFile()
