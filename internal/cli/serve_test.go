@@ -174,10 +174,16 @@ func TestServeOnPostgres(t *testing.T) {
 
 func TestBadConfigurationExitsTwoWithOneLineAndWritesNothing(t *testing.T) {
 	worldReadable := t.TempDir()
-	os.WriteFile(filepath.Join(worldReadable, "kek.json"), []byte("{}"), 0o644)
-	os.Chmod(filepath.Join(worldReadable, "kek.json"), 0o644)
+	if err := os.WriteFile(filepath.Join(worldReadable, "kek.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(worldReadable, "kek.json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	unreadable := t.TempDir()
-	os.Mkdir(filepath.Join(unreadable, "kek.json"), 0o700) // a directory cannot be read as a key file
+	if err := os.Mkdir(filepath.Join(unreadable, "kek.json"), 0o700); err != nil { // a directory cannot be read as a key file
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		env  map[string]string
@@ -248,7 +254,9 @@ func TestPrintConfigRedactsSecrets(t *testing.T) {
 
 func TestSecretFromFile(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "dsn")
-	os.WriteFile(f, []byte("https://key@sentry.example/2\n"), 0o600)
+	if err := os.WriteFile(f, []byte("https://key@sentry.example/2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var out bytes.Buffer
 	if err := cli.Run(context.Background(), []string{"ferry", "serve", "--print-config"}, envFunc(map[string]string{"FERRY_SENTRY_DSN_FILE": f}), nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
@@ -515,7 +523,9 @@ func TestServeRefusesAMissingOrForeignKeyFile(t *testing.T) {
 		wants string
 	}{{"missing", nil, "is missing"}, {"foreign", foreignKey, "another installation"}} {
 		t.Run(c.name, func(t *testing.T) {
-			os.Remove(path)
+			if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
 			if c.key != nil {
 				if err := os.WriteFile(path, c.key, 0o600); err != nil {
 					t.Fatal(err)

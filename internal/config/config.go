@@ -197,6 +197,7 @@ func Load(name string, args []string, getenv func(string) string, extra func(fs 
 	cfg = Default()
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	var flagErr *Error // the flag package keeps only the text of a value's error
 	for _, f := range fields() {
 		if v := getenv(f.env); v != "" {
 			if err := f.set(&cfg, v); err != nil {
@@ -212,13 +213,16 @@ func Load(name string, args []string, getenv func(string) string, extra func(fs 
 				if err != nil {
 					return cfg, nil, &Error{Var: f.env + "_FILE", Reason: "cannot read " + path + ": " + errors.Unwrap(err).Error()}
 				}
-				_ = f.set(&cfg, strings.TrimSpace(string(b)))
+				if err := f.set(&cfg, strings.TrimSpace(string(b))); err != nil {
+					return cfg, nil, &Error{Var: f.env + "_FILE", Reason: err.Error()}
+				}
 			}
 		}
 		f := f
 		fs.Func(f.flag, f.usage+" ("+f.env+")", func(v string) error {
 			if err := f.set(&cfg, v); err != nil {
-				return &Error{Var: "--" + f.flag, Reason: err.Error()}
+				flagErr = &Error{Var: "--" + f.flag, Reason: err.Error()}
+				return flagErr
 			}
 			return nil
 		})
@@ -230,9 +234,8 @@ func Load(name string, args []string, getenv func(string) string, extra func(fs 
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, nil, err
 		}
-		var ce *Error
-		if errors.As(err, &ce) {
-			return cfg, nil, ce
+		if flagErr != nil {
+			return cfg, nil, flagErr
 		}
 		return cfg, nil, &Error{Var: "flags", Reason: err.Error()}
 	}
@@ -297,8 +300,11 @@ func (c *Config) Validate() error {
 			return &Error{Var: "FERRY_KMS_ENDPOINT", Reason: err.Error()}
 		}
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return &Error{Var: "FERRY_TLS_CERT", Reason: "FERRY_TLS_CERT and FERRY_TLS_KEY must be set together"}
+	if c.TLSCert != "" && c.TLSKey == "" {
+		return &Error{Var: "FERRY_TLS_KEY", Reason: "not set, but FERRY_TLS_CERT is: FERRY_TLS_CERT and FERRY_TLS_KEY must be set together"}
+	}
+	if c.TLSKey != "" && c.TLSCert == "" {
+		return &Error{Var: "FERRY_TLS_CERT", Reason: "not set, but FERRY_TLS_KEY is: FERRY_TLS_CERT and FERRY_TLS_KEY must be set together"}
 	}
 	if !slices.Contains([]string{"json", "text", "auto"}, c.LogFormat) {
 		return &Error{Var: "FERRY_LOG_FORMAT", Reason: fmt.Sprintf("%q is not json, text or auto", c.LogFormat)}

@@ -84,7 +84,7 @@ func TestContractRotationKeepsRunningServersWorking(t *testing.T) {
 		if res.Version != 2 || res.TenantKeysets != 1 || res.DayKeysets != 1 {
 			t.Fatalf("rotation result %+v, want version 2 with 1 tenant keyset and 1 day key", res)
 		}
-		if newFile, _ := os.ReadFile(path); bytes.Equal(oldFile, newFile) {
+		if newFile, err := os.ReadFile(path); err != nil || bytes.Equal(oldFile, newFile) {
 			t.Fatal("key file unchanged by rotation")
 		}
 		vs := versionsOf(t, admin)
