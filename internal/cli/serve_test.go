@@ -587,3 +587,40 @@ func TestReadyzReflectsWhetherTheServerCanUnwrap(t *testing.T) {
 		t.Fatalf("/readyz once the key file holds version 2: %d %s", code, body)
 	}
 }
+
+// A data directory whose name holds URI syntax keeps the database and the
+// key file inside it.
+func TestDataDirWithURICharacters(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "data?mode=memory#x%41")
+	if out, _, err := runCLI(map[string]string{"FERRY_DATA_DIR": dir}, "migrate"); err != nil {
+		t.Fatalf("migrate: %v %s", err, out)
+	}
+	for _, name := range []string{"ferry.db", "kek.json"} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s in the data directory: %v", name, err)
+		}
+	}
+	if entries, err := os.ReadDir(root); err != nil || len(entries) != 1 {
+		t.Fatalf("files beside the data directory: %v %v", entries, err)
+	}
+}
+
+// keys subcommands explain their usage with exit 2.
+func TestKeysUsageErrors(t *testing.T) {
+	env := map[string]string{"FERRY_DATA_DIR": filepath.Join(t.TempDir(), "data")}
+	for _, args := range [][]string{{"keys"}, {"keys", "shred-everything"}, {"keys", "retire-kek"}, {"keys", "retire-kek", "one"}, {"keys", "retire-kek", "0"}} {
+		_, _, err := runCLI(env, args...)
+		if cli.ExitCode(err) != 2 || !strings.Contains(err.Error(), "usage") && !strings.Contains(err.Error(), "not a KEK version") {
+			t.Errorf("%v: %v (exit %d)", args, err, cli.ExitCode(err))
+		}
+	}
+	if _, _, err := runCLI(env, "keys", "retire-kek", "1"); err == nil || !strings.Contains(err.Error(), "primary") {
+		t.Errorf("retiring the only (primary) version: %v", err)
+	}
+	out, _, err := runCLI(env, "keys", "list")
+	if err != nil || !strings.HasPrefix(out, "version 1  primary") {
+		t.Errorf("keys list: %q %v", out, err)
+	}
+}
