@@ -352,9 +352,12 @@ func (t *Trail) Checkpoint(ctx context.Context) (c Checkpoint, written bool, err
 	return c, true, nil
 }
 
-// RewrapKeys re-wraps every signing key from one KEK to another; KEK
-// rotation calls it so checkpoints stay verifiable.
-func (t *Trail) RewrapKeys(ctx context.Context, from, to keys.KEK) (int, error) {
+var _ keys.Wrapped = (*Trail)(nil)
+
+// RewrapKEK seals again, with kek, every signing key not under its primary
+// version: KEK rotation and retirement call it (keys.Wrapped), so
+// checkpoints stay verifiable after the old version is gone.
+func (t *Trail) RewrapKEK(ctx context.Context, kek keys.KEK) (int, error) {
 	n := 0
 	err := t.db.InTx(ctx, func(tx *store.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT id, private_wrapped FROM audit_keys`)
@@ -379,13 +382,17 @@ func (t *Trail) RewrapKeys(ctx context.Context, from, to keys.KEK) (int, error) 
 			return err
 		}
 		for _, k := range all {
-			seed, err := from.Decrypt(k.w, keyAD(k.id))
+			seed, err := kek.Decrypt(k.w, keyAD(k.id))
 			if err != nil {
-				return fmt.Errorf("audit: signing key %s: cannot unwrap with the old KEK", k.id)
+				return fmt.Errorf("audit: signing key %s cannot be unwrapped with the KEK", k.id)
 			}
-			w, err := to.Encrypt(seed, keyAD(k.id))
+			w, err := kek.Encrypt(seed, keyAD(k.id))
 			if err != nil {
 				return err
+			}
+			before, _ := keys.KEKVersionOf(k.w)
+			if after, _ := keys.KEKVersionOf(w); after == before {
+				continue // already under the primary
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE audit_keys SET private_wrapped = $2 WHERE id = $1`, k.id, w); err != nil {
 				return err
@@ -395,6 +402,35 @@ func (t *Trail) RewrapKeys(ctx context.Context, from, to keys.KEK) (int, error) 
 		return nil
 	})
 	return n, err
+}
+
+// UnderKEKVersion counts the signing keys sealed under KEK version v (0:
+// sealed before KEK versions), so retirement waits for them.
+func (t *Trail) UnderKEKVersion(ctx context.Context, v int64) (int, error) {
+	return countUnder(ctx, t.db, `SELECT private_wrapped FROM audit_keys`, v)
+}
+
+// countUnder counts the ciphertexts a query returns that KEK version v sealed.
+func countUnder(ctx context.Context, db *store.DB, q string, v int64) (int, error) {
+	rows, err := db.SQL.QueryContext(ctx, q)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var ct []byte
+		if err := rows.Scan(&ct); err != nil {
+			return 0, err
+		}
+		if ct == nil {
+			continue
+		}
+		if got, ok := keys.KEKVersionOf(ct); (ok && got == v) || (!ok && v == 0) {
+			n++
+		}
+	}
+	return n, rows.Err()
 }
 
 // CheckpointEvery is how often the checkpoint job runs: a cut-off tail

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"ferry/internal/atlassian"
+	"ferry/internal/audit"
 	"ferry/internal/config"
 	"ferry/internal/egress"
 	"ferry/internal/export"
@@ -20,9 +21,11 @@ import (
 	"ferry/internal/logging"
 	"ferry/internal/reqlog"
 	"ferry/internal/server"
+	"ferry/internal/staff"
 	"ferry/internal/store"
 	"ferry/internal/tenant"
 	"ferry/internal/web"
+	"ferry/internal/web/console"
 )
 
 // app is an opened Ferry: configuration, logger, database, keys and jobs.
@@ -42,9 +45,14 @@ type app struct {
 
 	tlsCert   *tls.Certificate // FERRY_TLS_CERT and FERRY_TLS_KEY, checked before start-up writes anything
 	metricsLn net.Listener     // FERRY_METRICS_ADDR (serve only; nil: no metrics listener)
+	consoleLn net.Listener     // FERRY_CONSOLE_ADDR (serve and demo; nil: no console listener)
 
 	requests   *reqlog.Store // request log (Logs Data)
 	requestLog *reqlog.Log   // its middleware and writer, started by deps (serve only)
+
+	trail   *audit.Trail     // the hash-chained audit trail (P14)
+	staff   *staff.Store     // staff accounts, sign-in, sessions, break-glass
+	console *console.Console // the staff console, served on FERRY_CONSOLE_ADDR
 }
 
 // openApp checks the key file's permissions before touching the data
@@ -99,6 +107,15 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	a := &app{cfg: cfg, log: log, db: db, keys: ring, jobs: jobs.NewRegistry(), gate: gate}
 	a.tenants = tenant.NewStore(db, a.keys)
 	a.requests = reqlog.NewStore(db, a.keys)
+	a.trail = audit.New(db, a.keys, audit.DirTarget{Dir: cfg.CheckpointDir()}, log)
+	if _, err := a.trail.Adopt(ctx); err != nil { // earlier versions' reqlog_access_audit rows
+		db.Close()
+		return nil, err
+	}
+	a.staff = staff.NewStore(db, a.keys, a.trail)
+	// Both seal secrets with the KEK: rotation re-wraps them, retirement counts them.
+	a.keys.RegisterWrapped("audit signing keys", a.trail)
+	a.keys.RegisterWrapped("staff TOTP secrets", a.staff)
 	gate.SetTenantSites(a.tenants) // Jira calls only to installed, not-deleted sites
 	a.connect, err = atlassian.New(atlassian.Options{Config: cfg, Tenants: a.tenants, Keys: a.keys, Log: log,
 		InstallKeysClient: gate.Client(egress.InstallKeys), JiraClient: gate.Client(egress.Jira), OAuthClient: gate.Client(egress.OAuth)})
@@ -107,6 +124,7 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 		return nil, err
 	}
 	a.wireConnector()
+	a.wireConsole(gate)
 	a.registerJobs()
 	return a, nil
 }
@@ -151,6 +169,8 @@ func (a *app) pagesBuilt() bool { return a.pages != nil }
 func (a *app) registerJobs() {
 	a.jobs.Register(reqlog.RetentionJob(a.requests, a.cfg.RequestLogDays, a.log))
 	a.jobs.Register(tenant.SeenTokensJob(a.tenants, a.log))
+	a.jobs.Register(audit.CheckpointJob(a.trail))
+	a.jobs.Register(staff.SessionsJob(a.staff))
 }
 
 // newGate builds the egress gate; its start-up checks (region pinning,
@@ -168,6 +188,7 @@ func newGate(cfg config.Config) (*egress.Gate, error) {
 		AllowedHostPatterns: cfg.ConnectAllowedHosts,
 		InstallKeysURL:      cfg.InstallKeysURL,
 		OAuthURL:            cfg.OAuthURL,
+		StaffSSOIssuer:      cfg.ConsoleOIDCIssuer,
 	}
 	if cfg.UsesPostgres() {
 		hosts, err := store.PostgresHosts(cfg.DatabaseURL)

@@ -42,6 +42,8 @@ func commands() map[string]command {
 		}},
 		"demo":   {"run the whole product locally: simulated Jira, Ferry, sample data and a working feed", runDemo},
 		"export": {"pull a feed to a file: export --url URL --token TOKEN --format csv|ndjson --out FILE", runExport},
+		"staff":  {"staff console accounts: staff add --user NAME --role ROLE | list | disable | reenrol", runStaff},
+		"audit":  {"the audit trail: audit verify | audit checkpoint", runAudit},
 	}
 }
 

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -17,6 +19,7 @@ import (
 	"ferry/internal/export"
 	"ferry/internal/jira"
 	"ferry/internal/jirasim"
+	"ferry/internal/staff"
 )
 
 // DemoInfo is what `ferry demo` prints and writes to <data-dir>/demo.json.
@@ -30,6 +33,16 @@ type DemoInfo struct {
 	CSVURL        string `json:"csv_url"`
 	Token         string `json:"token"`
 	AppPageURL    string `json:"app_page_url,omitempty"`
+
+	// The staff console and two demo staff members: support (who may decrypt
+	// request logs) and auditor (who may read the audit trail).
+	ConsoleURL        string `json:"console_url"`
+	StaffUser         string `json:"staff_user"`
+	StaffPassword     string `json:"staff_password"`
+	StaffTOTPSecret   string `json:"staff_totp_secret"`
+	AuditorUser       string `json:"auditor_user"`
+	AuditorPassword   string `json:"auditor_password"`
+	AuditorTOTPSecret string `json:"auditor_totp_secret"`
 
 	SourceID string `json:"source_id"`
 	TokenID  string `json:"token_id"`
@@ -50,6 +63,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	fs.SetOutput(e.stderr)
 	appAddr := fs.String("app-addr", "127.0.0.1:0", "Ferry's listen address")
 	simAddr := fs.String("sim-addr", "127.0.0.1:0", "the simulated Jira's listen address")
+	consoleAddr := fs.String("console-addr", "127.0.0.1:0", "the staff console's listen address")
 	dataDir := fs.String("data-dir", "ferry-demo", "Ferry's data directory for the demo")
 	reset := fs.Bool("reset", false, "start fresh: delete the data directory first")
 	issues := fs.Int("issues", 5000, "sample issues in the simulated Jira")
@@ -64,7 +78,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("demo: reset: %w", err)
 		}
 	}
-	d, err := startDemo(ctx, e, demoOptions{AppAddr: *appAddr, SimAddr: *simAddr, DataDir: *dataDir, Issues: *issues})
+	d, err := startDemo(ctx, e, demoOptions{AppAddr: *appAddr, SimAddr: *simAddr, ConsoleAddr: *consoleAddr, DataDir: *dataDir, Issues: *issues})
 	if err != nil {
 		return err
 	}
@@ -73,8 +87,8 @@ func runDemo(ctx context.Context, e env, args []string) error {
 }
 
 type demoOptions struct {
-	AppAddr, SimAddr, DataDir string
-	Issues                    int
+	AppAddr, SimAddr, ConsoleAddr, DataDir string
+	Issues                                 int
 }
 
 type demo struct {
@@ -108,6 +122,14 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		return fail(fmt.Errorf("demo: listen on %s: %w", o.AppAddr, err))
 	}
 	appURL := "http://" + ln.Addr().String()
+	if o.ConsoleAddr == "" {
+		o.ConsoleAddr = "127.0.0.1:0"
+	}
+	cln, err := net.Listen("tcp", o.ConsoleAddr)
+	if err != nil {
+		ln.Close()
+		return fail(fmt.Errorf("demo: listen on %s: %w", o.ConsoleAddr, err))
+	}
 
 	// Ferry as configured for a local simulator: loopback allowed for
 	// outbound calls, Atlassian's services replaced by the simulator's.
@@ -116,7 +138,8 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		"FERRY_EGRESS_ALLOW_LOOPBACK": "true", "FERRY_CONNECT_ALLOWED_HOSTS": "127.0.0.1:*,localhost:*",
 		"FERRY_CONNECT_INSTALL_KEYS_URL": simURL + "/connect-install-keys", "FERRY_CONNECT_OAUTH_URL": simURL,
 		"FERRY_CONNECT_JS_URL": simURL + "/atlassian-connect/all.js",
-		"FERRY_LOG_LEVEL":      "error", // the demo's own output is the interface; FERRY_LOG_LEVEL overrides
+		"FERRY_CONSOLE_ADDR":   cln.Addr().String(), "FERRY_CONSOLE_URL": "http://" + cln.Addr().String(),
+		"FERRY_LOG_LEVEL": "error", // the demo's own output is the interface; FERRY_LOG_LEVEL overrides
 	}
 	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT", "FERRY_LOG_LEVEL", "FERRY_EXPORT_WORKERS"} {
 		if v := e.getenv(k); v != "" {
@@ -126,14 +149,17 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 	cfg, _, err := config.Load("demo", nil, func(k string) string { return env[k] }, nil)
 	if err != nil {
 		ln.Close()
+		cln.Close()
 		return fail(err)
 	}
 	a, err := openApp(ctx, e, cfg)
 	if err != nil {
 		ln.Close()
+		cln.Close()
 		return fail(err)
 	}
 	served := make(chan error, 1)
+	a.consoleLn = cln
 	go func() { served <- serve(ctx, a, ln) }()
 	stop := func(err error) (*demo, error) {
 		cancel()
@@ -196,6 +222,15 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 	if a.pagesBuilt() {
 		info.AppPageURL = simURL + "/jira/apps/" + cfg.AddonKey + "/data-sources?as=" + admin.AccountID
 	}
+	info.ConsoleURL = cfg.ConsoleBaseURL() + "/console/"
+	if info.StaffUser, info.StaffPassword, info.StaffTOTPSecret, err = demoStaff(ctx, a, "demo-support", staff.Support,
+		prev.StaffUser, prev.StaffPassword, prev.StaffTOTPSecret); err != nil {
+		return stop(err)
+	}
+	if info.AuditorUser, info.AuditorPassword, info.AuditorTOTPSecret, err = demoStaff(ctx, a, "demo-auditor", staff.Auditor,
+		prev.AuditorUser, prev.AuditorPassword, prev.AuditorTOTPSecret); err != nil {
+		return stop(err)
+	}
 	if err := writeDemoInfo(o.DataDir, info); err != nil {
 		return stop(err)
 	}
@@ -205,6 +240,49 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		a.Close()
 		return err
 	}}, nil
+}
+
+// demoStaff makes (or, on a second run, keeps) an enrolled demo staff
+// member through the same enrolment steps a person takes. The enrolment
+// uses the previous time step's code, so the authenticator's current code
+// is good for the first sign-in.
+func demoStaff(ctx context.Context, a *app, user string, role staff.Role, prevUser, prevPassword, prevSecret string) (string, string, string, error) {
+	if prevUser == user && prevPassword != "" {
+		if acc, err := a.staff.ByUsername(ctx, user); err == nil && acc.HasPassword && acc.Inactive(a.staff.Now()) == "" {
+			return user, prevPassword, prevSecret, nil
+		}
+	}
+	by := staff.CLIActor("ferry demo")
+	if _, err := a.staff.ByUsername(ctx, user); err == nil {
+		tok, err := a.staff.NewEnrolment(ctx, by, user)
+		if err != nil {
+			return "", "", "", fmt.Errorf("demo: staff %s: %w", user, err)
+		}
+		return enrolDemo(ctx, a, user, tok)
+	}
+	_, tok, err := a.staff.Add(ctx, by, staff.NewAccount{Username: user, DisplayName: "Demo " + string(role), Role: role})
+	if err != nil {
+		return "", "", "", fmt.Errorf("demo: staff %s: %w", user, err)
+	}
+	return enrolDemo(ctx, a, user, tok)
+}
+
+func enrolDemo(ctx context.Context, a *app, user, tok string) (string, string, string, error) {
+	en, err := a.staff.OpenEnrolment(ctx, tok)
+	if err != nil {
+		return "", "", "", err
+	}
+	b := make([]byte, 12)
+	rand.Read(b)
+	password := "demo-" + hex.EncodeToString(b)
+	code, err := staff.TOTPCode(en.TOTPSecret, a.staff.Now().Add(-30*time.Second))
+	if err != nil {
+		return "", "", "", err
+	}
+	if _, err := a.staff.CompleteEnrolment(ctx, tok, password, code); err != nil {
+		return "", "", "", fmt.Errorf("demo: enrol %s: %w", user, err)
+	}
+	return user, password, en.TOTPSecret, nil
 }
 
 func readDemoInfo(dir string) DemoInfo {
@@ -248,7 +326,15 @@ func printDemo(w io.Writer, d DemoInfo, dir string) {
 		p("The app inside (simulated) Jira: create data sources and tokens in a browser")
 		p("  %s", d.AppPageURL)
 	}
+	if d.ConsoleURL != "" {
+		p("")
+		p("Staff console (sign in with a password and a code from an authenticator app)")
+		p("  %s", d.ConsoleURL)
+		p("  support  %s / %s   TOTP secret %s", d.StaffUser, d.StaffPassword, d.StaffTOTPSecret)
+		p("  auditor  %s / %s   TOTP secret %s", d.AuditorUser, d.AuditorPassword, d.AuditorTOTPSecret)
+		p("  Add the secrets to an authenticator app, or: oathtool --totp -b SECRET")
+	}
 	p("")
-	p("All of this is in %s (keep it private: it holds the token).", filepath.Join(dir, "demo.json"))
+	p("All of this is in %s (keep it private: it holds the token and the demo staff sign-ins).", filepath.Join(dir, "demo.json"))
 	p("Run again to reuse the data directory; --reset starts fresh.")
 }

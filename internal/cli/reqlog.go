@@ -2,37 +2,41 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"strings"
+	"net/url"
 	"text/tabwriter"
 	"time"
 
 	"ferry/internal/reqlog"
 )
 
-// runReqlog is `ferry reqlog show`: list a tenant's request log metadata, or
-// decrypt one logged request after recording who asked and why. (The staff
-// console, with roles, will offer the same through the same store calls.)
+// runReqlog is `ferry reqlog show`: list a tenant's request log metadata.
+// Decrypting a logged request is not possible here: it needs a signed-in
+// staff member whose role allows it, a reason and a ticket, recorded in the
+// audit trail first — the staff console's request-log page.
 func runReqlog(ctx context.Context, e env, args []string) error {
-	const use = `usage: ferry reqlog show --tenant ID [--since YYYY-MM-DD] [--limit N] [--decrypt ENTRY_ID --reason "why" [--operator NAME]]`
+	const use = `usage: ferry reqlog show --tenant ID [--since YYYY-MM-DD] [--limit N]`
 	if len(args) == 0 || args[0] != "show" {
 		return &usageError{use}
 	}
-	var tenant, since, decrypt, reason, operator string
+	var tenant, since, decrypt string
 	var limit int
 	cfg, rest, err := loadConfig(e, "reqlog show", args[1:], func(fs *flag.FlagSet) {
 		fs.StringVar(&tenant, "tenant", "", `tenant id whose entries to show ("-": requests no tenant was identified for)`)
 		fs.StringVar(&since, "since", "", "show entries from this UTC day on (YYYY-MM-DD; default: the whole window)")
 		fs.IntVar(&limit, "limit", 100, "most entries to list")
-		fs.StringVar(&decrypt, "decrypt", "", "entry id whose sealed request to decrypt (audited)")
-		fs.StringVar(&reason, "reason", "", fmt.Sprintf("why the request is decrypted (at least %d characters; recorded)", reqlog.MinReasonLen))
-		fs.StringVar(&operator, "operator", "", "who is decrypting (default: $USER; recorded)")
+		fs.StringVar(&decrypt, "decrypt", "", "no longer here: decrypt in the staff console (signed in, with a reason and a ticket)")
+		// Accepted only to say where decryption went.
+		fs.String("reason", "", "no longer here (see --decrypt)")
+		fs.String("operator", "", "no longer here (see --decrypt)")
 	})
 	if err != nil {
 		return err
+	}
+	if decrypt != "" {
+		return &usageError{fmt.Sprintf("decrypting a logged request needs a signed-in staff member with the support or developer role, "+
+			"a reason and a ticket, recorded in the audit trail first: open %s/console/reqlog/%s", cfg.ConsoleBaseURL(), url.PathEscape(decrypt))}
 	}
 	if len(rest) > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q; %s", rest[0], use)}
@@ -45,46 +49,14 @@ func runReqlog(ctx context.Context, e env, args []string) error {
 	}
 	if tenant == "-" {
 		tenant = ""
-	} else if tenant == "" && decrypt == "" {
+	} else if tenant == "" {
 		return &usageError{"--tenant is required; " + use}
-	}
-	if decrypt != "" {
-		if operator == "" {
-			operator = e.getenv("USER")
-		}
-		if len([]rune(strings.TrimSpace(reason))) < reqlog.MinReasonLen {
-			return &usageError{fmt.Sprintf("--decrypt needs --reason of at least %d characters saying why; it is recorded with your name", reqlog.MinReasonLen)}
-		}
-		if strings.TrimSpace(operator) == "" {
-			return &usageError{"--decrypt needs --operator NAME (or $USER); it is recorded with the reason"}
-		}
 	}
 	a, err := openApp(ctx, e, cfg)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	if decrypt != "" {
-		entry, err := a.requests.Get(ctx, decrypt, cfg.RequestLogDays)
-		if err != nil {
-			return explainReqlogErr(err, cfg.RequestLogDays)
-		}
-		if tenant != "" && entry.TenantID != tenant {
-			return fmt.Errorf("entry %s does not belong to tenant %q", decrypt, tenant)
-		}
-		entry, req, err := a.requests.DecryptRequest(ctx, decrypt, operator, reason, cfg.RequestLogDays)
-		if err != nil {
-			return explainReqlogErr(err, cfg.RequestLogDays)
-		}
-		fmt.Fprintf(e.stderr, "decryption of %s recorded (operator %s)\n", entry.ID, operator)
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(struct {
-			Entry   reqlog.Entry   `json:"entry"`
-			Request reqlog.Request `json:"request"`
-		}{entry, req})
-	}
 	if from.IsZero() {
 		from = reqlog.Cutoff(a.db.Now(), cfg.RequestLogDays)
 	}
@@ -103,11 +75,4 @@ func runReqlog(ctx context.Context, e env, args []string) error {
 		fmt.Fprintf(e.stderr, "no entries for tenant %q since %s\n", tenant, from.Format(time.DateOnly))
 	}
 	return nil
-}
-
-func explainReqlogErr(err error, days int) error {
-	if errors.Is(err, reqlog.ErrExpired) {
-		return fmt.Errorf("%w; request logs are kept %d days, so nobody can read this request any more", err, days)
-	}
-	return err
 }

@@ -55,11 +55,39 @@ func runServe(ctx context.Context, e env, args []string) error {
 		}
 		a.metricsLn = mln
 	}
+	cln, err := net.Listen("tcp", cfg.ConsoleAddr)
+	if err != nil {
+		ln.Close()
+		if a.metricsLn != nil {
+			a.metricsLn.Close()
+		}
+		return fmt.Errorf("FERRY_CONSOLE_ADDR: listen on %s: %w", cfg.ConsoleAddr, err)
+	}
+	a.consoleLn = cln
+	if cfg.ConsoleURL == "" {
+		// A :0 port is known only now; enrolment links and the sign-on
+		// redirect need the real one.
+		a.cfg = withConsoleURL(a.cfg, cln)
+		a.wireConsole(a.gate)
+	}
 	return serve(ctx, a, ln)
 }
 
-// serve runs HTTP and jobs until ctx ends, then stops HTTP first (so no new
-// work arrives) and jobs second.
+// withConsoleURL fills in the console's URL from its listener when
+// FERRY_CONSOLE_URL is not set.
+func withConsoleURL(cfg config.Config, cln net.Listener) config.Config {
+	if cfg.ConsoleURL == "" {
+		scheme := "http"
+		if cfg.TLSCert != "" {
+			scheme = "https"
+		}
+		cfg.ConsoleURL = scheme + "://" + cln.Addr().String()
+	}
+	return cfg
+}
+
+// serve runs HTTP, the staff console (on a.consoleLn) and jobs until ctx
+// ends, then stops HTTP first (so no new work arrives) and jobs second.
 func serve(ctx context.Context, a *app, ln net.Listener) error {
 	runner, err := jobs.Start(ctx, a.db, a.jobs, a.log)
 	if err != nil {
@@ -81,7 +109,7 @@ func serve(ctx context.Context, a *app, ln net.Listener) error {
 		scheme = "https"
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*a.tlsCert}}
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	var msrv *http.Server
 	metrics := "off"
 	if a.metricsLn != nil {
@@ -90,18 +118,32 @@ func serve(ctx context.Context, a *app, ln net.Listener) error {
 		go func() { errc <- msrv.Serve(a.metricsLn) }()
 	}
 	a.log.Info("ferry listening", "url", scheme+"://"+ln.Addr().String(), "metrics", metrics, "database", string(a.db.Dialect), "version", Version)
-	go func() {
+	run := func(s *http.Server, l net.Listener) {
 		if a.tlsCert != nil {
-			errc <- srv.ServeTLS(ln, "", "")
+			errc <- s.ServeTLS(l, "", "")
 		} else {
-			errc <- srv.Serve(ln)
+			errc <- s.Serve(l)
 		}
-	}()
+	}
+	go run(srv, ln)
+	var csrv *http.Server
+	if a.consoleLn != nil {
+		csrv = &http.Server{Handler: server.NewConsoleServer(a.deps(), a.console), ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+		if a.tlsCert != nil {
+			csrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*a.tlsCert}}
+		}
+		a.log.Info("staff console listening", "url", a.cfg.ConsoleBaseURL()+"/console/")
+		go run(csrv, a.consoleLn)
+	}
 	select {
 	case err := <-errc:
 		srv.Close()
 		if msrv != nil {
 			msrv.Close()
+		}
+		if csrv != nil {
+			csrv.Close()
 		}
 		runner.Stop(context.Background())
 		return err
@@ -113,6 +155,11 @@ func serve(ctx context.Context, a *app, ln net.Listener) error {
 	herr := srv.Shutdown(sctx)
 	if msrv != nil {
 		msrv.Shutdown(sctx)
+	}
+	if csrv != nil {
+		if err := csrv.Shutdown(sctx); !errors.Is(err, http.ErrServerClosed) {
+			herr = errors.Join(herr, err)
+		}
 	}
 	jerr := runner.Stop(sctx)
 	if errors.Is(herr, http.ErrServerClosed) {

@@ -44,6 +44,9 @@ func startServe(t *testing.T, env map[string]string) (string, *cli.LogBuffer) {
 	if _, ok := env["FERRY_METRICS_ADDR"]; !ok {
 		env["FERRY_METRICS_ADDR"] = "127.0.0.1:0"
 	}
+	if env["FERRY_CONSOLE_ADDR"] == "" {
+		env["FERRY_CONSOLE_ADDR"] = "127.0.0.1:0"
+	}
 	env["FERRY_LOG_FORMAT"] = "json"
 	go func() {
 		done <- cli.Run(ctx, []string{"ferry", "serve"}, envFunc(env), nil, io.Discard, io.MultiWriter(pw, logs))

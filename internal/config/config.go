@@ -56,6 +56,13 @@ type Config struct {
 	ShutdownTimeout time.Duration // FERRY_SHUTDOWN_TIMEOUT
 
 	MetricsAddr string // FERRY_METRICS_ADDR: its own listener for /metrics, loopback by default; "off" for none
+
+	ConsoleAddr         string // FERRY_CONSOLE_ADDR: the staff console's own listener
+	ConsoleURL          string // FERRY_CONSOLE_URL: its public URL (enrolment links, SSO redirect); empty: http://FERRY_CONSOLE_ADDR
+	ConsoleOIDCIssuer   string // FERRY_CONSOLE_OIDC_ISSUER: staff single sign-on; empty: password + TOTP only
+	ConsoleOIDCClientID string // FERRY_CONSOLE_OIDC_CLIENT_ID
+	ConsoleOIDCSecret   string // FERRY_CONSOLE_OIDC_CLIENT_SECRET (secret)
+	AuditCheckpointDir  string // FERRY_AUDIT_CHECKPOINT_DIR: signed audit checkpoints, outside the database; empty: DATA_DIR/audit-checkpoints
 }
 
 // Error is a configuration error: it names the variable and says what is
@@ -93,6 +100,7 @@ func Default() Config {
 		TokenMaxDays:        365,
 		ShutdownTimeout:     15 * time.Second,
 		MetricsAddr:         "127.0.0.1:9464",
+		ConsoleAddr:         "127.0.0.1:8081",
 	}
 }
 
@@ -187,6 +195,12 @@ func fields() []field {
 			},
 			get: func(c *Config) string { return c.ShutdownTimeout.String() }},
 		mk("FERRY_METRICS_ADDR", "metrics-addr", false, "listen address of /metrics (Prometheus), apart from FERRY_ADDR; off for none", func(c *Config) *string { return &c.MetricsAddr }),
+		mk("FERRY_CONSOLE_ADDR", "console-addr", false, "the staff console's listen address (keep it off the public internet)", func(c *Config) *string { return &c.ConsoleAddr }),
+		mk("FERRY_CONSOLE_URL", "console-url", false, "public URL of the staff console (default http://FERRY_CONSOLE_ADDR)", func(c *Config) *string { return &c.ConsoleURL }),
+		mk("FERRY_CONSOLE_OIDC_ISSUER", "console-oidc-issuer", false, "OIDC issuer URL for staff single sign-on (empty: password + TOTP only)", func(c *Config) *string { return &c.ConsoleOIDCIssuer }),
+		mk("FERRY_CONSOLE_OIDC_CLIENT_ID", "console-oidc-client-id", false, "OIDC client id of the staff console", func(c *Config) *string { return &c.ConsoleOIDCClientID }),
+		mk("FERRY_CONSOLE_OIDC_CLIENT_SECRET", "console-oidc-client-secret", true, "OIDC client secret of the staff console", func(c *Config) *string { return &c.ConsoleOIDCSecret }),
+		mk("FERRY_AUDIT_CHECKPOINT_DIR", "audit-checkpoint-dir", false, "directory for signed audit-trail checkpoints, outside the database (default DATA_DIR/audit-checkpoints)", func(c *Config) *string { return &c.AuditCheckpointDir }),
 	}
 }
 
@@ -326,7 +340,64 @@ func (c *Config) Validate() error {
 	if c.AddonKey == "" || strings.ContainsAny(c.AddonKey, "/?#& ") {
 		return &Error{Var: "FERRY_ADDON_KEY", Reason: "must be a non-empty key without / ? # & or spaces"}
 	}
+	return c.validateConsole()
+}
+
+// validateConsole checks the staff console's settings. Its cookies are
+// Secure only over HTTPS, so plain HTTP is allowed on loopback only.
+func (c *Config) validateConsole() error {
+	if err := checkHostPort(c.ConsoleAddr); err != nil {
+		return &Error{Var: "FERRY_CONSOLE_ADDR", Reason: err.Error()}
+	}
+	if c.ConsoleURL != "" {
+		if err := checkHTTPURL(c.ConsoleURL); err != nil {
+			return &Error{Var: "FERRY_CONSOLE_URL", Reason: err.Error()}
+		}
+	}
+	if host, _, _ := net.SplitHostPort(c.ConsoleAddr); !isLoopbackHost(host) && c.TLSCert == "" && !strings.HasPrefix(c.ConsoleURL, "https://") {
+		return &Error{Var: "FERRY_CONSOLE_ADDR", Reason: fmt.Sprintf("%q is not a loopback address, and the console would be served over plain HTTP; set FERRY_TLS_CERT and FERRY_TLS_KEY, or serve it behind HTTPS and set FERRY_CONSOLE_URL=https://…", c.ConsoleAddr)}
+	}
+	if (c.ConsoleOIDCIssuer == "") != (c.ConsoleOIDCClientID == "") {
+		return &Error{Var: "FERRY_CONSOLE_OIDC_ISSUER", Reason: "FERRY_CONSOLE_OIDC_ISSUER and FERRY_CONSOLE_OIDC_CLIENT_ID must be set together"}
+	}
+	if c.ConsoleOIDCIssuer != "" {
+		u, err := url.Parse(c.ConsoleOIDCIssuer)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+			return &Error{Var: "FERRY_CONSOLE_OIDC_ISSUER", Reason: fmt.Sprintf("%q is not an http(s) URL", c.ConsoleOIDCIssuer)}
+		case u.Scheme == "http" && !(isLoopbackHost(u.Hostname()) && c.AllowLoopback):
+			return &Error{Var: "FERRY_CONSOLE_OIDC_ISSUER", Reason: "must be https (http only for a loopback issuer with FERRY_EGRESS_ALLOW_LOOPBACK)"}
+		}
+	}
 	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// ConsoleBaseURL is the console's public URL without a trailing slash.
+func (c *Config) ConsoleBaseURL() string {
+	if c.ConsoleURL != "" {
+		return strings.TrimRight(c.ConsoleURL, "/")
+	}
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	return scheme + "://" + c.ConsoleAddr
+}
+
+// CheckpointDir is where audit checkpoints go.
+func (c *Config) CheckpointDir() string {
+	if c.AuditCheckpointDir != "" {
+		return c.AuditCheckpointDir
+	}
+	return filepath.Join(c.DataDir, "audit-checkpoints")
 }
 
 func checkHostPort(addr string) error {

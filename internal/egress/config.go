@@ -23,6 +23,7 @@ const (
 	envInstallKeysURL = "FERRY_CONNECT_INSTALL_KEYS_URL"
 	envOAuthURL       = "FERRY_CONNECT_OAUTH_URL"
 	envDatabaseURL    = "FERRY_DATABASE_URL"
+	envStaffSSOIssuer = "FERRY_CONSOLE_OIDC_ISSUER"
 )
 
 // Defaults for the Atlassian endpoints Ferry talks to.
@@ -83,6 +84,9 @@ type Config struct {
 	// act-as-user token exchange (FERRY_CONNECT_OAUTH_URL); empty means
 	// DefaultOAuthURL.
 	OAuthURL string
+	// StaffSSOIssuer is the OIDC issuer that signs staff in to the console
+	// (FERRY_CONSOLE_OIDC_ISSUER); empty: no single sign-on.
+	StaffSSOIssuer string
 }
 
 func (c Config) withDefaults() Config {

@@ -22,7 +22,8 @@ type Category string
 
 // The destination categories. Jira, InstallKeys and OAuth are Atlassian, the
 // parent product; S3, KMS and SMTP are the hosting provider; Sentry is
-// Sentry. Nothing else exists.
+// Sentry; StaffSSO is the vendor's own identity provider, which signs staff
+// in to the console and is sent no customer data. Nothing else exists.
 const (
 	Jira        Category = "jira"         // installed tenants' Jira sites
 	InstallKeys Category = "install_keys" // Connect install-key service
@@ -32,11 +33,12 @@ const (
 	S3          Category = "s3"           // backups
 	KMS         Category = "kms"          // key-encryption key
 	Database    Category = "database"     // PostgreSQL (FERRY_DATABASE_URL): the hosting provider's database
+	StaffSSO    Category = "staff_sso"    // OIDC issuer of staff single sign-on (discovery, keys, token exchange)
 )
 
 // Categories lists every category in a stable order.
 func Categories() []Category {
-	return []Category{Jira, InstallKeys, OAuth, Sentry, SMTP, S3, KMS, Database}
+	return []Category{Jira, InstallKeys, OAuth, Sentry, SMTP, S3, KMS, Database, StaffSSO}
 }
 
 // TenantSites decides whether host is the Jira site of an installed tenant.
@@ -229,6 +231,14 @@ func (g *Gate) buildAllowlists() error {
 			continue
 		}
 		add(Database, p)
+	}
+	// The staff identity provider: one issuer, checked like any URL setting.
+	if cfg.StaffSSOIssuer != "" {
+		if p, _, err := urlPattern(envStaffSSOIssuer, cfg.StaffSSOIssuer, cfg.AllowLoopback); err != nil {
+			errs = append(errs, err)
+		} else {
+			add(StaffSSO, p)
+		}
 	}
 	return errors.Join(errs...)
 }

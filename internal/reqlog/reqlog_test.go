@@ -17,11 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"ferry/internal/apperr"
+	"ferry/internal/audit"
 	"ferry/internal/keys"
 	"ferry/internal/logging"
 	"ferry/internal/reqinfo"
 	"ferry/internal/reqlog"
 	"ferry/internal/reqlog/reqlogtest"
+	"ferry/internal/staff"
+	"ferry/internal/staff/stafftest"
 	"ferry/internal/store"
 	"ferry/internal/store/storetest"
 )
@@ -42,6 +45,22 @@ type fixture struct {
 	log   *reqlog.Log
 	srv   *httptest.Server
 	logs  *syncBuffer
+
+	trail *audit.Trail
+	staff *staff.Store
+	sue   staff.Principal // a signed-in support member
+}
+
+// decrypt opens an entry as a signed-in support member would: break glass
+// (recorded) for the entry, then decrypt with the grant.
+func (f *fixture) decrypt(t *testing.T, s *reqlog.Store, id string) (reqlog.Entry, reqlog.Request, error) {
+	t.Helper()
+	tenant := ""
+	if e, err := s.Get(context.Background(), id, 60); err == nil {
+		tenant = e.TenantID
+	}
+	g := stafftest.Grant(t, f.staff, f.sue, staff.DecryptRequestLog, tenant, id)
+	return s.DecryptRequest(context.Background(), g, id, 60)
 }
 
 type syncBuffer struct {
@@ -73,6 +92,9 @@ func newFixture(t *testing.T, db *store.DB, o reqlog.Options) *fixture {
 	}
 	slogger := logging.New(f.logs, logging.Options{Format: "json", Level: "debug"})
 	f.store = reqlog.NewStore(db, f.ring)
+	f.trail = audit.New(db, f.ring, audit.DirTarget{Dir: t.TempDir()}, nil)
+	f.staff = staff.NewStore(db, f.ring, f.trail)
+	f.sue = stafftest.SignedIn(t, f.staff, "sue", staff.Support)
 	if o.Logger == nil {
 		o.Logger = slogger
 	}
@@ -153,7 +175,7 @@ func TestContractRequestLogNeverStoresResponseBody(t *testing.T) {
 			t.Fatalf("List = %d entries, %v", len(entries), err)
 		}
 		for _, e := range entries {
-			_, req, err := f.store.DecryptRequest(context.Background(), e.ID, "test", "canary test: checking sealed request", 60)
+			_, req, err := f.decrypt(t, f.store, e.ID)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,25 +223,28 @@ func TestContractRequestLogKeepsMetadataAndSealsRequestWithoutSecrets(t *testing
 			t.Fatalf("error entry = %+v (health checks are not logged)", others)
 		}
 
-		if _, _, err := f.store.DecryptRequest(ctx, e.ID, "test", "too short", 60); !errors.Is(err, reqlog.ErrReason) {
-			t.Errorf("short reason: %v", err)
+		// No grant, a grant for another entry, a grant for another
+		// permission: nothing opens.
+		var none *staff.Grant
+		if _, _, err := f.store.DecryptRequest(ctx, none, e.ID, 60); !errors.Is(err, reqlog.ErrNoGrant) {
+			t.Errorf("no grant: %v", err)
 		}
-		if _, _, err := f.store.DecryptRequest(ctx, e.ID, " ", "investigating ticket 42", 60); !errors.Is(err, reqlog.ErrOperator) {
-			t.Errorf("no operator: %v", err)
+		other := stafftest.Grant(t, f.staff, f.sue, staff.DecryptRequestLog, "t1", others[0].ID)
+		if _, _, err := f.store.DecryptRequest(ctx, other, e.ID, 60); !errors.Is(err, reqlog.ErrNoGrant) {
+			t.Errorf("grant for another entry: %v", err)
 		}
-		if trail, _ := f.store.AuditTrail(ctx); len(trail) != 0 {
-			t.Fatalf("refused decryptions were audited as decryptions: %+v", trail)
-		}
-		_, req, err := f.store.DecryptRequest(ctx, e.ID, "alice", "investigating ticket 42", 60)
+		_, req, err := f.decrypt(t, f.store, e.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
-		trail, _ := f.store.AuditTrail(ctx)
-		if len(trail) != 1 || trail[0].EntryID != e.ID || trail[0].Operator != "alice" || trail[0].Reason != "investigating ticket 42" || trail[0].TenantID != "t1" {
-			t.Errorf("audit = %+v", trail)
+		rows, _ := f.trail.List(ctx, audit.Filter{Limit: 1})
+		tp, _ := f.trail.TenantPseudonym(ctx, "t1")
+		if len(rows) != 1 || rows[0].Object != e.ID || rows[0].Actor != "sue" || rows[0].Role != "support" || rows[0].Action != "reqlog.decrypt" ||
+			rows[0].Reason == "" || rows[0].Ticket == "" || rows[0].TenantPseudonym != tp {
+			t.Errorf("audit = %+v", rows)
 		}
 		// The error message is sealed with the request, and scrubbed.
-		_, sealed, err := f.store.DecryptRequest(ctx, others[0].ID, "test", "checking the error message", 60)
+		_, sealed, err := f.decrypt(t, f.store, others[0].ID)
 		if err != nil || strings.Contains(sealed.Error, email) || !strings.Contains(sealed.Error, "unknown user") {
 			t.Errorf("sealed error = %q, %v", sealed.Error, err)
 		}
@@ -256,7 +281,7 @@ func TestContractSealedRequestIsBoundToItsEntry(t *testing.T) {
 		if _, err := db.SQL.Exec(`UPDATE request_log SET request = (SELECT request FROM request_log WHERE id = $1) WHERE id = $2`, es[0].ID, es[1].ID); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := f.store.DecryptRequest(ctx, es[1].ID, "op", "checking associated data", 60); !errors.Is(err, keys.ErrDecrypt) {
+		if _, _, err := f.decrypt(t, f.store, es[1].ID); !errors.Is(err, keys.ErrDecrypt) {
 			t.Errorf("swapped ciphertext: %v, want ErrDecrypt", err)
 		}
 	})
@@ -273,7 +298,7 @@ func TestRequestBodyReachesHandlerUnchangedAndIsCapped(t *testing.T) {
 	}
 	f.flush(t)
 	es, _ := f.store.List(context.Background(), "t1", time.Time{}, 1)
-	_, req, err := f.store.DecryptRequest(context.Background(), es[0].ID, "op", "checking body capture", 60)
+	_, req, err := f.decrypt(t, f.store, es[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,12 +85,12 @@ func TestContractRetentionKeepsSixtyDaysAndDestroysDayKeys(t *testing.T) {
 			if _, err := f.ring.DayKey(ctx, dayN(d)); !errors.Is(err, keys.ErrDayKeyDestroyed) {
 				t.Errorf("day %d key: %v, want destroyed", d, err)
 			}
-			_, _, err := f.store.DecryptRequest(ctx, ids[d], "op", "looking at an old request", 60)
+			_, _, err := f.decrypt(t, f.store, ids[d])
 			if !errors.Is(err, reqlog.ErrExpired) {
 				t.Errorf("day %d decrypt: %v, want ErrExpired", d, err)
 			}
 		}
-		if _, req, err := f.store.DecryptRequest(ctx, ids[11], "op", "looking at a kept request", 60); err != nil || req.Query != "day=11" {
+		if _, req, err := f.decrypt(t, f.store, ids[11]); err != nil || req.Query != "day=11" {
 			t.Errorf("day 11 (kept): %+v %v", req, err)
 		}
 		// Running again changes nothing.
@@ -102,18 +102,18 @@ func TestContractRetentionKeepsSixtyDaysAndDestroysDayKeys(t *testing.T) {
 		// Restored entries + current key tables: expired days stay sealed.
 		withLiveKeys := reqlog.NewStore(restored, f.ring)
 		for d := 0; d <= 10; d++ {
-			_, _, err := withLiveKeys.DecryptRequest(ctx, ids[d], "op", "restored backup drill", 60)
+			_, _, err := f.decrypt(t, withLiveKeys, ids[d])
 			if !errors.Is(err, keys.ErrDayKeyDestroyed) || !errors.Is(err, reqlog.ErrExpired) {
 				t.Errorf("restored day %d with current keys: %v, want ErrDayKeyDestroyed", d, err)
 			}
 		}
-		if _, req, err := withLiveKeys.DecryptRequest(ctx, ids[40], "op", "restored backup drill", 60); err != nil || req.Query != "day=40" {
+		if _, req, err := f.decrypt(t, withLiveKeys, ids[40]); err != nil || req.Query != "day=40" {
 			t.Errorf("restored day 40 (kept) with current keys: %+v %v", req, err)
 		}
 		// Restored entries + the backup's own stale key tables would open:
 		// this is why key tables are not part of the long-retention backup.
 		withStaleKeys := reqlog.NewStore(restored, keys.NewRing(restored, f.kek))
-		if _, req, err := withStaleKeys.DecryptRequest(ctx, ids[5], "op", "restored backup drill", 60); err != nil || req.Query != "day=5" {
+		if _, req, err := f.decrypt(t, withStaleKeys, ids[5]); err != nil || req.Query != "day=5" {
 			t.Errorf("stale key tables: %+v %v (expected to open: the threat the key-table backup policy removes)", req, err)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"ferry/internal/keys"
+	"ferry/internal/staff"
 	"ferry/internal/store"
 )
 
@@ -23,14 +24,9 @@ var (
 	// ErrExpired: the entry's day is outside the retention window; its rows
 	// are deleted and its day key destroyed.
 	ErrExpired = errors.New("reqlog: entry is past the retention window: deleted and its day key destroyed")
-	// ErrReason: decrypting a request needs a reason of at least MinReasonLen characters.
-	ErrReason = fmt.Errorf("reqlog: a reason of at least %d characters is required to decrypt a request", MinReasonLen)
-	// ErrOperator: decrypting a request needs the operator's name.
-	ErrOperator = errors.New("reqlog: the operator's name is required to decrypt a request")
+	// ErrNoGrant: decrypting a request needs a break-glass grant for it.
+	ErrNoGrant = errors.New("reqlog: decrypting a request needs a signed-in staff member's break-glass grant for it")
 )
-
-// MinReasonLen is the shortest reason accepted for decrypting a request.
-const MinReasonLen = 10
 
 // MaxDays is the longest retention the statement allows.
 const MaxDays = 60
@@ -81,7 +77,7 @@ type record struct {
 }
 
 // Store reads and writes the request log. Reads of sealed requests go
-// through DecryptRequest, which audits first.
+// through DecryptRequest, which demands an audited break-glass grant.
 type Store struct {
 	db   *store.DB
 	keys *keys.Ring
@@ -264,17 +260,15 @@ func (s *Store) Get(ctx context.Context, id string, days int) (Entry, error) {
 	return e, err
 }
 
-// DecryptRequest opens a logged request for a named operator who gave a
-// reason. The audit row is committed before anything is decrypted, so every
-// decryption — successful or not — leaves a trace. A day whose key retention
-// destroyed fails with ErrExpired (wrapping keys.ErrDayKeyDestroyed).
-func (s *Store) DecryptRequest(ctx context.Context, id, operator, reason string, days int) (Entry, Request, error) {
-	reason, operator = strings.TrimSpace(reason), strings.TrimSpace(operator)
-	if len([]rune(reason)) < MinReasonLen {
-		return Entry{}, Request{}, ErrReason
-	}
-	if operator == "" {
-		return Entry{}, Request{}, ErrOperator
+// DecryptRequest opens a logged request. It demands a break-glass grant for
+// this entry: staff.Store.BreakGlass records who, in which role, why and for
+// which ticket in the audit trail before it hands one out, so every
+// decryption leaves a trace and none happens without a signed-in staff
+// member whose role allows it. A day whose key retention destroyed fails
+// with ErrExpired (wrapping keys.ErrDayKeyDestroyed).
+func (s *Store) DecryptRequest(ctx context.Context, g *staff.Grant, id string, days int) (Entry, Request, error) {
+	if !g.Permits(staff.DecryptRequestLog, id) {
+		return Entry{}, Request{}, ErrNoGrant
 	}
 	e, err := s.Get(ctx, id, days)
 	if err != nil {
@@ -283,13 +277,6 @@ func (s *Store) DecryptRequest(ctx context.Context, id, operator, reason string,
 	var ct []byte
 	if err := s.db.SQL.QueryRowContext(ctx, `SELECT request FROM request_log WHERE day = $1 AND id = $2`, e.Day(), id).Scan(&ct); err != nil {
 		return e, Request{}, fmt.Errorf("read request: %w", err)
-	}
-	if err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO reqlog_access_audit (at, entry_id, tenant_id, operator, reason) VALUES ($1, $2, $3, $4, $5)`,
-			tx.Now(), id, e.TenantID, operator, reason)
-		return err
-	}); err != nil {
-		return e, Request{}, fmt.Errorf("audit: %w", err)
 	}
 	req, err := s.open(ctx, e, ct)
 	return e, req, err
@@ -313,31 +300,4 @@ func (s *Store) open(ctx context.Context, e Entry, ct []byte) (Request, error) {
 		return Request{}, fmt.Errorf("decode request: %w", err)
 	}
 	return req, nil
-}
-
-// Audit is one recorded decryption.
-type Audit struct {
-	At       time.Time
-	EntryID  string
-	TenantID string
-	Operator string
-	Reason   string
-}
-
-// AuditTrail lists recorded decryptions, oldest first.
-func (s *Store) AuditTrail(ctx context.Context) ([]Audit, error) {
-	rows, err := s.db.SQL.QueryContext(ctx, `SELECT at, entry_id, tenant_id, operator, reason FROM reqlog_access_audit ORDER BY id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Audit
-	for rows.Next() {
-		var a Audit
-		if err := rows.Scan(&a.At, &a.EntryID, &a.TenantID, &a.Operator, &a.Reason); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
 }

@@ -3,6 +3,8 @@ package server
 import (
 	"net/http"
 
+	"ferry/internal/web/console"
+
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -46,4 +48,12 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	if p := d.Pages; p != nil {
 		p.Routes(mux)
 	}
+}
+
+// addConsoleRoutes lists the staff console's routes, served on its own
+// listener (FERRY_CONSOLE_ADDR). Each page is registered in
+// internal/web/console with its route, title and required permission
+// (Console.Pages); sign-in, enrolment and its stylesheet are public.
+func addConsoleRoutes(mux *http.ServeMux, c *console.Console) {
+	c.Routes(mux)
 }

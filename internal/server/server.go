@@ -25,6 +25,7 @@ import (
 	"ferry/internal/reqlog"
 	"ferry/internal/store"
 	"ferry/internal/web"
+	"ferry/internal/web/console"
 )
 
 // MaxBodyBytes caps request bodies unless a route sets its own limit.
@@ -196,4 +197,16 @@ func Ready(ctx context.Context, d Deps) error {
 		return fmt.Errorf("keys: %w", err)
 	}
 	return nil
+}
+
+// NewConsoleServer returns the staff console's root handler, for its own
+// listener: the console's routes behind its cross-origin protection and
+// headers, with the same body limit, metrics and panic recovery as Ferry's
+// other routes.
+func NewConsoleServer(d Deps, c *console.Console) http.Handler {
+	mux := http.NewServeMux()
+	addConsoleRoutes(mux, c)
+	var h http.Handler = c.Protect(mux)
+	h = limitBody(h)
+	return observe(mux, d.Log, h)
 }

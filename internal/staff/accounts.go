@@ -457,9 +457,12 @@ func (s *Store) EnrolWithSSO(ctx context.Context, tokenHash, issuer, subject str
 	return s.ByID(ctx, en.Account.ID)
 }
 
-// RewrapSecrets re-wraps every TOTP secret from one KEK to another; KEK
-// rotation calls it so staff can still sign in.
-func (s *Store) RewrapSecrets(ctx context.Context, from, to keys.KEK) (int, error) {
+var _ keys.Wrapped = (*Store)(nil)
+
+// RewrapKEK seals again, with kek, every TOTP secret not under the KEK's
+// primary version: rotation and retirement call it (keys.Wrapped), so staff
+// can still sign in after an old version is retired.
+func (s *Store) RewrapKEK(ctx context.Context, kek keys.KEK) (int, error) {
 	n := 0
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		type row struct {
@@ -483,31 +486,75 @@ func (s *Store) RewrapSecrets(ctx context.Context, from, to keys.KEK) (int, erro
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		re := func(id, slot string, w []byte) ([]byte, error) {
+		re := func(id, slot string, w []byte) ([]byte, bool, error) {
 			if w == nil {
-				return nil, nil
+				return nil, false, nil
 			}
-			pt, err := from.Decrypt(w, totpAD(id, slot))
+			pt, err := kek.Decrypt(w, totpAD(id, slot))
 			if err != nil {
-				return nil, fmt.Errorf("staff: TOTP secret of %s cannot be unwrapped with the old KEK", id)
+				return nil, false, fmt.Errorf("staff: TOTP secret of %s cannot be unwrapped with the KEK", id)
 			}
-			return to.Encrypt(pt, totpAD(id, slot))
+			nw, err := kek.Encrypt(pt, totpAD(id, slot))
+			if err != nil {
+				return nil, false, err
+			}
+			before, _ := keys.KEKVersionOf(w)
+			after, _ := keys.KEKVersionOf(nw)
+			if before == after {
+				return w, false, nil
+			}
+			return nw, true, nil
 		}
 		for _, r := range all {
-			a, err := re(r.id, "active", r.active)
+			a, movedA, err := re(r.id, "active", r.active)
 			if err != nil {
 				return err
 			}
-			p, err := re(r.id, "pending", r.pending)
+			p, movedP, err := re(r.id, "pending", r.pending)
 			if err != nil {
 				return err
+			}
+			if !movedA && !movedP {
+				continue
 			}
 			if _, err := tx.ExecContext(ctx, `UPDATE staff_accounts SET totp_secret = $2, totp_pending = $3 WHERE id = $1`, r.id, a, p); err != nil {
 				return err
 			}
-			n++
+			if movedA {
+				n++
+			}
+			if movedP {
+				n++
+			}
 		}
 		return nil
 	})
 	return n, err
+}
+
+// UnderKEKVersion counts the TOTP secrets sealed under KEK version v (0:
+// sealed before KEK versions), so retirement waits for them.
+func (s *Store) UnderKEKVersion(ctx context.Context, v int64) (int, error) {
+	n := 0
+	for _, col := range []string{"totp_secret", "totp_pending"} {
+		rows, err := s.db.SQL.QueryContext(ctx, `SELECT `+col+` FROM staff_accounts WHERE `+col+` IS NOT NULL`)
+		if err != nil {
+			return 0, err
+		}
+		for rows.Next() {
+			var ct []byte
+			if err := rows.Scan(&ct); err != nil {
+				rows.Close()
+				return 0, err
+			}
+			if got, ok := keys.KEKVersionOf(ct); (ok && got == v) || (!ok && v == 0) {
+				n++
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }
