@@ -95,12 +95,13 @@ func TestDemoGivesAWorkingFeedOnAFreshMachine(t *testing.T) {
 	}
 	var info map[string]string
 	json.Unmarshal(b, &info)
-	for _, k := range []string{"app_url", "sim_url", "sim_admin_email", "sim_admin_token", "odata_url", "csv_url", "token"} {
+	for _, k := range []string{"app_url", "sim_url", "sim_admin_email", "sim_admin_token", "odata_url", "csv_url", "token",
+		"console_url", "staff_user", "staff_password", "staff_totp_secret", "auditor_user", "auditor_password", "auditor_totp_secret"} {
 		if info[k] == "" {
 			t.Errorf("demo.json lacks %s", k)
 		}
 	}
-	for _, k := range []string{"console_url", "staff_user", "staff_password", "privacy_url"} {
+	for _, k := range []string{"privacy_url"} {
 		if _, ok := info[k]; ok {
 			t.Errorf("demo.json has %s for a part that is not built", k)
 		}

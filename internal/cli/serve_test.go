@@ -207,6 +207,11 @@ func TestBadConfigurationExitsTwoWithOneLineAndWritesNothing(t *testing.T) {
 		{"metrics address", map[string]string{"FERRY_METRICS_ADDR": "9464"}, nil, "FERRY_METRICS_ADDR"},
 		{"KMS endpoint without a KMS key", map[string]string{"FERRY_KMS_ENDPOINT": "https://kms.us-west-2.amazonaws.com"}, nil, "FERRY_KMS_ENDPOINT"},
 		{"unknown flag", nil, []string{"--colour"}, "flags:"},
+		{"console on a public address over plain HTTP", map[string]string{"FERRY_CONSOLE_ADDR": "0.0.0.0:8081"}, nil, "FERRY_CONSOLE_ADDR: \"0.0.0.0:8081\" is not a loopback address"},
+		{"console address without port", map[string]string{"FERRY_CONSOLE_ADDR": "localhost"}, nil, "FERRY_CONSOLE_ADDR"},
+		{"SSO issuer without client id", map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "https://login.example.com"}, nil, "FERRY_CONSOLE_OIDC_ISSUER"},
+		{"SSO issuer over plain HTTP", map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "http://login.example.com", "FERRY_CONSOLE_OIDC_CLIENT_ID": "ferry"}, nil, "must be https"},
+		{"console URL not http(s)", map[string]string{"FERRY_CONSOLE_URL": "ftp://console"}, nil, "FERRY_CONSOLE_URL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
