@@ -383,7 +383,7 @@ func (s *Store) CompleteEnrolment(ctx context.Context, token, password, code str
 	}
 	who := Actor{Name: en.Account.Username, Role: en.Account.Role}
 	if err := checkPasswordPolicy(en.Account.Username, password); err != nil {
-		return Account{}, apperr.Invalid("password", "%s", strings.TrimPrefix(err.Error(), "password: "))
+		return Account{}, apperr.Invalid("password", "%s", err.Error())
 	}
 	step := totpStep(en.TOTPSecret, strings.TrimSpace(code), s.Now())
 	if step == 0 {

@@ -89,13 +89,13 @@ func checkPasswordPolicy(username, password string) error {
 	n := utf8.RuneCountInString(password)
 	switch {
 	case !utf8.ValidString(password):
-		return fmt.Errorf("password: not valid UTF-8")
+		return fmt.Errorf("the password is not valid UTF-8")
 	case n < MinPasswordLen:
-		return fmt.Errorf("password: at least %d characters (a passphrase of a few words works well)", MinPasswordLen)
+		return fmt.Errorf("the password needs at least %d characters (a passphrase of a few words works well)", MinPasswordLen)
 	case len(password) > MaxPasswordLen:
-		return fmt.Errorf("password: at most %d bytes", MaxPasswordLen)
+		return fmt.Errorf("the password may have at most %d bytes", MaxPasswordLen)
 	case strings.Contains(strings.ToLower(password), strings.ToLower(username)):
-		return fmt.Errorf("password: must not contain the user name")
+		return fmt.Errorf("the password must not contain the user name")
 	}
 	return nil
 }

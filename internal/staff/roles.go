@@ -69,7 +69,7 @@ type PermissionInfo struct {
 
 var permissions = []PermissionInfo{
 	{UseConsole, "sign in to the staff console", false, "Staff accounts"},
-	{ViewTenants, "see tenants' Account Data (state, product, dates)", false, "Account Data"},
+	{ViewTenants, "see tenants' Account Data: state, product, dates", false, "Account Data"},
 	{ViewInventory, "see the data inventory (counts and ages, no contents)", false, "Inventory"},
 	{ViewRequestLog, "look up request-log metadata", false, "Logs Data"},
 	{DecryptRequestLog, "decrypt one logged request (reason and ticket first)", true, "Logs Data"},

@@ -237,7 +237,7 @@ func (c *Console) guard(p Page) http.Handler {
 		}
 		if !pr.Can(p.Permission) {
 			c.refuse(ctx, pr.Actor(), "console.forbidden", p.Route, "role "+string(pr.Role)+" lacks "+string(p.Permission))
-			c.errorPage(w, r, &pr, apperr.New(apperr.EFORBIDDEN, "your role (%s) may not open this page; it needs %s", pr.Role, describe(p.Permission)))
+			c.errorPage(w, r, &pr, apperr.New(apperr.EFORBIDDEN, "your role (%s) may not open this page: it needs %s", pr.Role, describe(p.Permission)))
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -253,7 +253,7 @@ func (c *Console) guard(p Page) http.Handler {
 
 func describe(p staff.Permission) string {
 	if i, ok := staff.LookupPermission(p); ok {
-		return i.Doc + " (" + string(p) + ")"
+		return string(p) + ", to " + i.Doc
 	}
 	return string(p)
 }
