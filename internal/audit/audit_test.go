@@ -3,6 +3,7 @@ package audit_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -262,6 +263,12 @@ func TestContractCheckpointRevealsACutOffTail(t *testing.T) {
 		// Every row deleted: the checkpoint still counts 20.
 		f.exec(t, `DELETE FROM audit_trail`)
 		mustBreakAt(t, f.verify(t), 1, "cut off", "whole trail deleted")
+		// A new row on the emptied trail chains again, but no checkpoint
+		// vouches for it while the cut-off tail stands.
+		f.fill(t, rand.New(rand.NewPCG(1, 1)), 1)
+		if _, written, err := f.trail.Checkpoint(ctx); !errors.Is(err, audit.ErrBroken) || written {
+			t.Errorf("checkpoint of a broken trail: written=%v %v", written, err)
+		}
 	})
 }
 

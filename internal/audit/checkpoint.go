@@ -320,11 +320,23 @@ func (t *Trail) readCheckpoints(ctx context.Context, pubs map[string]ed25519.Pub
 	return out, nil
 }
 
-// Checkpoint signs the current head and writes it to the target, unless the
-// newest checkpoint there already covers it. written is false then.
+// ErrBroken: the trail does not verify, so no checkpoint is signed: a
+// checkpoint must never vouch for a chain someone has already broken.
+var ErrBroken = errors.New("audit: the trail does not verify")
+
+// Checkpoint verifies the trail, then signs its head and writes it to the
+// target, unless the newest checkpoint there already covers it (written is
+// false then).
 func (t *Trail) Checkpoint(ctx context.Context) (c Checkpoint, written bool, err error) {
 	if t.target == nil {
 		return c, false, errors.New("audit: no checkpoint target configured")
+	}
+	rep, err := t.Verify(ctx)
+	if err != nil {
+		return c, false, err
+	}
+	if !rep.OK() {
+		return c, false, fmt.Errorf("%w (first broken row %d: %s); no checkpoint signed", ErrBroken, rep.FirstBroken, rep.Problems[0].What)
 	}
 	seq, head, err := t.Head(ctx)
 	if err != nil || seq == 0 {

@@ -162,6 +162,10 @@ func serve(ctx context.Context, a *app, ln net.Listener) error {
 		}
 	}
 	jerr := runner.Stop(sctx)
+	// A last checkpoint, so the rows of this run are covered at once.
+	if _, _, err := a.trail.Checkpoint(sctx); err != nil {
+		a.log.Error("audit checkpoint at shutdown", "err", err)
+	}
 	if errors.Is(herr, http.ErrServerClosed) {
 		herr = nil
 	}

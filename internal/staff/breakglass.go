@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"ferry/internal/apperr"
@@ -24,6 +25,8 @@ var ticketRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9#._:/-]{1,63}$`)
 func CheckReason(reason string) error {
 	reason = strings.TrimSpace(reason)
 	switch n := utf8.RuneCountInString(reason); {
+	case !utf8.ValidString(reason) || strings.ContainsFunc(reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\r' }):
+		return apperr.Invalid("reason", "plain text only: no control characters")
 	case n < MinReasonLen:
 		return apperr.Invalid("reason", "say why, in at least %d characters; it is recorded with your name", MinReasonLen)
 	case n > MaxReasonLen:
