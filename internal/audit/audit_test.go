@@ -29,7 +29,7 @@ type fixture struct {
 	now   time.Time
 }
 
-func newFixture(t *testing.T, db *store.DB) *fixture {
+func newFixture(t testing.TB, db *store.DB) *fixture {
 	t.Helper()
 	kek, err := keys.OpenLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
 	if err != nil {
