@@ -497,3 +497,36 @@ func TestContractRequestLogAccessAuditMovesIntoTheTrail(t *testing.T) {
 		mustOK(t, f.verify(t), "after adopting")
 	})
 }
+
+// The checkpoint key is sealed with the ring's KEK; registered with the
+// ring, it moves with a rotation, the old version can be retired, and the
+// checkpoints signed before still verify.
+func TestContractSigningKeyFollowsKEKRotationAndRetirement(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		f.ring.RegisterWrapped("audit signing keys", f.trail)
+		f.fill(t, rand.New(rand.NewPCG(21, 22)), 4)
+		if _, _, err := f.trail.Checkpoint(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := f.trail.UnderKEKVersion(ctx, 1); n != 1 {
+			t.Fatalf("%d signing keys under version 1, want 1", n)
+		}
+		if _, err := f.ring.Rotate(ctx, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.ring.Retire(ctx, 1); err != nil {
+			t.Fatalf("retire version 1: %v", err)
+		}
+		f.fill(t, rand.New(rand.NewPCG(23, 24)), 2)
+		if _, written, err := f.trail.Checkpoint(ctx); err != nil || !written {
+			t.Fatalf("checkpoint after retirement: %v %v", written, err)
+		}
+		rep := f.verify(t)
+		mustOK(t, rep, "after KEK rotation and retirement")
+		if rep.Checkpoints != 2 {
+			t.Errorf("%d checkpoints verified, want 2", rep.Checkpoints)
+		}
+	})
+}

@@ -484,3 +484,41 @@ func TestContractBreakGlassRecordsBeforeItGrants(t *testing.T) {
 		}
 	})
 }
+
+// TOTP secrets are sealed with the ring's KEK; registered with the ring,
+// they move with a rotation, so the old KEK version can be retired and staff
+// still sign in (and an unregistered store would hold retirement off).
+func TestContractTOTPSecretsFollowKEKRotationAndRetirement(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFixture(t, db)
+		f.ring.RegisterWrapped("staff TOTP secrets", f.staff)
+		_, secret := f.enrol(t, staff.NewAccount{Username: "rita", Role: staff.Support})
+		_, tok, _ := f.staff.Add(ctx, admin, staff.NewAccount{Username: "pending", Role: staff.Support})
+		if _, err := f.staff.OpenEnrolment(ctx, tok); err != nil { // seals a pending secret
+			t.Fatal(err)
+		}
+		if n, _ := f.staff.UnderKEKVersion(ctx, 1); n != 2 {
+			t.Fatalf("%d secrets under version 1, want 2", n)
+		}
+		res, err := f.ring.Rotate(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Other != 2 {
+			t.Errorf("rotation moved %d staff secrets, want 2", res.Other)
+		}
+		if _, err := f.ring.Retire(ctx, 1); err != nil {
+			t.Fatalf("retire version 1: %v", err)
+		}
+		if n, _ := f.staff.UnderKEKVersion(ctx, 1); n != 0 {
+			t.Errorf("%d secrets still under the retired version", n)
+		}
+		if _, err := f.staff.SignIn(ctx, "rita", password, f.code(secret)); err != nil {
+			t.Fatalf("sign-in after the KEK rotation: %v", err)
+		}
+		if _, err := f.staff.OpenEnrolment(ctx, tok); err != nil {
+			t.Fatalf("open enrolment after the KEK rotation: %v", err)
+		}
+	})
+}
