@@ -34,6 +34,7 @@ func TestDefaults(t *testing.T) {
 		"FERRY_CONNECT_ALLOWED_HOSTS": "*.atlassian.net,*.jira.com,*.jira-dev.com", "FERRY_EGRESS_ALLOW_LOOPBACK": "false",
 		"FERRY_ADDON_KEY": "ferry-bi-connector", "FERRY_REQUEST_LOG_DAYS": "60", "FERRY_EXPORT_WORKERS": "4",
 		"FERRY_TOKEN_MAX_DAYS": "365", "FERRY_SHUTDOWN_TIMEOUT": "15s", "FERRY_METRICS_ADDR": "127.0.0.1:9464",
+		"FERRY_CONSOLE_ADDR": "127.0.0.1:8081", "FERRY_CONSOLE_URL": "", "FERRY_CONSOLE_OIDC_ISSUER": "", "FERRY_AUDIT_CHECKPOINT_DIR": "",
 		"FERRY_CONNECT_INSTALL_KEYS_URL": "https://connect-install-keys.atlassian.com",
 		"FERRY_CONNECT_OAUTH_URL":        "https://oauth-2-authorization-server.services.atlassian.com",
 		"FERRY_CONNECT_JS_URL":           "https://connect-cdn.atl-paas.net/all.js",
@@ -129,6 +130,21 @@ func TestValidValues(t *testing.T) {
 		{map[string]string{"FERRY_SHUTDOWN_TIMEOUT": "90s"}, func(c Config) bool { return c.ShutdownTimeout == 90*time.Second }},
 		{map[string]string{"FERRY_METRICS_ADDR": "off"}, func(c Config) bool { return c.MetricsAddr == "off" }},
 		{map[string]string{"FERRY_METRICS_ADDR": "0.0.0.0:9100"}, func(c Config) bool { return c.MetricsAddr == "0.0.0.0:9100" }},
+		{map[string]string{"FERRY_CONSOLE_ADDR": "[::1]:0"}, func(c Config) bool { return c.ConsoleAddr == "[::1]:0" && c.ConsoleBaseURL() == "http://[::1]:0" }},
+		{map[string]string{"FERRY_CONSOLE_ADDR": "0.0.0.0:8443", "FERRY_TLS_CERT": "c.pem", "FERRY_TLS_KEY": "k.pem"}, func(c Config) bool {
+			return c.ConsoleBaseURL() == "https://0.0.0.0:8443"
+		}},
+		{map[string]string{"FERRY_CONSOLE_ADDR": "10.0.0.5:8081", "FERRY_CONSOLE_URL": "https://console.example.com/"}, func(c Config) bool {
+			return c.ConsoleBaseURL() == "https://console.example.com"
+		}},
+		{map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "https://login.example.com", "FERRY_CONSOLE_OIDC_CLIENT_ID": "ferry"}, func(c Config) bool {
+			return c.ConsoleOIDCIssuer != "" && c.ConsoleOIDCClientID == "ferry"
+		}},
+		{map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "http://127.0.0.1:5556", "FERRY_CONSOLE_OIDC_CLIENT_ID": "ferry", "FERRY_EGRESS_ALLOW_LOOPBACK": "true"}, func(c Config) bool {
+			return c.ConsoleOIDCIssuer == "http://127.0.0.1:5556"
+		}},
+		{map[string]string{"FERRY_AUDIT_CHECKPOINT_DIR": "/srv/audit"}, func(c Config) bool { return c.CheckpointDir() == "/srv/audit" }},
+		{map[string]string{"FERRY_DATA_DIR": "/var/lib/ferry"}, func(c Config) bool { return c.CheckpointDir() == "/var/lib/ferry/audit-checkpoints" }},
 	}
 	for _, c := range cases {
 		cfg, err := load(t, c.env)
@@ -180,6 +196,13 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"FERRY_SHUTDOWN_TIMEOUT": "soon"}, nil, "FERRY_SHUTDOWN_TIMEOUT"},
 		{map[string]string{"FERRY_METRICS_ADDR": "9464"}, nil, "FERRY_METRICS_ADDR"},
 		{map[string]string{"FERRY_ADDR": "127.0.0.1:9000", "FERRY_METRICS_ADDR": "127.0.0.1:9000"}, nil, "FERRY_METRICS_ADDR"},
+		{map[string]string{"FERRY_CONSOLE_ADDR": "0.0.0.0:8081"}, nil, "FERRY_CONSOLE_ADDR"},
+		{map[string]string{"FERRY_CONSOLE_ADDR": "8081"}, nil, "FERRY_CONSOLE_ADDR"},
+		{map[string]string{"FERRY_CONSOLE_URL": "console.example.com"}, nil, "FERRY_CONSOLE_URL"},
+		{map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "https://login.example.com"}, nil, "FERRY_CONSOLE_OIDC_ISSUER"},
+		{map[string]string{"FERRY_CONSOLE_OIDC_CLIENT_ID": "ferry"}, nil, "FERRY_CONSOLE_OIDC_ISSUER"},
+		{map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "http://login.example.com", "FERRY_CONSOLE_OIDC_CLIENT_ID": "ferry"}, nil, "FERRY_CONSOLE_OIDC_ISSUER"},
+		{map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "http://127.0.0.1:5556", "FERRY_CONSOLE_OIDC_CLIENT_ID": "ferry"}, nil, "FERRY_CONSOLE_OIDC_ISSUER"},
 		{nil, []string{"--request-log-days", "90"}, "--request-log-days"},
 		{nil, []string{"--colour"}, "flags"},
 	}
@@ -197,8 +220,9 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 // VAR_FILE; the value never appears in the configuration dump.
 func TestSecretFileVariants(t *testing.T) {
 	secrets := map[string]string{
-		"FERRY_DATABASE_URL": "postgres://ferry:s3cret-pw@db.internal:5432/ferry",
-		"FERRY_SENTRY_DSN":   "https://s3cretkey@o1.ingest.sentry.io/1",
+		"FERRY_DATABASE_URL":               "postgres://ferry:s3cret-pw@db.internal:5432/ferry",
+		"FERRY_SENTRY_DSN":                 "https://s3cretkey@o1.ingest.sentry.io/1",
+		"FERRY_CONSOLE_OIDC_CLIENT_SECRET": "s3cret-oidc-client-secret",
 	}
 	n := 0
 	for _, f := range fields() {
