@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"ferry/internal/config"
 	"ferry/internal/keys"
+	"ferry/internal/staff"
+	"ferry/internal/staff/stafftest"
 	"ferry/internal/store/storetest"
 )
 
@@ -154,12 +157,14 @@ func TestKEKRotationWhileServing(t *testing.T) {
 }
 
 // opensEntries decrypts, from another process, the tenant's request-log
-// entries of day (waiting for the background writer to store one).
-func opensEntries(t *testing.T, env map[string]string, tenant, day string) {
+// entries of day (waiting for the background writer to store one): a
+// support member signs in to that process's staff store and breaks glass
+// for each entry, as the console does.
+func opensEntries(t *testing.T, vars map[string]string, tenant, day string) {
 	t.Helper()
 	var ids []string
 	for deadline := time.Now().Add(30 * time.Second); len(ids) == 0; {
-		out := ferryCmd(t, env, "reqlog", "show", "--tenant", tenant, "--since", day)
+		out := ferryCmd(t, vars, "reqlog", "show", "--tenant", tenant, "--since", day)
 		for _, line := range strings.Split(out, "\n") {
 			if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], strings.ReplaceAll(day, "-", "")) {
 				ids = append(ids, f[0])
@@ -172,10 +177,22 @@ func opensEntries(t *testing.T, env map[string]string, tenant, day string) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	ctx := context.Background()
+	cfg, _, err := config.Load("test", nil, func(k string) string { return vars[k] }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := openApp(ctx, env{getenv: func(k string) string { return vars[k] }, stdout: io.Discard, stderr: io.Discard}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	p := stafftest.SignedIn(t, a.staff, fmt.Sprintf("rotation%d", time.Now().UnixNano()%1_000_000_000), staff.Support)
 	for _, id := range ids[:min(len(ids), 5)] {
-		out := ferryCmd(t, env, "reqlog", "show", "--decrypt", id, "--reason", "rotation test: entry must open", "--operator", "rotation-test")
-		if !strings.Contains(out, "/odata/") && !strings.Contains(out, "readyz") {
-			t.Fatalf("entry %s decrypted to:\n%s", id, out)
+		g := stafftest.Grant(t, a.staff, p, staff.DecryptRequestLog, tenant, id)
+		_, req, err := a.requests.DecryptRequest(ctx, g, id, cfg.RequestLogDays)
+		if err != nil || (!strings.Contains(req.Path, "/odata/") && !strings.Contains(req.Path, "readyz")) {
+			t.Fatalf("entry %s decrypted to %+v, %v", id, req, err)
 		}
 	}
 }
