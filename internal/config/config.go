@@ -63,6 +63,10 @@ type Config struct {
 	ConsoleOIDCClientID string // FERRY_CONSOLE_OIDC_CLIENT_ID
 	ConsoleOIDCSecret   string // FERRY_CONSOLE_OIDC_CLIENT_SECRET (secret)
 	AuditCheckpointDir  string // FERRY_AUDIT_CHECKPOINT_DIR: signed audit checkpoints, outside the database; empty: DATA_DIR/audit-checkpoints
+
+	PurgeGrace           time.Duration // FERRY_PURGE_GRACE: from marking a tenant for deletion to its purge
+	PurgeLicenseInactive time.Duration // FERRY_PURGE_LICENSE_INACTIVE_AFTER: an inactive licence marks the tenant after this
+	PurgeDisabled        time.Duration // FERRY_PURGE_DISABLED_AFTER: a disabled app marks the tenant after this
 }
 
 // Error is a configuration error: it names the variable and says what is
@@ -101,6 +105,10 @@ func Default() Config {
 		ShutdownTimeout:     15 * time.Second,
 		MetricsAddr:         "127.0.0.1:9464",
 		ConsoleAddr:         "127.0.0.1:8081",
+
+		PurgeGrace:           30 * 24 * time.Hour,
+		PurgeLicenseInactive: 30 * 24 * time.Hour,
+		PurgeDisabled:        90 * 24 * time.Hour,
 	}
 }
 
@@ -201,7 +209,57 @@ func fields() []field {
 		mk("FERRY_CONSOLE_OIDC_CLIENT_ID", "console-oidc-client-id", false, "OIDC client id of the staff console", func(c *Config) *string { return &c.ConsoleOIDCClientID }),
 		mk("FERRY_CONSOLE_OIDC_CLIENT_SECRET", "console-oidc-client-secret", true, "OIDC client secret of the staff console", func(c *Config) *string { return &c.ConsoleOIDCSecret }),
 		mk("FERRY_AUDIT_CHECKPOINT_DIR", "audit-checkpoint-dir", false, "directory for signed audit-trail checkpoints, outside the database (default DATA_DIR/audit-checkpoints)", func(c *Config) *string { return &c.AuditCheckpointDir }),
+		days("FERRY_PURGE_GRACE", "purge-grace", "how long data of an uninstalled or lapsed tenant is kept before the purge (e.g. 30d)",
+			func(c *Config) *time.Duration { return &c.PurgeGrace }, 0),
+		days("FERRY_PURGE_LICENSE_INACTIVE_AFTER", "purge-license-inactive-after", "an inactive licence marks the tenant for deletion after this (e.g. 30d)",
+			func(c *Config) *time.Duration { return &c.PurgeLicenseInactive }, time.Hour),
+		days("FERRY_PURGE_DISABLED_AFTER", "purge-disabled-after", "a disabled app marks the tenant for deletion after this (e.g. 90d)",
+			func(c *Config) *time.Duration { return &c.PurgeDisabled }, time.Hour),
 	}
+}
+
+// days is a duration setting that also takes whole days ("30d"), from lo to
+// ten years.
+func days(env, fl, usage string, p func(*Config) *time.Duration, lo time.Duration) field {
+	const hi = 3650 * 24 * time.Hour
+	return field{env: env, flag: fl, usage: usage,
+		set: func(c *Config, v string) error {
+			d, err := parseDays(v)
+			if err != nil {
+				return err
+			}
+			if d < lo || d > hi {
+				return fmt.Errorf("%q is out of range (%s to 3650d)", v, fmtDays(lo))
+			}
+			*p(c) = d
+			return nil
+		},
+		get: func(c *Config) string { return fmtDays(*p(c)) }}
+}
+
+// parseDays reads "30d" as whole days, anything else as a Go duration ("36h").
+func parseDays(v string) (time.Duration, error) {
+	v = strings.TrimSpace(v)
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		k, err := strconv.Atoi(n)
+		if err != nil || k < 0 {
+			return 0, fmt.Errorf("%q is not a number of days such as 30d", v)
+		}
+		return time.Duration(k) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration such as 30d or 36h", v)
+	}
+	return d, nil
+}
+
+// fmtDays writes whole days as "30d", other durations as Go does.
+func fmtDays(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	}
+	return d.String()
 }
 
 // Load reads the environment, then the flags in args (flags override), then

@@ -41,6 +41,33 @@ var ErrUnknownJob = errors.New("unknown job")
 type Registry struct {
 	mu   sync.Mutex
 	jobs map[string]Job
+	kick func(ctx context.Context, name string) error // set while a Runner works the queue
+}
+
+// ErrNotRunning: no job runner works the queue in this process (a CLI
+// command); Kick cannot ask for a run.
+var ErrNotRunning = errors.New("jobs: no job runner in this process")
+
+// Kick asks the running job queue to run the named job soon, once, besides
+// its schedule (an immediate deletion asks for its purge this way).
+func (r *Registry) Kick(ctx context.Context, name string) error {
+	r.mu.Lock()
+	_, ok := r.jobs[name]
+	kick := r.kick
+	r.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownJob, name)
+	}
+	if kick == nil {
+		return ErrNotRunning
+	}
+	return kick(ctx, name)
+}
+
+func (r *Registry) setKick(fn func(ctx context.Context, name string) error) {
+	r.mu.Lock()
+	r.kick = fn
+	r.mu.Unlock()
 }
 
 // NewRegistry returns an empty registry.
@@ -111,6 +138,7 @@ func (w *worker) Work(ctx context.Context, j *river.Job[args]) error {
 type Runner struct {
 	stop  func(context.Context) error
 	close func() error
+	reg   *Registry
 }
 
 // Start migrates River's tables and starts working periodic jobs.
@@ -147,7 +175,11 @@ func Start(ctx context.Context, db *store.DB, reg *Registry, log *slog.Logger) (
 		if err := c.Start(ctx); err != nil {
 			return nil, err
 		}
-		return &Runner{stop: c.Stop, close: func() error { return nil }}, nil
+		reg.setKick(func(ctx context.Context, name string) error {
+			_, err := c.Insert(ctx, args{Name: name}, nil)
+			return err
+		})
+		return &Runner{stop: c.Stop, close: func() error { return nil }, reg: reg}, nil
 	default:
 		// River's SQLite driver wants exactly one connection of its own.
 		h, err := sql.Open("sqlite", store.SQLiteDSN(db.Path))
@@ -169,7 +201,11 @@ func Start(ctx context.Context, db *store.DB, reg *Registry, log *slog.Logger) (
 			h.Close()
 			return nil, err
 		}
-		return &Runner{stop: c.Stop, close: h.Close}, nil
+		reg.setKick(func(ctx context.Context, name string) error {
+			_, err := c.Insert(ctx, args{Name: name}, nil)
+			return err
+		})
+		return &Runner{stop: c.Stop, close: h.Close, reg: reg}, nil
 	}
 }
 
@@ -186,6 +222,7 @@ func migrate[TTx any](ctx context.Context, drv riverdriver.Driver[TTx]) error {
 
 // Stop waits for running jobs to finish (until ctx ends) and releases the queue.
 func (r *Runner) Stop(ctx context.Context) error {
+	r.reg.setKick(nil)
 	err := r.stop(ctx)
 	return errors.Join(err, r.close())
 }

@@ -72,7 +72,15 @@ type Installation struct {
 	InstalledAt              time.Time // latest install
 	UpdatedAt                time.Time
 	DisabledAt               time.Time // zero unless disabled
-	UninstalledAt            time.Time // zero unless pending deletion
+	UninstalledAt            time.Time // zero unless pending deletion: when it was marked
+
+	// End of the subscription (deletion.go): when a tenant pending deletion
+	// is purged, what marked it, and an operator's reason and name.
+	PurgeAfter           time.Time // zero unless pending deletion
+	DeletionCause        Cause
+	DeletionReason       string
+	DeletionBy           string
+	LicenseInactiveSince time.Time // zero while the licence is active (or unknown)
 }
 
 // Install is the verified content of an installed callback: the allowlist of
@@ -98,10 +106,16 @@ type Install struct {
 type Store struct {
 	db   *store.DB
 	keys *keys.Ring
+
+	policy   Policy                                           // when tenants are marked and purged (deletion.go)
+	purgeNow func(ctx context.Context, tenantID string) error // set by a Purger: finishes an overdue tenant
+	accounts AccountHolder                                    // set by SetAccountHolder: the installer's account
 }
 
-// NewStore returns the installations store.
-func NewStore(db *store.DB, ring *keys.Ring) *Store { return &Store{db: db, keys: ring} }
+// NewStore returns the installations store with the default Policy.
+func NewStore(db *store.DB, ring *keys.Ring) *Store {
+	return &Store{db: db, keys: ring, policy: DefaultPolicy()}
+}
 
 // secretAD binds the shared-secret ciphertext to its table, column and row,
 // so a ciphertext copied to another row or tenant does not decrypt.
@@ -174,6 +188,13 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 			}
 		case err != nil:
 			return inst, false, err
+		case s.overdue(existing):
+			// Past its purge_after the tenant's data is due for deletion: a
+			// reinstall starts clean, after the purge of what is there.
+			if err := s.purgeOverdue(ctx, existing.TenantID); err != nil {
+				return inst, false, err
+			}
+			continue
 		default:
 			if err := s.checkReinstall(ctx, existing, storedCT, in); err != nil {
 				return inst, false, err
@@ -194,6 +215,13 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 			if installer, err = s.keys.Pseudonym(ctx, tenantID, in.InstallerAccountID); err != nil {
 				return inst, false, err
 			}
+			// Before the write: whoever Ferry keeps a pseudonym of must be
+			// reportable to Atlassian (privacy.Register).
+			if s.accounts != nil {
+				if err := s.accounts.Hold(ctx, tenantID, in.InstallerAccountID); err != nil {
+					return inst, false, fmt.Errorf("hold installer account: %w", err)
+				}
+			}
 		}
 		err = s.db.InTx(ctx, func(tx *store.Tx) error {
 			if err := use(ctx, tx, in.Nonce); err != nil {
@@ -212,17 +240,20 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 					oauth, installation, ct, installer, tx.Now())
 			} else {
 				// A reinstall keeps a disabled app disabled (Jira sends enabled
-				// separately) but revives one pending deletion. The WHERE
-				// clause repeats what checkReinstall saw, so a concurrent
-				// change sends this install round again.
+				// separately) but revives one pending deletion, with its
+				// data, if its purge_after has not come. The WHERE clause
+				// repeats what checkReinstall saw, so a concurrent change
+				// sends this install round again.
 				res, err = tx.ExecContext(ctx, `UPDATE installations SET addon_key = $2, product_type = $3,
 					base_url = $4, site_host = $5, display_url = $6, description = $7, sen = $8, entitlement_id = $9,
 					entitlement_number = $10, oauth_client_id = $11, installation_id = $12, shared_secret = $13,
 					installed_by = CASE WHEN $14 = '' THEN installed_by ELSE $14 END,
 					state = CASE WHEN state = 'pending_deletion' THEN 'active' ELSE state END,
-					uninstalled_at = NULL, installed_at = $15, updated_at = $15
+					uninstalled_at = NULL, purge_after = NULL, deletion_cause = '', deletion_reason = '', deletion_by = '',
+					license_inactive_since = NULL, installed_at = $15, updated_at = $15
 					WHERE tenant_id = $1 AND client_key = $16 AND base_url = $17 AND oauth_client_id = $18
-					AND installation_id = $19 AND shared_secret = $20`,
+					AND installation_id = $19 AND shared_secret = $20
+					AND (state <> 'pending_deletion' OR purge_after IS NULL OR purge_after > $15)`,
 					tenantID, in.AddonKey, in.ProductType, in.BaseURL, SiteHost(in.BaseURL), in.DisplayURL,
 					in.Description, in.ServiceEntitlementNumber, in.EntitlementID, in.EntitlementNumber,
 					oauth, installation, ct, installer, tx.Now(), in.ClientKey,
@@ -325,7 +356,8 @@ var eventSQL = map[Event]string{
 		WHERE tenant_id = $1 AND state = 'disabled'`,
 	EventDisabled: `UPDATE installations SET state = 'disabled', disabled_at = $2, updated_at = $2
 		WHERE tenant_id = $1 AND state = 'active'`,
-	EventUninstalled: `UPDATE installations SET state = 'pending_deletion', uninstalled_at = $2, updated_at = $2
+	EventUninstalled: `UPDATE installations SET state = 'pending_deletion', uninstalled_at = $2, updated_at = $2,
+		purge_after = $3, deletion_cause = 'uninstalled'
 		WHERE tenant_id = $1 AND state <> 'pending_deletion'`,
 }
 
@@ -342,7 +374,11 @@ func (s *Store) Record(ctx context.Context, tenantID string, ev Event, n Nonce) 
 		if err := use(ctx, tx, n); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, q, tenantID, tx.Now())
+		args := []any{tenantID, tx.Now()}
+		if ev == EventUninstalled {
+			args = append(args, tx.Now().Add(s.policy.Grace)) // purge_after
+		}
+		res, err := tx.ExecContext(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -350,6 +386,14 @@ func (s *Store) Record(ctx context.Context, tenantID string, ev Event, n Nonce) 
 		return err
 	})
 	return k > 0, err
+}
+
+// Uninstalled marks the tenant pending deletion, to be purged after the
+// grace period (Policy.Grace), using up the single-use token n with the
+// change. Connect's uninstalled callback and Forge's preUninstall event both
+// end here; repeating it keeps the first time.
+func (s *Store) Uninstalled(ctx context.Context, tenantID string, n Nonce) (changed bool, err error) {
+	return s.Record(ctx, tenantID, EventUninstalled, n)
 }
 
 // Enable marks a disabled installation active. It never revives a tenant
@@ -364,8 +408,8 @@ func (s *Store) Disable(ctx context.Context, tenantID string) (changed bool, err
 	return s.Record(ctx, tenantID, EventDisabled, Nonce{})
 }
 
-// Uninstall marks the tenant pending deletion with the time (purge is a later
-// job). Repeating it keeps the first time.
+// Uninstall marks the tenant pending deletion with the time; the tenant.purge
+// job purges it after the grace period. Repeating it keeps the first time.
 func (s *Store) Uninstall(ctx context.Context, tenantID string) (changed bool, err error) {
 	return s.Record(ctx, tenantID, EventUninstalled, Nonce{})
 }
@@ -386,16 +430,18 @@ func (s *Store) SharedSecret(ctx context.Context, tenantID string) ([]byte, erro
 
 const columns = `tenant_id, addon_key, product_type, client_key, base_url, display_url, description, sen,
 	entitlement_id, entitlement_number, oauth_client_id, installation_id, installed_by, state,
-	created_at, installed_at, updated_at, disabled_at, uninstalled_at`
+	created_at, installed_at, updated_at, disabled_at, uninstalled_at,
+	purge_after, deletion_cause, deletion_reason, deletion_by, license_inactive_since`
 
 // scan reads the columns, then into extra any columns the query adds.
 func scan(row interface{ Scan(...any) error }, extra ...any) (Installation, error) {
 	var in Installation
-	var disabled, uninstalled sql.NullTime
-	var state string
+	var disabled, uninstalled, purgeAfter, licenseInactive sql.NullTime
+	var state, cause string
 	err := row.Scan(append([]any{&in.TenantID, &in.AddonKey, &in.ProductType, &in.ClientKey, &in.BaseURL, &in.DisplayURL,
 		&in.Description, &in.ServiceEntitlementNumber, &in.EntitlementID, &in.EntitlementNumber, &in.OAuthClientID,
-		&in.InstallationID, &in.InstalledBy, &state, &in.CreatedAt, &in.InstalledAt, &in.UpdatedAt, &disabled, &uninstalled}, extra...)...)
+		&in.InstallationID, &in.InstalledBy, &state, &in.CreatedAt, &in.InstalledAt, &in.UpdatedAt, &disabled, &uninstalled,
+		&purgeAfter, &cause, &in.DeletionReason, &in.DeletionBy, &licenseInactive}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return in, ErrNotFound
 	}
@@ -410,6 +456,13 @@ func scan(row interface{ Scan(...any) error }, extra ...any) (Installation, erro
 	if uninstalled.Valid {
 		in.UninstalledAt = uninstalled.Time.UTC()
 	}
+	if purgeAfter.Valid {
+		in.PurgeAfter = purgeAfter.Time.UTC()
+	}
+	if licenseInactive.Valid {
+		in.LicenseInactiveSince = licenseInactive.Time.UTC()
+	}
+	in.DeletionCause = Cause(cause)
 	return in, nil
 }
 
