@@ -3,13 +3,10 @@ package jirasim
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 )
 
@@ -167,61 +164,4 @@ func (s *Sim) handleAddon(w http.ResponseWriter, r *http.Request, p *principal) 
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// Personal data reporting: the app tells Atlassian which accounts it stores
-// and learns which were closed or changed since.
-const (
-	reportBurst    = 5
-	reportInterval = time.Second // one more call allowed per interval
-)
-
-func (s *Sim) handleReportAccounts(w http.ResponseWriter, r *http.Request, p *principal) {
-	if p.kind != "app" {
-		jiraError(w, http.StatusForbidden, "Only apps may report accounts.")
-		return
-	}
-	ok, _, _, wait := s.limits.take("report:"+p.addonKey, float64(time.Second)/float64(reportInterval), reportBurst, s.now())
-	if !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		jiraError(w, http.StatusTooManyRequests, "Too many requests: report accounts less often.")
-		return
-	}
-	var req struct {
-		Accounts []struct {
-			AccountID string `json:"accountId"`
-			UpdatedAt string `json:"updatedAt"`
-		} `json:"accounts"`
-	}
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	if len(req.Accounts) == 0 || len(req.Accounts) > maxReportBatch {
-		fieldErrors(w, http.StatusBadRequest, map[string]string{"accounts": fmt.Sprintf("Report between 1 and %d accounts per request.", maxReportBatch)})
-		return
-	}
-	type result struct {
-		AccountID string `json:"accountId"`
-		Status    string `json:"status"`
-	}
-	var out []result
-	for k, a := range req.Accounts {
-		at, err := time.Parse(time.RFC3339, a.UpdatedAt)
-		if a.AccountID == "" || err != nil {
-			fieldErrors(w, http.StatusBadRequest, map[string]string{fmt.Sprintf("accounts[%d]", k): "accountId and an ISO 8601 updatedAt are required."})
-			return
-		}
-		i, known := s.data.byAcct[a.AccountID]
-		switch {
-		case !known || s.data.users[i].Closed:
-			out = append(out, result{a.AccountID, "closed"})
-		case s.data.users[i].Updated.After(at):
-			out = append(out, result{a.AccountID, "updated"})
-		}
-	}
-	if len(out) == 0 {
-		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"accounts": out})
 }

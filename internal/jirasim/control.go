@@ -34,6 +34,7 @@ func (s *Sim) controlRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /_sim/stats/reset", func(w http.ResponseWriter, r *http.Request) { s.ResetStats(); w.WriteHeader(http.StatusNoContent) })
 	m.HandleFunc("GET /_sim/knobs", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, knobsJSON(s.getKnobs())) })
 	m.HandleFunc("POST /_sim/knobs", s.ctlKnobs)
+	s.reportControlRoutes(m)
 }
 
 type ctlError struct {

@@ -25,6 +25,8 @@
 //	s.CreateIssue(jirasim.NewIssue{Project: "CORE", Summary: "canary"})
 //	s.SetKnobs(jirasim.Knobs{Latency: 150 * time.Millisecond, Rate: 100, FaultRate: 0.01})
 //	s.Stats(); s.ResetStats()  // requests per endpoint, 429s, injected faults, max concurrency
+//	s.SetReportAnswer(accountID, "closed"|"updated"|"none"|""); s.ThrottleReports(n, retryAfter)
+//	s.SetReportCyclePeriod(d); s.ReportCalls(); s.ResetReportCalls() // personal data reporting, scripted
 //	jirasim.QSH(method, escapedPath, basePath, rawQuery) // reference qsh
 //	jirasim.RunCLI(ctx, args, stdout, stderr) // `ferry sim …`
 //

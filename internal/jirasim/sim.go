@@ -54,6 +54,7 @@ type Sim struct {
 	limits *limiter
 	faults *faulter
 	stats  *stats
+	report reportScript // personal data reporting: scripted answers and the calls seen (report.go)
 
 	srvMu sync.Mutex
 	srv   *http.Server
