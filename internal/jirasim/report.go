@@ -32,10 +32,11 @@ const (
 
 // ReportCall is one report-accounts request as the site saw it.
 type ReportCall struct {
-	At       time.Time `json:"at"`
-	AddonKey string    `json:"addon_key"`
-	Accounts []string  `json:"accounts"` // accountIds in the order sent
-	Status   int       `json:"status"`   // what the site answered
+	At        time.Time `json:"at"`
+	AddonKey  string    `json:"addon_key"`
+	Accounts  []string  `json:"accounts"`   // accountIds in the order sent
+	UpdatedAt []string  `json:"updated_at"` // the updatedAt sent with each
+	Status    int       `json:"status"`     // what the site answered
 }
 
 type reportScript struct {
@@ -96,6 +97,7 @@ func (s *Sim) ReportCalls() []ReportCall {
 	out := make([]ReportCall, len(r.calls))
 	for i, c := range r.calls {
 		c.Accounts = append([]string(nil), c.Accounts...)
+		c.UpdatedAt = append([]string(nil), c.UpdatedAt...)
 		out[i] = c
 	}
 	return out
@@ -141,6 +143,7 @@ func (s *Sim) handleReportAccounts(w http.ResponseWriter, r *http.Request, p *pr
 	}
 	for _, a := range req.Accounts {
 		call.Accounts = append(call.Accounts, a.AccountID)
+		call.UpdatedAt = append(call.UpdatedAt, a.UpdatedAt)
 	}
 	rs.mu.Lock()
 	cycle := rs.cyclePeriod()
