@@ -95,6 +95,14 @@ func (c *Connect) require(next http.Handler, api bool) http.Handler {
 			apperr.Write(w, r, c.log, apperr.Wrap(err, apperr.EINTERNAL, "user pseudonym unavailable"))
 			return
 		}
+		if c.accounts != nil {
+			// The pseudonym is about to be logged: the account must be
+			// reportable first.
+			if err := c.accounts.Hold(ctx, inst.TenantID, t.claims.Sub); err != nil {
+				apperr.Write(w, r, c.log, apperr.Wrap(err, apperr.EINTERNAL, "user account could not be recorded"))
+				return
+			}
+		}
 		p := Principal{Installation: inst, AccountID: t.claims.Sub, UserPseudonym: pseudonym}
 		if !api {
 			p.License = r.URL.Query().Get("lic")

@@ -62,6 +62,11 @@ type Options struct {
 
 	Now             func() time.Time // nil: time.Now
 	LicenseCacheTTL time.Duration    // 0: 5 minutes
+
+	// Accounts, when set, records each signed-in user's account before its
+	// pseudonym is stored anywhere (privacy.Register), so that Ferry can
+	// report the accounts it holds data of to Atlassian.
+	Accounts tenant.AccountHolder
 }
 
 // Connect is the app's Connect side. It is safe for concurrent use.
@@ -81,6 +86,8 @@ type Connect struct {
 	licTTL   time.Duration
 	licMu    sync.Mutex
 	licenses map[string]licenseEntry
+
+	accounts tenant.AccountHolder
 }
 
 // New builds the Connect side of the app.
@@ -108,6 +115,7 @@ func New(o Options) (*Connect, error) {
 		userTokens:  newTokenCache(),
 		licTTL:      o.LicenseCacheTTL,
 		licenses:    map[string]licenseEntry{},
+		accounts:    o.Accounts,
 	}
 	c.installKeys.now = o.Now
 	return c, nil

@@ -259,6 +259,10 @@ func (tc *tokenCache) forgetPrefix(prefix string) {
 	}
 }
 
+// Forget drops what is cached in memory for a tenant (user access tokens,
+// the licence answer): after a purge or a request for deletion.
+func (c *Connect) Forget(tenantID string) { c.forget(tenantID) }
+
 // forget drops what is cached for a tenant after a lifecycle event: a new
 // secret or state must take effect at once.
 func (c *Connect) forget(tenantID string) {

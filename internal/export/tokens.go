@@ -49,6 +49,11 @@ type Owner struct {
 type Tokens struct {
 	DB   *store.DB
 	Keys *keys.Ring
+	// Accounts, when set, records each token owner's account so that it is
+	// reported to Atlassian (privacy.Register): Ferry keeps its pseudonym.
+	Accounts interface {
+		Hold(ctx context.Context, tenantID, accountID string) error
+	}
 }
 
 // Errors a token holder can see: deliberately not saying which of unknown,
@@ -87,6 +92,11 @@ func (t *Tokens) Create(ctx context.Context, tenantID, accountID, label string, 
 	pseudo, err := t.Keys.Pseudonym(ctx, tenantID, accountID)
 	if err != nil {
 		return "", Token{}, err
+	}
+	if t.Accounts != nil {
+		if err := t.Accounts.Hold(ctx, tenantID, accountID); err != nil {
+			return "", Token{}, err
+		}
 	}
 	secret := make([]byte, 32) // 256 bits: unguessable, so a plain SHA-256 is a safe hash
 	rand.Read(secret)
@@ -224,4 +234,35 @@ func (t *Tokens) Authenticate(ctx context.Context, presented string, maxDays fun
 		})
 	}
 	return o, nil
+}
+
+// CountTenant counts a tenant's access tokens (for the deletion record).
+func (t *Tokens) CountTenant(ctx context.Context, tenantID string) (int64, error) {
+	var n int64
+	err := t.DB.SQL.QueryRowContext(ctx, `SELECT count(*) FROM access_tokens WHERE tenant_id = $1`, tenantID).Scan(&n)
+	return n, err
+}
+
+// DeleteTenant deletes every access token of a tenant (the purge).
+func (t *Tokens) DeleteTenant(ctx context.Context, tenantID string) (int64, error) {
+	return t.exec(ctx, `DELETE FROM access_tokens WHERE tenant_id = $1`, tenantID)
+}
+
+// EraseOwner deletes every token of one owner, named by pseudonym: the
+// owner's Atlassian account was closed. Its feeds stop at once.
+func (t *Tokens) EraseOwner(ctx context.Context, tenantID, pseudonym string) (int64, error) {
+	return t.exec(ctx, `DELETE FROM access_tokens WHERE tenant_id = $1 AND owner_pseudonym = $2`, tenantID, pseudonym)
+}
+
+func (t *Tokens) exec(ctx context.Context, q string, args ...any) (int64, error) {
+	var n int64
+	err := t.DB.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
 }
