@@ -19,6 +19,7 @@ import (
 	"ferry/internal/jobs"
 	"ferry/internal/keys"
 	"ferry/internal/logging"
+	"ferry/internal/privacy"
 	"ferry/internal/reqlog"
 	"ferry/internal/server"
 	"ferry/internal/staff"
@@ -53,6 +54,10 @@ type app struct {
 	trail   *audit.Trail     // the hash-chained audit trail (P14)
 	staff   *staff.Store     // staff accounts, sign-in, sessions, break-glass
 	console *console.Console // the staff console, served on FERRY_CONSOLE_ADDR
+
+	accounts *privacy.Register // accounts Ferry holds data of, for Atlassian's reporting
+	reporter *privacy.Reporter // reports them; erases closed accounts
+	purger   *tenant.Purger    // end of a subscription: deletes a tenant's rows, shreds its keyset
 }
 
 // openApp checks the key file's permissions before touching the data
@@ -106,6 +111,9 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	}
 	a := &app{cfg: cfg, log: log, db: db, keys: ring, jobs: jobs.NewRegistry(), gate: gate}
 	a.tenants = tenant.NewStore(db, a.keys)
+	a.tenants.SetPolicy(tenant.Policy{Grace: cfg.PurgeGrace, LicenseLapse: cfg.PurgeLicenseInactive, DisabledLapse: cfg.PurgeDisabled})
+	a.accounts = privacy.NewRegister(db, a.keys)
+	a.tenants.SetAccountHolder(a.accounts)
 	a.requests = reqlog.NewStore(db, a.keys)
 	a.trail = audit.New(db, a.keys, audit.DirTarget{Dir: cfg.CheckpointDir()}, log)
 	if _, err := a.trail.Adopt(ctx); err != nil { // earlier versions' reqlog_access_audit rows
@@ -118,13 +126,15 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	a.keys.RegisterWrapped("staff TOTP secrets", a.staff)
 	gate.SetTenantSites(a.tenants) // Jira calls only to installed, not-deleted sites
 	a.connect, err = atlassian.New(atlassian.Options{Config: cfg, Tenants: a.tenants, Keys: a.keys, Log: log,
-		InstallKeysClient: gate.Client(egress.InstallKeys), JiraClient: gate.Client(egress.Jira), OAuthClient: gate.Client(egress.OAuth)})
+		InstallKeysClient: gate.Client(egress.InstallKeys), JiraClient: gate.Client(egress.Jira), OAuthClient: gate.Client(egress.OAuth),
+		Accounts: a.accounts})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	a.wireConnector()
 	a.wireConsole(gate)
+	a.wireErasure()
 	a.registerJobs()
 	return a, nil
 }
@@ -153,12 +163,50 @@ func (a *app) deps() server.Deps {
 func (a *app) wireConnector() {
 	jiraHTTP := a.gate.Client(egress.Jira)
 	sources := &export.Sources{AddonKey: a.cfg.AddonKey}
-	tokens := &export.Tokens{DB: a.db, Keys: a.keys}
+	tokens := &export.Tokens{DB: a.db, Keys: a.keys, Accounts: a.accounts}
 	a.feeds = &export.Feeds{Log: a.log, Connect: a.connect, Tenants: a.tenants, Tokens: tokens, Sources: sources,
 		Keys: a.keys, JiraHTTP: jiraHTTP, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
 	a.appAPI = &export.App{Log: a.log, Connect: a.connect, Sources: sources, Tokens: tokens, Feeds: a.feeds,
 		JiraHTTP: jiraHTTP, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
 	a.pages = &web.Pages{Connect: a.connect, Config: a.cfg, Log: a.log}
+}
+
+// wireErasure lists what each area keeps of a tenant and of an Atlassian
+// account, for the purge at the end of a subscription and for a closed
+// account. A table with a tenant column that is neither deleted nor exempt
+// here fails TestEveryTenantTableIsPurgedOrExempt.
+func (a *app) wireErasure() {
+	tokens := a.appAPI.Tokens
+	a.purger = tenant.NewPurger(a.tenants, a.keys, a.log)
+	a.purger.Register(tenant.Deleter{Category: "access tokens", Tables: []string{"access_tokens"},
+		Count: tokens.CountTenant, Delete: tokens.DeleteTenant})
+	a.purger.Register(tenant.Deleter{Category: "request log entries", Tables: []string{"request_log"},
+		Count: a.requests.CountTenant, Delete: a.requests.DeleteTenant})
+	a.purger.Register(tenant.Deleter{Category: "personal data reporting records", Tables: []string{"privacy_accounts", "privacy_account_events"},
+		Count: a.accounts.CountTenant, Delete: a.accounts.DeleteTenant})
+	a.purger.Exempt("reqlog_access_audit", "the record of staff decryptions of logged requests (entry id, operator, reason) "+
+		"is kept as evidence of who read the tenant's logs; it holds nothing of the tenant's users, and the entries it names are deleted")
+	a.purger.BeforeDelete(func(ctx context.Context) error {
+		if a.requestLog != nil {
+			return a.requestLog.Flush(ctx) // entries queued in this process land before the purge, not after
+		}
+		return nil
+	})
+	a.purger.OnPurged(a.connect.Forget)
+	a.purger.OnPurged(a.accounts.ForgetTenant)
+	a.purger.SetKick(func(ctx context.Context) error {
+		if err := a.jobs.Kick(ctx, tenant.PurgeJobName); !errors.Is(err, jobs.ErrNotRunning) {
+			return err
+		}
+		return nil // a command, not a server: it purges in process (ferry tenants delete)
+	})
+	a.appAPI.Deletion = a.purger
+
+	a.reporter = &privacy.Reporter{Register: a.accounts, Tenants: a.tenants, HTTP: a.gate.Client(egress.Jira), Log: a.log,
+		AppAuth: func(in tenant.Installation) privacy.Signer { return a.connect.AppAuth(in) }}
+	a.reporter.AddEraser(privacy.Eraser{Category: "access tokens", Erase: tokens.EraseOwner})
+	a.reporter.AddEraser(privacy.Eraser{Category: "installing user", Erase: a.tenants.ForgetInstaller})
+	a.reporter.AddEraser(privacy.Eraser{Category: "request log pseudonyms", Erase: a.requests.ForgetUser})
 }
 
 // pagesBuilt reports whether the app's pages are served (the demo links
@@ -171,6 +219,9 @@ func (a *app) registerJobs() {
 	a.jobs.Register(tenant.SeenTokensJob(a.tenants, a.log))
 	a.jobs.Register(audit.CheckpointJob(a.trail))
 	a.jobs.Register(staff.SessionsJob(a.staff))
+	a.jobs.Register(tenant.PurgeJob(a.purger, a.log))
+	a.jobs.Register(tenant.ExpiryJob(a.tenants, a.connect.LicenseActive, a.log))
+	a.jobs.Register(privacy.ReportJob(a.reporter, a.log))
 }
 
 // newGate builds the egress gate; its start-up checks (region pinning,

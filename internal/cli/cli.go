@@ -44,6 +44,8 @@ func commands() map[string]command {
 		"export": {"pull a feed to a file: export --url URL --token TOKEN --format csv|ndjson --out FILE", runExport},
 		"staff":  {"staff console accounts: staff add --user NAME --role ROLE | list | disable | reenrol", runStaff},
 		"audit":  {"the audit trail: audit verify | audit checkpoint", runAudit},
+
+		"tenants": {"installations: tenants list | show --tenant ID | delete --tenant ID --reason WHY", runTenants},
 	}
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -89,6 +90,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 type demoOptions struct {
 	AppAddr, SimAddr, ConsoleAddr, DataDir string
 	Issues                                 int
+	Users                                  int // simulated users; 0 means 20
 }
 
 type demo struct {
@@ -103,7 +105,7 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	fail := func(err error) (*demo, error) { cancel(); return nil, err }
 
-	sim := jirasim.New(jirasim.Options{Issues: o.Issues, Projects: 4, Users: 20, Seed: 1, AllowHTTPApp: true})
+	sim := jirasim.New(jirasim.Options{Issues: o.Issues, Projects: 4, Users: cmp.Or(o.Users, 20), Seed: 1, AllowHTTPApp: true})
 	// A demo run again on its data directory brings the simulated site back
 	// where it was: Ferry refuses to move an installed site to another host.
 	prev := readDemoInfo(o.DataDir)

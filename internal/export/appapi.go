@@ -29,6 +29,9 @@ type App struct {
 	MaxDays  int
 	BaseURL  string
 	Now      func() time.Time
+	// Deletion, when set, lets a Jira administrator ask for the immediate
+	// deletion of the site's data from the admin page (deletion.go).
+	Deletion TenantDeletion
 }
 
 func (a *App) now() time.Time {
@@ -155,6 +158,8 @@ func (a *App) Routes(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
 	h("DELETE /app-api/tokens/{id}", a.revokeToken)
 	h("GET /app-api/settings", a.getSettings)
 	h("PUT /app-api/settings", a.putSettings)
+	h("GET /app-api/deletion", a.getDeletion)
+	h("POST /app-api/deletion", a.requestDeletion)
 }
 
 func (a *App) me(w http.ResponseWriter, r *http.Request, c appCtx) error {
