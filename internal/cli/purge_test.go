@@ -58,12 +58,16 @@ func startStack(t *testing.T, dbURL string, users int) (*demo, string, *LogBuffe
 	// before each lifecycle callback these tests send.
 	var offset atomic.Int64
 	d.sim.SetClock(func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
-	simTick = func() { offset.Add(int64(1100 * time.Millisecond)) }
+	simAdvance = func(d time.Duration) { offset.Add(int64(d)) }
 	return d, dir, logs
 }
 
-// simTick moves the simulated site's clock a second on (see startStack).
-var simTick = func() {}
+// simAdvance moves the simulated site's clock on (see startStack); it stays
+// within the few minutes a JWT Ferry signs lives.
+var simAdvance = func(time.Duration) {}
+
+// simTick moves the simulated site's clock a second on.
+func simTick() { simAdvance(1100 * time.Millisecond) }
 
 // dbClock fakes the database clock days ahead of now; the purge, expiry and
 // reporting jobs read it.
