@@ -200,7 +200,7 @@ func (a *app) wireErasure() {
 		}
 		return nil // a command, not a server: it purges in process (ferry tenants delete)
 	})
-	a.appAPI.Deletion = a.purger
+	a.appAPI.Deletion, a.appAPI.PurgeGrace = a.purger, a.cfg.PurgeGrace
 
 	a.reporter = &privacy.Reporter{Register: a.accounts, Tenants: a.tenants, HTTP: a.gate.Client(egress.Jira), Log: a.log,
 		AppAuth: func(in tenant.Installation) privacy.Signer { return a.connect.AppAuth(in) }}

@@ -31,7 +31,8 @@ type App struct {
 	Now      func() time.Time
 	// Deletion, when set, lets a Jira administrator ask for the immediate
 	// deletion of the site's data from the admin page (deletion.go).
-	Deletion TenantDeletion
+	Deletion   TenantDeletion
+	PurgeGrace time.Duration // FERRY_PURGE_GRACE, for the admin page to say
 }
 
 func (a *App) now() time.Time {

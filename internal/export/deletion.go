@@ -41,7 +41,11 @@ func (a *App) getDeletion(w http.ResponseWriter, r *http.Request, c appCtx) erro
 	if err := a.mayDelete(r, c); err != nil {
 		return err
 	}
-	return writeJSON(w, 200, map[string]any{"siteHost": tenant.SiteHost(c.p.Installation.BaseURL)})
+	out := map[string]any{"siteHost": tenant.SiteHost(c.p.Installation.BaseURL)}
+	if a.PurgeGrace > 0 {
+		out["purgeGraceDays"] = int(a.PurgeGrace.Hours() / 24)
+	}
+	return writeJSON(w, 200, out)
 }
 
 func (a *App) requestDeletion(w http.ResponseWriter, r *http.Request, c appCtx) error {

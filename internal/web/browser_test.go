@@ -46,10 +46,18 @@ type demoInfo struct {
 	SimAdminEmail string `json:"sim_admin_email"`
 	ODataURL      string `json:"odata_url"`
 	AppPageURL    string `json:"app_page_url"`
+	Token         string `json:"token"`
 }
 
 // startDemo runs `ferry demo` in-process and waits for its demo.json.
 func startDemo(t *testing.T) demoInfo {
+	t.Helper()
+	d, _ := startDemoDir(t)
+	return d
+}
+
+// startDemoDir is startDemo, also returning the demo's data directory.
+func startDemoDir(t *testing.T) (demoInfo, string) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -79,12 +87,12 @@ func startDemo(t *testing.T) demoInfo {
 			if d.AppPageURL == "" {
 				t.Fatalf("demo.json has no app_page_url: the pages are not wired (pagesBuilt)")
 			}
-			return d
+			return d, dir
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("no demo.json after 30 s\n%s", logs.String())
-	return demoInfo{}
+	return demoInfo{}, ""
 }
 
 type syncBuf struct {
@@ -180,48 +188,8 @@ func TestDataSourcesPageInChromium(t *testing.T) {
 		t.Skip("browser test: not in -short mode")
 	}
 	d := startDemo(t)
-
-	shots := t.TempDir()
-	if os.Getenv("FERRY_UPDATE_SCREENSHOTS") == "1" {
-		shots = filepath.Join("..", "..", "docs", "screenshots")
-		if err := os.MkdirAll(shots, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1400))
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 75*time.Second)
-	defer cancelTimeout()
-	console := chromedp.Console(ctx)
-	var (
-		mu       sync.Mutex
-		problems []string
-	)
-	go func() {
-		for m, err := range console {
-			if err != nil {
-				return
-			}
-			s := m.String()
-			if m.IsException() || strings.Contains(s, "Content Security Policy") || strings.Contains(s, "Content-Security-Policy") {
-				mu.Lock()
-				problems = append(problems, s)
-				mu.Unlock()
-			}
-		}
-	}()
-	b := &tab{t: t, ctx: ctx, shots: shots}
-	if err := chromedp.Do(ctx); err != nil { // start the browser under ctx
-		t.Fatalf("start chromium: %v", err)
-	}
+	b, problems := openBrowser(t, bin)
+	ctx := b.ctx
 
 	// 1. The data sources page, framed by the simulated Jira, as the admin.
 	b.open(d.AppPageURL)
@@ -416,12 +384,63 @@ func TestDataSourcesPageInChromium(t *testing.T) {
 	b.shot("data-sources-reader.png", "")
 	b.noEmail("reader view")
 
-	mu.Lock()
-	defer mu.Unlock()
-	for _, p := range problems {
+	for _, p := range problems() {
 		t.Errorf("browser console: %s", p)
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Error("the browser test ran out of time")
+	}
+}
+
+// openBrowser starts headless Chromium for one test (75 s at most) and
+// returns a tab on it, and what its console reported as exceptions or CSP
+// violations. Screenshots go to a temp directory, or docs/screenshots with
+// FERRY_UPDATE_SCREENSHOTS=1.
+func openBrowser(t *testing.T, bin string) (*tab, func() []string) {
+	t.Helper()
+	shots := t.TempDir()
+	if os.Getenv("FERRY_UPDATE_SCREENSHOTS") == "1" {
+		shots = filepath.Join("..", "..", "docs", "screenshots")
+		if err := os.MkdirAll(shots, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1400))
+	t.Cleanup(cancelAlloc)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 75*time.Second)
+	t.Cleanup(cancelTimeout)
+	console := chromedp.Console(ctx)
+	var (
+		mu       sync.Mutex
+		problems []string
+	)
+	go func() {
+		for m, err := range console {
+			if err != nil {
+				return
+			}
+			s := m.String()
+			if m.IsException() || strings.Contains(s, "Content Security Policy") || strings.Contains(s, "Content-Security-Policy") {
+				mu.Lock()
+				problems = append(problems, s)
+				mu.Unlock()
+			}
+		}
+	}()
+	b := &tab{t: t, ctx: ctx, shots: shots}
+	if err := chromedp.Do(ctx); err != nil { // start the browser under ctx
+		t.Fatalf("start chromium: %v", err)
+	}
+	return b, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), problems...)
 	}
 }

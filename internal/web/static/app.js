@@ -550,6 +550,7 @@
       return;
     }
     $("settings-loading").hidden = true;
+    initDeletion();
     $("set-groups").value = (st.creatorGroups || []).join("\n");
     $("set-days").value = st.tokenMaxDays;
     $("set-days").max = st.maxTokenMaxDays;
@@ -573,6 +574,48 @@
       } catch (err) {
         showError(form, err, inputs);
       } finally {
+        busy(btn, false);
+      }
+    });
+  }
+
+  // ---- immediate deletion (admin page) ---------------------------------------
+
+  // initDeletion shows the deletion panel to administrators: the button
+  // works only once the site's host name is typed, and the server checks it
+  // again.
+  async function initDeletion() {
+    var info;
+    try {
+      info = await api("GET", "/app-api/deletion");
+    } catch (err) {
+      return; // not an administrator, or not offered: no panel
+    }
+    if (info.purgeGraceDays !== undefined) {
+      var grace = $("purge-grace-note");
+      grace.textContent = "If the app is uninstalled, Ferry deletes all it keeps for this site " + info.purgeGraceDays +
+        " days later; reinstalling before then keeps your tokens working.";
+      grace.hidden = false;
+    }
+    var form = $("delete-form"), input = $("delete-host"), btn = $("delete-submit");
+    $("delete-host-name").textContent = info.siteHost;
+    $("delete-panel").hidden = false;
+    var matches = function () { return input.value.trim().toLowerCase() === String(info.siteHost).toLowerCase(); };
+    input.addEventListener("input", function () { btn.disabled = !matches(); });
+    form.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      clearErrors(form);
+      if (!matches()) return;
+      busy(btn, true);
+      try {
+        var res = await api("POST", "/app-api/deletion", { siteHost: input.value.trim() });
+        form.hidden = true;
+        $("settings-form").hidden = true;
+        var done = $("delete-done");
+        done.textContent = res.message;
+        done.hidden = false;
+      } catch (err) {
+        showError(form, err, { siteHost: input });
         busy(btn, false);
       }
     });
