@@ -452,3 +452,64 @@ func demoSource(id, by string, now time.Time) export.DataSource {
 	return export.DataSource{ID: id, Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
 		Tables: []string{export.TableChangelog, export.TableIssues}, History: []export.Change{{Action: "created", By: by, At: now}}, Updated: now}
 }
+
+// TestLapsedLicenceAndLongDisableMarkTheTenantThroughTheJobs: with the
+// simulated site's licence expired, the tenant.expiry job notes it, marks
+// the tenant once it has been inactive longer than the period, and the
+// purge follows after the grace; a site whose app stays disabled is marked
+// the same way after its own period.
+func TestLapsedLicenceAndLongDisableMarkTheTenantThroughTheJobs(t *testing.T) {
+	ctx := context.Background()
+	d, _, _ := startStack(t, "", 0)
+	a, id := d.app, d.tenant
+	if err := d.sim.SetLicense(a.cfg.AddonKey, "expired"); err != nil {
+		t.Fatal(err)
+	}
+	run := func(ahead time.Duration, job string) {
+		t.Helper()
+		dbClock(a, ahead)
+		if err := a.jobs.RunOnce(ctx, job); err != nil {
+			t.Fatalf("%s: %v", job, err)
+		}
+	}
+	run(0, tenant.ExpiryJobName)
+	in, _ := a.tenants.ByID(ctx, id)
+	if in.State != tenant.Active || in.LicenseInactiveSince.IsZero() {
+		t.Fatalf("day 0: %s, inactive since %v", in.State, in.LicenseInactiveSince)
+	}
+	run(a.cfg.PurgeLicenseInactive-oneDay, tenant.ExpiryJobName)
+	if in, _ := a.tenants.ByID(ctx, id); in.State != tenant.Active {
+		t.Fatalf("marked a day before the licence period ended: %+v", in)
+	}
+	run(a.cfg.PurgeLicenseInactive+oneDay, tenant.ExpiryJobName)
+	in, _ = a.tenants.ByID(ctx, id)
+	if in.State != tenant.PendingDeletion || in.DeletionCause != tenant.CauseLicenseInactive {
+		t.Fatalf("after the licence period: %s %s", in.State, in.DeletionCause)
+	}
+	run(a.cfg.PurgeLicenseInactive+a.cfg.PurgeGrace+2*oneDay, tenant.PurgeJobName)
+	if rec, err := a.purger.Deletion(ctx, id); err != nil || rec.Cause != tenant.CauseLicenseInactive || rec.FinishedAt.IsZero() {
+		t.Fatalf("purge after a lapsed licence: %+v %v", rec, err)
+	}
+
+	// The site installs the app again, then disables it in Jira and leaves
+	// it so.
+	dbClock(a, 0)
+	d.sim.SetLicense(a.cfg.AddonKey, "active")
+	simTick()
+	if _, err := d.sim.Install(ctx, d.info.AppURL, jirasim.InstallValid); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := a.tenants.ByClientKey(ctx, mustInstallation(t, d).ClientKey)
+	simTick()
+	if err := d.sim.Disable(ctx, a.cfg.AddonKey); err != nil {
+		t.Fatal(err)
+	}
+	run(a.cfg.PurgeDisabled-oneDay, tenant.ExpiryJobName)
+	if in, _ := a.tenants.ByID(ctx, again.TenantID); in.State != tenant.Disabled {
+		t.Fatalf("disabled site marked early: %+v", in)
+	}
+	run(a.cfg.PurgeDisabled+oneDay, tenant.ExpiryJobName)
+	if in, _ := a.tenants.ByID(ctx, again.TenantID); in.State != tenant.PendingDeletion || in.DeletionCause != tenant.CauseDisabled {
+		t.Fatalf("disabled longer than the period: %s %s", in.State, in.DeletionCause)
+	}
+}
