@@ -184,8 +184,11 @@ func (a *app) wireErasure() {
 		Count: a.requests.CountTenant, Delete: a.requests.DeleteTenant})
 	a.purger.Register(tenant.Deleter{Category: "personal data reporting records", Tables: []string{"privacy_accounts", "privacy_account_events"},
 		Count: a.accounts.CountTenant, Delete: a.accounts.DeleteTenant})
-	a.purger.Exempt("reqlog_access_audit", "the record of staff decryptions of logged requests (entry id, operator, reason) "+
-		"is kept as evidence of who read the tenant's logs; it holds nothing of the tenant's users, and the entries it names are deleted")
+	a.purger.Exempt("audit_trail", "the hash-chained, append-only audit trail proves who accessed what (P14); it names a tenant only "+
+		"by a pseudonym under the tenant's own key, which nobody can link to the site once the purge has shredded that key")
+	a.purger.Exempt("audit_import", "a staging table for audit rows of earlier versions, moved into the audit trail "+
+		"(by pseudonym) and emptied every time Ferry opens the database, before any purge can run")
+	a.purger.SetAudit(a.trail)
 	a.purger.BeforeDelete(func(ctx context.Context) error {
 		if a.requestLog != nil {
 			return a.requestLog.Flush(ctx) // entries queued in this process land before the purge, not after

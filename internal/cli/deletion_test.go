@@ -12,8 +12,26 @@ import (
 	"testing"
 	"time"
 
+	"ferry/internal/audit"
 	"ferry/internal/tenant"
 )
+
+// deletionInTrail finds the audit trail's record of a tenant's deletion,
+// named by the pseudonym the trail gave the tenant before it was shredded.
+func deletionInTrail(t *testing.T, a *app, pseudonym string) audit.Record {
+	t.Helper()
+	rows, err := a.trail.List(context.Background(), audit.Filter{TenantPseudonym: pseudonym})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Action == "tenant.delete" {
+			return r
+		}
+	}
+	t.Fatalf("no tenant.delete row in the audit trail for %s: %+v", pseudonym, rows)
+	return audit.Record{}
+}
 
 var tokenMeta = regexp.MustCompile(`<meta name="ferry-token" content="([^"]+)">`)
 
@@ -118,6 +136,7 @@ func TestImmediateDeletionFromTheAdminPageAPI(t *testing.T) {
 		t.Fatalf("refused requests changed the state: %s", in.State)
 	}
 
+	named, _ := a.trail.TenantPseudonym(ctx, id)
 	code, out := callAPI(t, d, "POST", "/app-api/deletion", admin, map[string]string{"siteHost": strings.ToUpper(host)})
 	if code != 202 {
 		t.Fatalf("deletion request: %d %v", code, out)
@@ -136,6 +155,15 @@ func TestImmediateDeletionFromTheAdminPageAPI(t *testing.T) {
 	}
 	if code, _, _ := fetch(t, d.info.ODataURL+"Issues?$top=1", d.info.Token); code != 401 {
 		t.Errorf("feed after the purge: %d, want 401", code)
+	}
+	adminPseudonym, _ := a.keys.Pseudonym(ctx, id, users[0].AccountID) // fails now: the keys are shredded
+	row := deletionInTrail(t, a, named)
+	if !strings.HasPrefix(row.Actor, "jira:") || row.Outcome != audit.Allowed || row.Object != string(tenant.CauseSiteAdmin) ||
+		strings.Contains(row.Actor, users[0].AccountID) || adminPseudonym != "" {
+		t.Errorf("audit row %+v (the administrator only by a pseudonym nobody can compute after the purge)", row)
+	}
+	if now, _ := a.trail.TenantPseudonym(ctx, id); now != "shredded" {
+		t.Errorf("after the purge the trail names the tenant %q, want shredded", now)
 	}
 }
 
@@ -182,6 +210,7 @@ func TestTenantsCommandListsShowsAndDeletesWithAReason(t *testing.T) {
 	if after := counts(); after != before {
 		t.Fatalf("refused commands changed what is stored: %s → %s", before, after)
 	}
+	named, _ := a.trail.TenantPseudonym(ctx, id)
 	out, _, err = run("delete", "--tenant", id, "--reason", "customer ticket 4711: delete now")
 	if err != nil || !strings.Contains(out, "deleted") || !strings.Contains(out, "access tokens") {
 		t.Fatalf("tenants delete: %v\n%s", err, out)
@@ -192,6 +221,9 @@ func TestTenantsCommandListsShowsAndDeletesWithAReason(t *testing.T) {
 	}
 	if code, _, _ := fetch(t, d.info.ODataURL+"Issues?$top=1", d.info.Token); code != 401 {
 		t.Errorf("feed after the operator's deletion: %d, want 401", code)
+	}
+	if row := deletionInTrail(t, a, named); row.Actor != "cli:ana" || row.Reason != "customer ticket 4711: delete now" {
+		t.Errorf("audit row %+v", row)
 	}
 	out, _, _ = run("list")
 	if !strings.Contains(out, id) || !strings.Contains(out, "purged") {

@@ -79,7 +79,7 @@ func runTenants(ctx context.Context, e env, args []string) error {
 	}
 	// delete: mark now, then purge in this process.
 	if err := a.purger.RequestDeletion(ctx, id, tenant.Deletion{Cause: tenant.CauseOperator, Reason: strings.TrimSpace(reason),
-		By: strings.TrimSpace(operator)}); err != nil {
+		By: strings.TrimSpace(operator), Actor: "cli:" + strings.TrimSpace(operator)}); err != nil {
 		if errors.Is(err, tenant.ErrNotFound) {
 			if rec, derr := a.purger.Deletion(ctx, id); derr == nil {
 				fmt.Fprintf(e.stdout, "tenant %s was already purged:\n", id)

@@ -62,7 +62,10 @@ func (a *App) requestDeletion(w http.ResponseWriter, r *http.Request, c appCtx) 
 	if !strings.EqualFold(strings.TrimSpace(in.SiteHost), host) {
 		return apperr.Invalid("siteHost", "To confirm, type this site's host name, %s, exactly.", host)
 	}
-	if err := a.Deletion.RequestDeletion(r.Context(), c.p.TenantID(), tenant.Deletion{Cause: tenant.CauseSiteAdmin}); err != nil {
+	// The audit trail names the administrator by pseudonym only, which the
+	// purge makes unlinkable along with the rest of the tenant.
+	if err := a.Deletion.RequestDeletion(r.Context(), c.p.TenantID(), tenant.Deletion{Cause: tenant.CauseSiteAdmin,
+		Actor: "jira:" + c.p.UserPseudonym}); err != nil {
 		return err
 	}
 	a.Log.InfoContext(r.Context(), "immediate deletion requested from the admin page", "tenant", c.p.TenantID())

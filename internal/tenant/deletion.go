@@ -104,6 +104,7 @@ type Deletion struct {
 	Cause  Cause
 	Reason string // an operator's reason; never personal data
 	By     string // the operator's name, for CauseOperator
+	Actor  string // who asked, as the audit trail names them: "cli:NAME", or "jira:" and the user's pseudonym
 	// Immediate sets purge_after to now; otherwise now + Policy.Grace. An
 	// immediate request also shortens the wait of a tenant already pending.
 	Immediate bool

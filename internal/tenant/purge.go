@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"ferry/internal/audit"
 	"ferry/internal/jobs"
 	"ferry/internal/keys"
 	"ferry/internal/store"
@@ -78,6 +79,7 @@ type Purger struct {
 	forget   []func(tenantID string)
 	flush    []func(ctx context.Context) error
 	kick     func(ctx context.Context) error
+	audit    audit.Recorder
 }
 
 // NewPurger returns a purger for the store's tenants. It also lets Install
@@ -138,6 +140,14 @@ func (p *Purger) BeforeDelete(fn func(ctx context.Context) error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.flush = append(p.flush, fn)
+}
+
+// SetAudit makes RequestDeletion record each request in the audit trail
+// before acting on it; if the trail cannot record it, nothing is deleted.
+func (p *Purger) SetAudit(r audit.Recorder) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.audit = r
 }
 
 // SetKick sets how RequestDeletion asks for a purge soon (the job runner's
@@ -460,6 +470,24 @@ func (p *Purger) sweep(ctx context.Context, now time.Time) error {
 // purge to run now. The app behaves as uninstalled from this moment.
 func (p *Purger) RequestDeletion(ctx context.Context, tenantID string, d Deletion) error {
 	d.Immediate = true
+	if _, err := p.tenants.ByID(ctx, tenantID); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	trail := p.audit
+	p.mu.Unlock()
+	if trail != nil {
+		// Before anything changes, while the tenant's pseudonym can still be
+		// made: the trail names the tenant only by it.
+		actor := d.Actor
+		if actor == "" {
+			actor = string(d.Cause)
+		}
+		if err := trail.Record(ctx, audit.Event{Actor: actor, Action: "tenant.delete", Category: "all of the tenant's data",
+			Tenant: tenantID, Object: string(d.Cause), Reason: d.Reason, Outcome: audit.Allowed}); err != nil {
+			return fmt.Errorf("record the deletion in the audit trail: %w", err)
+		}
+	}
 	if _, err := p.tenants.MarkForDeletion(ctx, tenantID, d); err != nil {
 		return err
 	}
