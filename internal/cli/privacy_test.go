@@ -13,6 +13,7 @@ import (
 	"ferry/internal/jirasim"
 	"ferry/internal/privacy"
 	"ferry/internal/store"
+	"ferry/internal/tenant"
 )
 
 // reportClock moves Ferry's database clock (what the reporter schedules by)
@@ -338,5 +339,88 @@ func TestPersonalDataReportingAgainstTheSimulator(t *testing.T) {
 	clock.advance(90 * time.Minute)
 	if _, err := a.reporter.Run(ctx); err != nil || len(log.next()) == 0 {
 		t.Fatal("not reported again after the two-hour cycle")
+	}
+}
+
+// TestAccountsOfADisabledSiteAreReportedThroughAnActiveOne: Jira refuses a
+// disabled app's calls, but Ferry still holds that site's accounts; they are
+// reported through another site where the app is active (the API takes any
+// accountId from any installation of the app), and a closed one is erased.
+func TestAccountsOfADisabledSiteAreReportedThroughAnActiveOne(t *testing.T) {
+	ctx := context.Background()
+	d, _, _ := startStack(t, "", 0)
+	a := d.app
+	other := jirasim.New(jirasim.Options{Issues: 5, Projects: 1, Users: 8, Seed: 99, AllowHTTPApp: true})
+	if _, err := other.Start(ctx, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	in, err := other.Install(ctx, d.info.AppURL, jirasim.InstallValid)
+	if err != nil {
+		t.Fatalf("install into a second site: %v", err)
+	}
+	second, err := a.tenants.ByClientKey(ctx, in.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, u := range other.Users() {
+		if _, _, err := a.appAPI.Tokens.Create(ctx, second.TenantID, u.AccountID, "second site", 30, 365); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, u.AccountID)
+	}
+	if err := other.Disable(ctx, a.cfg.AddonKey); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.tenants.ByID(ctx, second.TenantID); st.State != tenant.Disabled {
+		t.Fatalf("second site state %s", st.State)
+	}
+	d.sim.ResetReportCalls()
+	r, err := a.reporter.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(other.ReportCalls()); n != 0 {
+		t.Fatalf("the disabled site was called %d times", n)
+	}
+	got := map[string]bool{}
+	for _, c := range d.sim.ReportCalls() {
+		for _, acct := range c.Accounts {
+			got[acct] = true
+		}
+	}
+	for _, acct := range held {
+		if !got[acct] {
+			t.Fatalf("account %s of the disabled site was not reported through the active one", acct)
+		}
+	}
+	// Accounts the active site does not know are closed to it, as to Atlassian
+	// they would be if closed; either way Ferry erases what it holds of them.
+	if r.Closed == 0 {
+		t.Fatalf("no account erased: %+v", r)
+	}
+}
+
+// TestReportingAndPurgeJobsAreRegistered: `ferry jobs list` names the new
+// jobs with their schedules, and `ferry jobs run` runs each on a fresh data
+// directory.
+func TestReportingAndPurgeJobsAreRegistered(t *testing.T) {
+	vars := map[string]string{"FERRY_DATA_DIR": t.TempDir() + "/data"}
+	run := func(args ...string) string {
+		var out, errb strings.Builder
+		if err := Run(context.Background(), append([]string{"ferry"}, args...), func(k string) string { return vars[k] }, nil, &out, &errb); err != nil {
+			t.Fatalf("ferry %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+		}
+		return out.String()
+	}
+	list := run("jobs", "list")
+	for _, name := range []string{"tenant.purge", "tenant.expiry", "privacy.report"} {
+		if !strings.Contains(list, name) || !strings.Contains(list, "every 1h0m0s") {
+			t.Errorf("jobs list lacks %s:\n%s", name, list)
+		}
+		if out := run("jobs", "run", name); !strings.Contains(out, "job "+name+" done") {
+			t.Errorf("jobs run %s: %s", name, out)
+		}
 	}
 }
