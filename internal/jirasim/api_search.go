@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 type searchRequest struct {
@@ -104,7 +105,7 @@ func (s *Sim) handleApproximateCount(w http.ResponseWriter, r *http.Request, p *
 		return
 	}
 	c := s.snapshot()
-	cq, err := compileJQL(req.JQL, c, p.browse, true)
+	cq, err := compileJQLIn(req.JQL, c, p.browse, true, s.zoneOf(p))
 	if err != nil {
 		jiraError(w, http.StatusBadRequest, err.Error())
 		return
@@ -121,7 +122,7 @@ func (s *Sim) handleApproximateCount(w http.ResponseWriter, r *http.Request, p *
 // searchPage returns one page of matching indexes and the token for the
 // next page ("" on the last). Tokens are bound to the query and caller.
 func (s *Sim) searchPage(c corpus, p *principal, jql, token string, limit int) ([]int, string, error) {
-	cq, err := compileJQL(jql, c, p.browse, true)
+	cq, err := compileJQLIn(jql, c, p.browse, true, s.zoneOf(p))
 	if err != nil {
 		return nil, "", err
 	}
@@ -253,6 +254,17 @@ func decodeToken(tok string, fp uint64) (int, error) {
 		return 0, errBadToken
 	}
 	return pos, nil
+}
+
+// zoneOf is the time zone JQL dates are read in for a caller: the user's
+// own, as in Jira; the app's calls and users without one read UTC.
+func (s *Sim) zoneOf(p *principal) *time.Location {
+	if p.user >= 0 && p.user < len(s.data.users) {
+		if loc, err := time.LoadLocation(s.data.users[p.user].TimeZone); err == nil {
+			return loc
+		}
+	}
+	return time.UTC
 }
 
 func (p *principal) can(level int) bool { return p.kind == "user" || p.scope >= level }

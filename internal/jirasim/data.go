@@ -47,6 +47,8 @@ const (
 	saltChangelog
 	saltProject
 	saltUser
+	saltNotes
+	saltTags
 )
 
 // Fixed reference times keep the data independent of the wall clock.
@@ -91,6 +93,35 @@ var issueTypes = []struct {
 
 var teams = []struct{ ID, Value string }{
 	{"10100", "Platform"}, {"10101", "Payments"}, {"10102", "Growth"}, {"10103", "Mobile"},
+}
+
+// notesPool is the text of the "Notes" field: everything a CSV writer or a
+// spreadsheet can trip over (line breaks of every kind, quotes, separators,
+// formula starts, apostrophes, edge spaces, non-ASCII).
+var notesPool = []string{
+	"Line one\nline two",
+	"Windows line\r\nending",
+	"old Mac\rreturn",
+	"bare CR at the end\r",
+	`=HYPERLINK("http://example.invalid","click")`,
+	"+1 from support",
+	"-5 points; see =SUM(A1:A3)",
+	"@channel heads up",
+	"\tindented with a tab",
+	`quote "inside" and, a comma`,
+	"semi;colon;separated",
+	"'already quoted",
+	"  leading and trailing spaces  ",
+	"ünïcödé — “smart quotes” ✓ 日本語",
+	`back\slash \; escaped?`,
+	"tab\t=inside",
+	"Plain notes.",
+}
+
+// tagPool is the options of the "Tags" multi-select field.
+var tagPool = []struct{ ID, Value string }{
+	{"10200", "R&D"}, {"10201", "ops; infra"}, {"10202", "=cmd|' /C calc'!A0"}, {"10203", `back\slash`},
+	{"10204", "plain"}, {"10205", "-minus"}, {"10206", "Plain"},
 }
 
 var labelPool = []string{"backend", "frontend", "customer", "regression", "security", "tech-debt", "ux", "performance"}
@@ -351,6 +382,8 @@ type issue struct {
 	ReviewDate  string
 	GoLive      *time.Time
 	Reviewers   []int
+	Notes       string // "" for none
+	Tags        []int  // indexes into tagPool
 }
 
 func (d *dataset) genIssue(i int) *issue {
@@ -398,6 +431,16 @@ func (d *dataset) genIssue(i int) *issue {
 	if gh := d.h(i, saltGoLive); gh%3 == 0 {
 		t := is.Created.Add(time.Duration(gh>>8%(120*24)) * time.Hour)
 		is.GoLive = &t
+	}
+	if nh := d.h(i, saltNotes); nh%3 == 0 {
+		is.Notes = notesPool[(nh>>8)%uint64(len(notesPool))]
+	}
+	th := d.h(i, saltTags)
+	for k := 0; k < int(th%3); k++ {
+		t := int((th >> (8 * (k + 1))) % uint64(len(tagPool)))
+		if len(is.Tags) == 0 || is.Tags[len(is.Tags)-1] != t {
+			is.Tags = append(is.Tags, t)
+		}
 	}
 	if rv := d.h(i, saltReviewers); rv%2 == 0 && len(d.users) > 0 {
 		for k := 0; k < 1+int(rv>>4%2); k++ {

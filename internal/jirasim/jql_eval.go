@@ -17,8 +17,15 @@ const unboundedJQL = "Unbounded JQL queries are not allowed here. Please add a s
 
 // compileJQL parses and resolves src. browse tells which project indexes the
 // caller may see: values naming other projects fail exactly as unknown ones,
-// so the error does not reveal that a project exists.
+// so the error does not reveal that a project exists. Dates are read in UTC;
+// see compileJQLIn.
 func compileJQL(src string, c corpus, browse []bool, requireBound bool) (*compiledJQL, error) {
+	return compileJQLIn(src, c, browse, requireBound, time.UTC)
+}
+
+// compileJQLIn is compileJQL reading date values ("2024-01-31 10:00") in
+// zone, the searching user's time zone, as Jira does.
+func compileJQLIn(src string, c corpus, browse []bool, requireBound bool, zone *time.Location) (*compiledJQL, error) {
 	q, err := parseJQL(src)
 	if err != nil {
 		return nil, err
@@ -37,7 +44,7 @@ func compileJQL(src string, c corpus, browse []bool, requireBound bool) (*compil
 		out.order = append(out.order, jqlSort{Field: f, Desc: s.Desc})
 	}
 	if q.Where != nil {
-		if out.match, err = compileNode(q.Where, c, browse); err != nil {
+		if out.match, err = compileNode(q.Where, c, browse, zone); err != nil {
 			return nil, err
 		}
 	}
@@ -52,55 +59,94 @@ func canonicalField(f string) string {
 		return "created"
 	case "updateddate":
 		return "updated"
+	case "type":
+		return "issuetype"
+	case "resolved":
+		return "resolutiondate"
 	default:
+		for _, d := range fieldDefs {
+			if !d.Custom {
+				continue
+			}
+			if lf == d.ID {
+				return d.ID
+			}
+			for _, cl := range d.Clauses {
+				if strings.EqualFold(cl, f) {
+					return d.ID
+				}
+			}
+		}
 		return lf
 	}
 }
 
+var (
+	opsNamed   = []string{"=", "!=", "in", "not in", "is", "is not"}
+	opsOrdered = []string{"=", "!=", "<", "<=", ">", ">=", "is", "is not"}
+	opsText    = []string{"~", "!~", "is", "is not"}
+)
+
 var supportedOps = map[string][]string{
-	"project": {"=", "!=", "in", "not in"},
-	"status":  {"=", "!=", "in", "not in"},
-	"created": {"=", "!=", "<", "<=", ">", ">="},
-	"updated": {"=", "!=", "<", "<=", ">", ">="},
-	"key":     {"=", "!=", "in", "not in", "<", "<=", ">", ">="},
-	"labels":  {"=", "!=", "in", "not in"},
+	"project":           {"=", "!=", "in", "not in"},
+	"status":            {"=", "!=", "in", "not in"},
+	"issuetype":         {"=", "!=", "in", "not in"},
+	"created":           {"=", "!=", "<", "<=", ">", ">="},
+	"updated":           {"=", "!=", "<", "<=", ">", ">="},
+	"key":               {"=", "!=", "in", "not in", "<", "<=", ">", ">="},
+	"labels":            opsNamed,
+	"priority":          opsNamed,
+	"resolution":        opsNamed,
+	"assignee":          opsNamed,
+	"reporter":          opsNamed,
+	"fixversion":        opsNamed,
+	"summary":           opsText,
+	"description":       opsText,
+	"resolutiondate":    opsOrdered,
+	"customfield_10010": append(append([]string{}, opsOrdered...), "in", "not in"),
+	"customfield_10011": opsNamed,
+	"customfield_10012": opsOrdered,
+	"customfield_10013": opsOrdered,
+	"customfield_10014": opsNamed,
+	"customfield_10015": opsText,
+	"customfield_10016": opsNamed,
 }
 
-func compileNode(n jqlNode, c corpus, browse []bool) (func(int) bool, error) {
+func compileNode(n jqlNode, c corpus, browse []bool, zone *time.Location) (func(int) bool, error) {
 	switch n := n.(type) {
 	case jqlAnd:
-		l, err := compileNode(n.L, c, browse)
+		l, err := compileNode(n.L, c, browse, zone)
 		if err != nil {
 			return nil, err
 		}
-		r, err := compileNode(n.R, c, browse)
+		r, err := compileNode(n.R, c, browse, zone)
 		if err != nil {
 			return nil, err
 		}
 		return func(i int) bool { return l(i) && r(i) }, nil
 	case jqlOr:
-		l, err := compileNode(n.L, c, browse)
+		l, err := compileNode(n.L, c, browse, zone)
 		if err != nil {
 			return nil, err
 		}
-		r, err := compileNode(n.R, c, browse)
+		r, err := compileNode(n.R, c, browse, zone)
 		if err != nil {
 			return nil, err
 		}
 		return func(i int) bool { return l(i) || r(i) }, nil
 	case jqlNot:
-		x, err := compileNode(n.X, c, browse)
+		x, err := compileNode(n.X, c, browse, zone)
 		if err != nil {
 			return nil, err
 		}
 		return func(i int) bool { return !x(i) }, nil
 	case *jqlClause:
-		return compileClause(n, c, browse)
+		return compileClause(n, c, browse, zone)
 	}
 	return nil, &JQLError{"Error in the JQL Query: unsupported expression."}
 }
 
-func compileClause(cl *jqlClause, c corpus, browse []bool) (func(int) bool, error) {
+func compileClause(cl *jqlClause, c corpus, browse []bool, zone *time.Location) (func(int) bool, error) {
 	field := canonicalField(cl.Field)
 	ops, known := supportedOps[field]
 	if !known {
@@ -113,6 +159,9 @@ func compileClause(cl *jqlClause, c corpus, browse []bool) (func(int) bool, erro
 	if !okOp {
 		return nil, &JQLError{fmt.Sprintf("The operator '%s' is not supported by the '%s' field.", cl.Op, cl.Field)}
 	}
+	if cl.Op == "is" || cl.Op == "is not" {
+		return compileEmpty(cl, c, field)
+	}
 	negate := cl.Op == "!=" || cl.Op == "not in"
 	switch field {
 	case "project":
@@ -120,41 +169,159 @@ func compileClause(cl *jqlClause, c corpus, browse []bool) (func(int) bool, erro
 		for _, v := range cl.Values {
 			p, ok := findProject(c.d, v.Text)
 			if !ok || !browse[p] {
-				return nil, &JQLError{fmt.Sprintf("The value '%s' does not exist for the field '%s'.", v.Text, cl.Field)}
+				return nil, noValue(v.Text, cl.Field)
 			}
 			set[p] = true
 		}
 		return func(i int) bool { return set[c.project(i)] != negate }, nil
 	case "status":
-		set := make([]bool, len(statuses))
+		return compileNamed(cl, negate, len(statuses), func(k int) (string, string) { return statuses[k].ID, statuses[k].Name }, c.status)
+	case "priority":
+		return compileNamed(cl, negate, len(priorities), func(k int) (string, string) { return priorities[k].ID, priorities[k].Name },
+			func(i int) int { return c.issue(i).Priority })
+	case "issuetype":
+		return compileNamed(cl, negate, len(issueTypes), func(k int) (string, string) { return issueTypes[k].ID, issueTypes[k].Name },
+			func(i int) int { return c.issue(i).Type })
+	case "resolution":
+		return compileNamed(cl, negate, 1, func(int) (string, string) { return "10000", "Done" }, func(i int) int {
+			if statuses[c.status(i)].CatKey == "done" {
+				return 0
+			}
+			return -1
+		})
+	case "customfield_10011":
+		return compileNamed(cl, negate, len(teams), func(k int) (string, string) { return teams[k].ID, teams[k].Value },
+			func(i int) int { return c.issue(i).Team })
+	case "assignee", "reporter":
+		return compileNamed(cl, negate, len(c.d.users), func(k int) (string, string) { return c.d.users[k].AccountID, c.d.users[k].AccountID },
+			func(i int) int {
+				if field == "assignee" {
+					return c.issue(i).Assignee
+				}
+				return c.issue(i).Reporter
+			})
+	case "customfield_10014":
+		return compileMulti(cl, negate, len(c.d.users), func(k int) (string, string) { return c.d.users[k].AccountID, c.d.users[k].AccountID },
+			func(i int) []int { return c.issue(i).Reviewers })
+	case "customfield_10016":
+		return compileMulti(cl, negate, len(tagPool), func(k int) (string, string) { return tagPool[k].ID, tagPool[k].Value },
+			func(i int) []int { return c.issue(i).Tags })
+	case "fixversion":
+		// Versions are per project; a name matches the version of that name
+		// in the issue's project.
+		want := map[string]bool{}
 		for _, v := range cl.Values {
-			s := -1
-			for k, st := range statuses {
-				if strings.EqualFold(st.Name, v.Text) || st.ID == v.Text {
-					s = k
+			found := false
+			for _, pr := range c.d.projects {
+				for _, ver := range pr.Versions {
+					if strings.EqualFold(ver.Name, v.Text) || strconv.Itoa(ver.ID) == v.Text {
+						found = true
+					}
 				}
 			}
-			if s < 0 {
-				return nil, &JQLError{fmt.Sprintf("The value '%s' does not exist for the field '%s'.", v.Text, cl.Field)}
+			if !found {
+				return nil, noValue(v.Text, cl.Field)
 			}
-			set[s] = true
+			want[strings.ToLower(v.Text)] = true
 		}
-		return func(i int) bool { return set[c.status(i)] != negate }, nil
-	case "created", "updated":
-		t, err := parseJQLDate(cl.Values[0].Text, cl.Field)
+		return func(i int) bool {
+			is := c.issue(i)
+			if len(is.FixVersions) == 0 {
+				return false
+			}
+			has := false
+			for _, k := range is.FixVersions {
+				ver := c.d.projects[is.Project].Versions[k]
+				has = has || want[strings.ToLower(ver.Name)] || want[strconv.Itoa(ver.ID)]
+			}
+			return has != negate
+		}, nil
+	case "created", "updated", "resolutiondate", "customfield_10013":
+		t, err := parseJQLDate(cl.Values[0].Text, cl.Field, zone)
 		if err != nil {
 			return nil, err
 		}
-		get := c.created
-		if field == "updated" {
-			get = c.updated
+		get := func(i int) *time.Time {
+			is := c.issue(i)
+			switch field {
+			case "created":
+				v := c.created(i)
+				return &v
+			case "updated":
+				v := c.updated(i)
+				return &v
+			case "resolutiondate":
+				if statuses[is.Status].CatKey != "done" {
+					return nil
+				}
+				v := is.Updated
+				return &v
+			}
+			return is.GoLive
 		}
 		cmp := timeCmp(cl.Op)
-		if cl.Op == "=" || cl.Op == "!=" {
-			// Equality is at the minute precision a JQL date can express.
-			return func(i int) bool { return cmp(get(i).Truncate(time.Minute), t) }, nil
+		return func(i int) bool {
+			v := get(i)
+			if v == nil {
+				return false // comparisons never match an empty field
+			}
+			if cl.Op == "=" || cl.Op == "!=" {
+				// Equality is at the minute precision a JQL date can express.
+				return cmp(v.Truncate(time.Minute), t)
+			}
+			return cmp(*v, t)
+		}, nil
+	case "customfield_10012":
+		d, err := parseJQLDate(cl.Values[0].Text, cl.Field, time.UTC)
+		if err != nil {
+			return nil, err
 		}
-		return func(i int) bool { return cmp(get(i), t) }, nil
+		day := d.Format("2006-01-02")
+		return func(i int) bool {
+			v := c.issue(i).ReviewDate
+			if v == "" {
+				return false
+			}
+			return strCmp(cl.Op, v, day)
+		}, nil
+	case "customfield_10010":
+		var want []float64
+		for _, v := range cl.Values {
+			f, err := strconv.ParseFloat(v.Text, 64)
+			if err != nil {
+				return nil, &JQLError{fmt.Sprintf("The value '%s' for field '%s' is not a number.", v.Text, cl.Field)}
+			}
+			want = append(want, f)
+		}
+		return func(i int) bool {
+			p := c.issue(i).Points
+			if p == nil {
+				return false
+			}
+			switch cl.Op {
+			case "in", "not in":
+				has := false
+				for _, w := range want {
+					has = has || *p == w
+				}
+				return has != negate
+			}
+			return numCmp(cl.Op, *p, want[0])
+		}, nil
+	case "summary", "description", "customfield_10015":
+		word := strings.ToLower(cl.Values[0].Text)
+		return func(i int) bool {
+			is := c.issue(i)
+			text := is.Summary
+			switch field {
+			case "description":
+				text = descriptionText(is)
+			case "customfield_10015":
+				text = is.Notes
+			}
+			// A crude stand-in for Jira's stemmed word search.
+			return strings.Contains(strings.ToLower(text), word) != (cl.Op == "!~")
+		}, nil
 	case "key":
 		return compileKey(cl, c, browse, negate)
 	case "labels":
@@ -177,6 +344,148 @@ func compileClause(cl *jqlClause, c corpus, browse []bool) (func(int) bool, erro
 		}, nil
 	}
 	return nil, &JQLError{fmt.Sprintf("Field '%s' does not exist or you do not have permission to view it.", cl.Field)}
+}
+
+func noValue(v, field string) error {
+	return &JQLError{fmt.Sprintf("The value '%s' does not exist for the field '%s'.", v, field)}
+}
+
+// compileNamed matches a single-valued field whose values have an id and a
+// name: JQL finds them by either, names case-insensitively; get returns -1
+// for an empty field, which != and not in never match.
+func compileNamed(cl *jqlClause, negate bool, n int, value func(int) (id, name string), get func(int) int) (func(int) bool, error) {
+	set, err := resolveNamed(cl, n, value)
+	if err != nil {
+		return nil, err
+	}
+	return func(i int) bool {
+		k := get(i)
+		if k < 0 {
+			return false
+		}
+		return set[k] != negate
+	}, nil
+}
+
+func compileMulti(cl *jqlClause, negate bool, n int, value func(int) (id, name string), get func(int) []int) (func(int) bool, error) {
+	set, err := resolveNamed(cl, n, value)
+	if err != nil {
+		return nil, err
+	}
+	return func(i int) bool {
+		ks := get(i)
+		if len(ks) == 0 {
+			return false
+		}
+		has := false
+		for _, k := range ks {
+			has = has || set[k]
+		}
+		return has != negate
+	}, nil
+}
+
+func resolveNamed(cl *jqlClause, n int, value func(int) (id, name string)) ([]bool, error) {
+	set := make([]bool, n)
+	for _, v := range cl.Values {
+		found := false
+		for k := 0; k < n; k++ {
+			id, name := value(k)
+			if id == v.Text || strings.EqualFold(name, v.Text) {
+				set[k], found = true, true
+			}
+		}
+		if !found {
+			return nil, noValue(v.Text, cl.Field)
+		}
+	}
+	return set, nil
+}
+
+// compileEmpty is "field IS [NOT] EMPTY" (or NULL).
+func compileEmpty(cl *jqlClause, c corpus, field string) (func(int) bool, error) {
+	if v := strings.ToLower(cl.Values[0].Text); len(cl.Values) != 1 || v != "empty" && v != "null" {
+		return nil, syntaxErr("Expecting 'EMPTY' or 'NULL' after '%s' but got '%s'.", strings.ToUpper(cl.Op), cl.Values[0].Text)
+	}
+	empty := func(i int) bool {
+		is := c.issue(i)
+		switch field {
+		case "labels":
+			return len(is.Labels) == 0
+		case "priority", "summary":
+			return false
+		case "resolution", "resolutiondate":
+			return statuses[is.Status].CatKey != "done"
+		case "assignee":
+			return is.Assignee < 0
+		case "reporter":
+			return is.Reporter < 0
+		case "fixversion":
+			return len(is.FixVersions) == 0
+		case "description":
+			return descriptionText(is) == ""
+		case "customfield_10010":
+			return is.Points == nil
+		case "customfield_10011":
+			return is.Team < 0
+		case "customfield_10012":
+			return is.ReviewDate == ""
+		case "customfield_10013":
+			return is.GoLive == nil
+		case "customfield_10014":
+			return len(is.Reviewers) == 0
+		case "customfield_10015":
+			return is.Notes == ""
+		case "customfield_10016":
+			return len(is.Tags) == 0
+		}
+		return false
+	}
+	not := cl.Op == "is not"
+	return func(i int) bool { return empty(i) != not }, nil
+}
+
+func descriptionText(is *issue) string {
+	switch d := is.Description.(type) {
+	case adfText:
+		return string(d)
+	case nil:
+		return ""
+	}
+	return string(mustJSON(is.Description))
+}
+
+func strCmp(op, a, b string) bool {
+	c := strings.Compare(a, b)
+	switch op {
+	case "<":
+		return c < 0
+	case "<=":
+		return c <= 0
+	case ">":
+		return c > 0
+	case ">=":
+		return c >= 0
+	case "!=":
+		return c != 0
+	}
+	return c == 0
+}
+
+func numCmp(op string, a, b float64) bool {
+	switch op {
+	case "<":
+		return a < b
+	case "<=":
+		return a <= b
+	case ">":
+		return a > b
+	case ">=":
+		return a >= b
+	case "!=":
+		return a != b
+	}
+	return a == b
 }
 
 func findProject(d *dataset, v string) (int, bool) {
@@ -207,11 +516,11 @@ func timeCmp(op string) func(a, b time.Time) bool {
 	return func(a, b time.Time) bool { return a.Equal(b) }
 }
 
-// parseJQLDate accepts Jira's absolute date formats; times are in the
-// site's time zone, which is UTC for the simulator.
-func parseJQLDate(v, field string) (time.Time, error) {
+// parseJQLDate accepts Jira's absolute date formats, read in zone: Jira
+// reads them in the searching user's time zone.
+func parseJQLDate(v, field string, zone *time.Location) (time.Time, error) {
 	for _, layout := range []string{"2006-01-02 15:04", "2006/01/02 15:04", "2006-01-02", "2006/01/02"} {
-		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+		if t, err := time.ParseInLocation(layout, v, zone); err == nil {
 			return t, nil
 		}
 	}

@@ -2,8 +2,10 @@ package jirasim
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestJQLParsesSupportedSubset(t *testing.T) {
@@ -92,7 +94,10 @@ func TestJQLErrorsAreSpecific(t *testing.T) {
 		{"project = A B", "Expecting either 'OR' or 'AND' but got 'B'. (line 1, character 13)"},
 		{"project = A\nAND B = 1 garbage", "(line 2, character 11)"},
 		{"and = 1", "'and' is a reserved JQL word"},
-		{"summary ~ foo", "Field 'summary' does not exist or you do not have permission to view it."},
+		{"environment ~ foo", "Field 'environment' does not exist or you do not have permission to view it."},
+		{"status is EMPTY", "The operator 'is' is not supported by the 'status' field."},
+		{`priority = "Urgent"`, "The value 'Urgent' does not exist for the field 'priority'."},
+		{`Team = "Nope"`, "The value 'Nope' does not exist for the field 'Team'."},
 		{"project ~ foo", "The operator '~' is not supported by the 'project' field."},
 		{"created in (2024-01-01)", "The operator 'in' is not supported by the 'created' field."},
 		{"project = NOPE", "The value 'NOPE' does not exist for the field 'project'."},
@@ -161,4 +166,76 @@ func FuzzJQL(f *testing.F) {
 			}
 		}
 	})
+}
+
+// JQL dates are read in the searching user's time zone, and custom fields,
+// resolution date and the other system fields Ferry folds into JQL are
+// searchable, each checked against the generated data directly.
+func TestJQLZonesCustomFieldsAndResolutionDate(t *testing.T) {
+	s := New(Options{Issues: 4000, Projects: 3, Users: 5, Seed: 11}) // issues ~6 h apart: a zone's offset matters
+	c := s.snapshot()
+	all := s.allProjects()
+	sydney, _ := time.LoadLocation("Australia/Sydney")
+	count := func(jql string, zone *time.Location) int {
+		t.Helper()
+		cq, err := compileJQLIn(jql, c, all, true, zone)
+		if err != nil {
+			t.Fatalf("%s: %v", jql, err)
+		}
+		n := 0
+		for i := 0; i < c.len(); i++ {
+			if cq.match(i) {
+				n++
+			}
+		}
+		return n
+	}
+	truth := func(keep func(*issue) bool) int {
+		n := 0
+		for i := 0; i < c.len(); i++ {
+			if keep(c.issue(i)) {
+				n++
+			}
+		}
+		return n
+	}
+	mid := c.issue(2000).Created.Truncate(time.Minute)
+	for _, zone := range []*time.Location{time.UTC, sydney} {
+		wall := mid.In(zone).Format("2006-01-02 15:04")
+		if got, want := count(`created >= "`+wall+`"`, zone), truth(func(is *issue) bool { return !is.Created.Before(mid) }); got != want {
+			t.Errorf("%s: created >= %q: %d, want %d", zone, wall, got, want)
+		}
+	}
+	if count(`created >= "`+mid.Format("2006-01-02 15:04")+`"`, sydney) == count(`created >= "`+mid.Format("2006-01-02 15:04")+`"`, time.UTC) {
+		t.Error("the same wall time read the same in Sydney and UTC")
+	}
+	done := func(is *issue) bool { return statuses[is.Status].CatKey == "done" }
+	for _, tc := range []struct {
+		jql  string
+		keep func(*issue) bool
+	}{
+		{`resolutiondate IS EMPTY`, func(is *issue) bool { return !done(is) }},
+		{`resolved >= "2023-01-01"`, func(is *issue) bool {
+			return done(is) && !is.Updated.Before(time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC))
+		}},
+		{`cf[10010] >= 5`, func(is *issue) bool { return is.Points != nil && *is.Points >= 5 }},
+		{`"Story Points" in (1, 2)`, func(is *issue) bool { return is.Points != nil && (*is.Points == 1 || *is.Points == 2) }},
+		{`cf[10010] != 3`, func(is *issue) bool { return is.Points != nil && *is.Points != 3 }},
+		{`"story points" is empty`, func(is *issue) bool { return is.Points == nil }},
+		{`Team = platform`, func(is *issue) bool { return is.Team == 0 }},
+		{`cf[10011] in (10101, "Growth")`, func(is *issue) bool { return is.Team == 1 || is.Team == 2 }},
+		{`cf[10012] < "2023-01-01"`, func(is *issue) bool { return is.ReviewDate != "" && is.ReviewDate < "2023-01-01" }},
+		{`"Go-Live" is not empty`, func(is *issue) bool { return is.GoLive != nil }},
+		{`priority = High`, func(is *issue) bool { return is.Priority == 1 }},
+		{`type in (Bug, 10003)`, func(is *issue) bool { return is.Type == 1 || is.Type == 2 }},
+		{`assignee is EMPTY`, func(is *issue) bool { return is.Assignee < 0 }},
+		{`assignee = "` + s.Users()[2].AccountID + `"`, func(is *issue) bool { return is.Assignee == 2 }},
+		{`resolution = Done`, done},
+		{`Tags = "ops; infra"`, func(is *issue) bool { return slices.Contains(is.Tags, 1) }},
+		{`Notes is not empty`, func(is *issue) bool { return is.Notes != "" }},
+	} {
+		if got, want := count(tc.jql, time.UTC), truth(tc.keep); got != want || want == 0 {
+			t.Errorf("%s: %d, want %d (and more than none)", tc.jql, got, want)
+		}
+	}
 }

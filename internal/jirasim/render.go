@@ -39,6 +39,8 @@ var fieldDefs = []fieldDef{
 	{ID: "customfield_10012", Name: "Review Date", Custom: true, Type: "date", CustomType: "com.atlassian.jira.plugin.system.customfieldtypes:datepicker", CustomID: 10012, Clauses: []string{"cf[10012]", "Review Date"}, Orderable: true},
 	{ID: "customfield_10013", Name: "Go-Live", Custom: true, Type: "datetime", CustomType: "com.atlassian.jira.plugin.system.customfieldtypes:datetime", CustomID: 10013, Clauses: []string{"cf[10013]", "Go-Live"}, Orderable: true},
 	{ID: "customfield_10014", Name: "Reviewers", Custom: true, Type: "array", Items: "user", CustomType: "com.atlassian.jira.plugin.system.customfieldtypes:multiuserpicker", CustomID: 10014, Clauses: []string{"cf[10014]", "Reviewers"}, Orderable: true},
+	{ID: "customfield_10015", Name: "Notes", Custom: true, Type: "string", CustomType: "com.atlassian.jira.plugin.system.customfieldtypes:textarea", CustomID: 10015, Clauses: []string{"cf[10015]", "Notes"}, Orderable: true},
+	{ID: "customfield_10016", Name: "Tags", Custom: true, Type: "array", Items: "option", CustomType: "com.atlassian.jira.plugin.system.customfieldtypes:multiselect", CustomID: 10016, Clauses: []string{"cf[10016]", "Tags"}, Orderable: true},
 }
 
 // fieldSel is a parsed "fields" parameter.
@@ -209,11 +211,11 @@ func statusJSON(base string, st int) map[string]any {
 // users, projects, …) for one base URL, so rendering an issue is mostly
 // copying bytes: bulkfetch of 100k issues must not be the bottleneck.
 type fragments struct {
-	base                               string
-	statuses, priorities, types, teams [][]byte
-	projects, users                    [][]byte
-	versions                           [][][]byte
-	resolution                         []byte
+	base                                     string
+	statuses, priorities, types, teams, tags [][]byte
+	projects, users                          [][]byte
+	versions                                 [][][]byte
+	resolution                               []byte
 }
 
 func mustJSON(v any) []byte {
@@ -242,6 +244,9 @@ func (s *Sim) fragments(base string) *fragments {
 	}
 	for _, t := range teams {
 		f.teams = append(f.teams, mustJSON(map[string]any{"self": base + "/rest/api/3/customFieldOption/" + t.ID, "value": t.Value, "id": t.ID}))
+	}
+	for _, t := range tagPool {
+		f.tags = append(f.tags, mustJSON(map[string]any{"self": base + "/rest/api/3/customFieldOption/" + t.ID, "value": t.Value, "id": t.ID}))
 	}
 	for p, pr := range s.data.projects {
 		f.projects = append(f.projects, mustJSON(s.projectRef(base, p)))
@@ -377,6 +382,23 @@ func (s *Sim) issueFields(base string, is *issue, sel fieldSel) []byte {
 		put("customfield_10014", append(rv, ']'))
 	} else {
 		put("customfield_10014", null)
+	}
+	if is.Notes != "" {
+		put("customfield_10015", str(is.Notes))
+	} else {
+		put("customfield_10015", null)
+	}
+	if len(is.Tags) > 0 {
+		tv := []byte{'['}
+		for k, t := range is.Tags {
+			if k > 0 {
+				tv = append(tv, ',')
+			}
+			tv = append(tv, f.tags[t]...)
+		}
+		put("customfield_10016", append(tv, ']'))
+	} else {
+		put("customfield_10016", null)
 	}
 	return append(b, '}')
 }
