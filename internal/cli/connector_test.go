@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -99,10 +100,23 @@ func TestCustomerDataNeverStoredCanary(t *testing.T) {
 	}
 	feed := d.info.AppURL + "/odata/" + src.ID + "/"
 	// Export every way a client can: OData pages, $filter, count, CSV, changelog.
+	logged := func() int {
+		var n int
+		if err := d.app.db.SQL.QueryRow(`SELECT count(*) FROM request_log`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := d.app.requestLog.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	loggedBefore := logged()
 	var got bytes.Buffer
-	for _, u := range []string{feed + "Issues", feed + "Issues?$select=Summary,Labels&$count=true", feed + "Issues/$count",
+	urls := []string{feed + "Issues", feed + "Issues?$select=Summary,Labels&$count=true", feed + "Issues/$count",
 		feed + "Changelog", feed + "$metadata", d.info.AppURL + "/export/" + src.ID + "/issues.csv?bom=1",
-		d.info.AppURL + "/export/" + src.ID + "/changelog.csv", feed + "Issues?$filter=Status eq 'Nonexistent " + inName + "'"} {
+		d.info.AppURL + "/export/" + src.ID + "/changelog.csv", feed + "Issues?$filter=Status eq 'Nonexistent " + inName + "'",
+		feed + "Issues?$filter=contains(Summary,'" + inSummary + "')&$count=true"}
+	for _, u := range urls {
 		_, _, body := fetch(t, strings.ReplaceAll(u, " ", "%20"), d.info.Token)
 		got.Write(body)
 	}
@@ -112,8 +126,22 @@ func TestCustomerDataNeverStoredCanary(t *testing.T) {
 			t.Fatalf("export did not deliver canary %s; the test would prove nothing", c)
 		}
 	}
-	// ... and Ferry kept none of them. Let queued request-log writes land first.
-	time.Sleep(500 * time.Millisecond)
+	// ... and Ferry kept none of them. First wait until every request's log
+	// entry is written (an entry is queued as its handler returns, which
+	// may be just after the client has the response).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if err := d.app.requestLog.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if logged()-loggedBefore >= len(urls) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d requests were logged", logged()-loggedBefore, len(urls))
+		}
+		runtime.Gosched()
+	}
 	assertNowhere(t, dir, logs.String(), inSummary, inDesc, inLabel, inName)
 }
 
@@ -121,8 +149,13 @@ func TestFeedBadInputGetsSpecificErrorsAndChangesNothing(t *testing.T) {
 	d, _, _ := startTestDemo(t, 50)
 	ctx := context.Background()
 	users := d.sim.Users()
-	revoked, tk, _ := d.app.appAPI.Tokens.Create(ctx, d.tenant, users[0].AccountID, "to revoke", 5, 365)
-	d.app.appAPI.Tokens.Revoke(ctx, d.tenant, users[0].AccountID, tk.ID)
+	revoked, tk, err := d.app.appAPI.Tokens.Create(ctx, d.tenant, users[0].AccountID, "to revoke", 5, 365)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.app.appAPI.Tokens.Revoke(ctx, d.tenant, users[0].AccountID, tk.ID); err != nil {
+		t.Fatal(err)
+	}
 	count := func() string {
 		var a, b int
 		d.app.db.SQL.QueryRow(`SELECT count(*) FROM access_tokens`).Scan(&a)
@@ -136,18 +169,25 @@ func TestFeedBadInputGetsSpecificErrorsAndChangesNothing(t *testing.T) {
 		status           int
 		code, msg        string
 	}{
-		{"no token", feed + "Issues", "", 401, "unauthorized", "access token"},
-		{"unknown token", feed + "Issues", "fry_" + strings.Repeat("x", 43), 401, "unauthorized", "unknown, revoked or expired"},
-		{"revoked token", feed + "Issues", revoked, 401, "unauthorized", "unknown, revoked or expired"},
-		{"unknown source", d.info.AppURL + "/odata/zzzzzzzzzz/Issues", d.info.Token, 404, "not_found", "No such data source"},
+		{"no token", feed + "Issues", "", 401, "Unauthorized", "access token"},
+		{"unknown token", feed + "Issues", "fry_" + strings.Repeat("x", 43), 401, "Unauthorized", "unknown, revoked or expired"},
+		{"revoked token", feed + "Issues", revoked, 401, "Unauthorized", "unknown, revoked or expired"},
+		{"unknown source", d.info.AppURL + "/odata/zzzzzzzzzz/Issues", d.info.Token, 404, "NotFound", "No such data source"},
 		{"unknown entity set", feed + "Sprints", d.info.Token, 404, "NotFound", "Issues and Changelog"},
 		{"malformed $filter", feed + "Issues?$filter=Status%20eq", d.info.Token, 400, "BadRequest", ""},
 		{"negative $top", feed + "Issues?$top=-1", d.info.Token, 400, "BadRequest", "$top"},
 		{"unknown field in $select", feed + "Issues?$select=Key,Velocity", d.info.Token, 400, "UnknownProperty", "Velocity"},
 		{"unsupported $expand", feed + "Issues?$expand=Changelog", d.info.Token, 501, "NotImplemented", "$expand"},
-		{"filter JQL cannot express", feed + "Issues?$filter=contains(Summary,'x')", d.info.Token, 501, "NotImplemented", ""},
+		{"lambda in $filter", feed + "Issues?$filter=Labels/any(l:l%20eq%20'x')", d.info.Token, 501, "NotImplemented", "lambda"},
+		{"arithmetic in $filter", feed + "Issues?$filter=Id%20add%201%20eq%202", d.info.Token, 501, "NotImplemented", "add"},
+		{"$metadata as JSON", feed + "$metadata?$format=json", d.info.Token, 406, "NotAcceptable", "application/xml"},
+		{"entity set as XML", feed + "Issues?$format=xml", d.info.Token, 406, "NotAcceptable", "$format"},
+		{"unknown entity", feed + "Issues('NOPE-1')", d.info.Token, 404, "NotFound", "NOPE-1"},
+		{"property path", feed + "Issues('NOPE-1')/Summary", d.info.Token, 501, "NotImplemented", "$select"},
+		{"type mismatch", feed + "Issues?$filter=Created%20eq%20'x'", d.info.Token, 400, "TypeMismatch", "Created"},
 		{"forged skiptoken", feed + "Issues?$skiptoken=abc", d.info.Token, 400, "InvalidSkipToken", "$skiptoken"},
-		{"unknown CSV table", d.info.AppURL + "/export/" + d.info.SourceID + "/sprints.csv", d.info.Token, 404, "not_found", "it offers issues.csv and changelog.csv"},
+		{"unknown CSV table", d.info.AppURL + "/export/" + d.info.SourceID + "/sprints.csv", d.info.Token, 404, "NotFound", "it offers issues.csv and changelog.csv"},
+		{"CSV without token", d.info.AppURL + "/export/" + d.info.SourceID + "/issues.csv", "", 401, "Unauthorized", "access token"},
 	}
 	for _, c := range cases {
 		code, hdr, body := fetch(t, c.url, c.token)
@@ -169,7 +209,10 @@ func TestFeedBadInputGetsSpecificErrorsAndChangesNothing(t *testing.T) {
 		t.Fatalf("bad requests changed rows: %s → %s", before, after)
 	}
 	// An expired token: move the clock past its lifetime.
-	short, _, _ := d.app.appAPI.Tokens.Create(ctx, d.tenant, users[0].AccountID, "short", 1, 365)
+	short, _, err := d.app.appAPI.Tokens.Create(ctx, d.tenant, users[0].AccountID, "short", 1, 365)
+	if err != nil {
+		t.Fatal(err)
+	}
 	before = count()
 	d.app.db.SetClock(func() time.Time { return time.Now().Add(49 * time.Hour) })
 	if code, _, _ := fetch(t, feed+"Issues", short); code != 401 {
@@ -177,7 +220,7 @@ func TestFeedBadInputGetsSpecificErrorsAndChangesNothing(t *testing.T) {
 	}
 	d.app.db.SetClock(nil)
 	if after := count(); after != before {
-		t.Fatalf("bad requests changed rows: %s → %s", before, after)
+		t.Fatalf("the expired token's request changed rows: %s → %s", before, after)
 	}
 	// Query options work whether $ is sent raw or percent-encoded.
 	for _, q := range []string{"$top=2", "%24top=2"} {

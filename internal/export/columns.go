@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"ferry/internal/export/odata"
 	"ferry/internal/jira"
 	"ferry/internal/jsonscan"
 )
@@ -29,8 +30,10 @@ type Column struct {
 	Edm        string
 	Collection bool
 	Sortable   bool   // $orderby allowed: created and updated, whose JQL order is OData's
-	NotNull    bool   // never null in Jira (Key, Id, Created, Updated)
-	JQL        string // JQL clause for $filter, "" if not filterable
+	NotNull    bool   // never null in Jira (Key, Id, Summary, Status, Project, Issue Type, Created, Updated)
+	JQL        string // JQL clause a $filter on it folds into, "" if none (then Ferry filters on the stream)
+	Fold       odata.FoldKind
+	Empty      bool   // JQL accepts IS EMPTY on the clause
 	FieldID    string // Jira field this column reads ("" for Key/Id)
 	extract    func(is *jira.Issue) any
 }
@@ -43,8 +46,8 @@ func (c Column) Value(is *jira.Issue) any { return c.extract(is) }
 // selected fields in the order chosen, each typed from Jira's field schema.
 func IssueColumns(known []jira.Field, selected []string) []Column {
 	cols := []Column{
-		{Name: "Key", Edm: EdmString, NotNull: true, JQL: "key", extract: func(is *jira.Issue) any { return is.Key }},
-		{Name: "Id", Edm: EdmInt64, NotNull: true, JQL: "id", extract: func(is *jira.Issue) any {
+		{Name: "Key", Edm: EdmString, NotNull: true, JQL: "key", Fold: odata.FoldKey, extract: func(is *jira.Issue) any { return is.Key }},
+		{Name: "Id", Edm: EdmInt64, NotNull: true, JQL: "id", Fold: odata.FoldID, extract: func(is *jira.Issue) any {
 			n, err := strconv.ParseInt(is.ID, 10, 64)
 			if err != nil {
 				return nil
@@ -82,6 +85,10 @@ func IssueColumns(known []jira.Field, selected []string) []Column {
 	return cols
 }
 
+// neverEmpty are the fields Jira always fills and whose JQL refuses
+// IS EMPTY.
+var neverEmpty = map[string]bool{"status": true, "project": true, "issuetype": true, "summary": true, "created": true, "updated": true}
+
 func fieldColumn(f jira.Field) Column {
 	id := f.ID
 	c := Column{FieldID: id, Edm: EdmString}
@@ -89,11 +96,13 @@ func fieldColumn(f jira.Field) Column {
 		c.JQL = f.ClauseNames[0]
 	}
 	c.Sortable = id == "created" || id == "updated"
-	c.NotNull = c.Sortable
+	c.NotNull = neverEmpty[id]
+	c.Empty = !c.NotNull
 	typ := ""
 	if f.Schema != nil {
 		typ = f.Schema.Type
 	}
+	c.Fold = foldKind(typ)
 	raw := func(is *jira.Issue) json.RawMessage {
 		v := is.Fields[id]
 		if len(v) == 0 || string(v) == "null" {
@@ -142,7 +151,9 @@ func fieldColumn(f jira.Field) Column {
 			}
 			out := make([]string, 0, len(items))
 			for _, it := range items {
-				if s, ok := displayString(it); ok {
+				// Empty items are dropped: Jira has none, and the CSV
+				// cell of an empty list must read back as one.
+				if s, ok := displayString(it); ok && s != "" {
 					out = append(out, s)
 				}
 			}
@@ -161,6 +172,25 @@ func fieldColumn(f jira.Field) Column {
 		}
 	}
 	return c
+}
+
+// foldKind is how far JQL can search a field of a schema type exactly as
+// OData compares its value (the display string Ferry writes).
+func foldKind(schemaType string) odata.FoldKind {
+	switch schemaType {
+	case "number", "date":
+		return odata.FoldExact
+	case "datetime":
+		return odata.FoldDateTime
+	case "status", "project", "issuetype", "priority", "resolution", "option", "version", "securitylevel", "component":
+		// Named values: JQL matches them case-insensitively and by id.
+		return odata.FoldName
+	case "user", "string":
+		// JQL searches users by accountId and text by words; only
+		// emptiness folds.
+		return odata.FoldPresence
+	}
+	return odata.FoldNone
 }
 
 // displayString turns one Jira value into the text a BI user expects:
@@ -307,9 +337,9 @@ func uniqueName(base string, used map[string]bool) string {
 // ChangelogColumns are the Changelog table's fixed columns.
 func ChangelogColumns() []Column {
 	return []Column{
-		{Name: "Id", Edm: EdmString}, {Name: "IssueId", Edm: EdmInt64},
-		{Name: "ChangeId", Edm: EdmInt64}, {Name: "Created", Edm: EdmDateTimeOffset}, {Name: "Author", Edm: EdmString},
-		{Name: "Field", Edm: EdmString}, {Name: "FieldId", Edm: EdmString}, {Name: "FromValue", Edm: EdmString},
+		{Name: "Id", Edm: EdmString, NotNull: true}, {Name: "IssueId", Edm: EdmInt64, NotNull: true, JQL: "id", Fold: odata.FoldID},
+		{Name: "ChangeId", Edm: EdmInt64, NotNull: true}, {Name: "Created", Edm: EdmDateTimeOffset, NotNull: true}, {Name: "Author", Edm: EdmString},
+		{Name: "Field", Edm: EdmString, NotNull: true}, {Name: "FieldId", Edm: EdmString}, {Name: "FromValue", Edm: EdmString},
 		{Name: "FromString", Edm: EdmString}, {Name: "ToValue", Edm: EdmString}, {Name: "ToString", Edm: EdmString},
 	}
 }

@@ -1,87 +1,292 @@
 package export
 
 import (
-	"encoding/csv"
+	"bufio"
 	"encoding/json"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"ferry/internal/export/odata"
+	"ferry/internal/jira"
 )
 
-// csvWriter streams rows as RFC 4180 CSV (CRLF line ends, quotes doubled),
-// UTF-8, in a stable column order: the order of the columns given.
+// CSV feeds: RFC 4180 (comma, CRLF between records, a field quoted when it
+// holds a quote, comma, CR or LF or starts or ends with a space; quotes
+// doubled), UTF-8. A value comes back byte for byte from any RFC 4180
+// reader (Python's csv, pandas, DuckDB), except for two documented,
+// reversible encodings:
+//
+//   - Multi-value cells: items joined by "; ", a backslash in an item
+//     written "\\" and a semicolon "\;" (SplitMultiValue reverses it). An
+//     empty list is an empty cell; Jira has no empty items.
+//   - The formula guard of text cells (see GuardCell): an apostrophe before
+//     any part that a spreadsheet could run as a formula.
+//
+// An empty string is written "" (quoted) and null as nothing, so readers
+// that tell them apart (DuckDB) can.
+
+// csvWriter streams rows as CSV in a stable column order: the order of the
+// columns given. Only the row being written is held.
 type csvWriter struct {
-	w    *csv.Writer
+	w    io.Writer
 	cols []Column
-	rec  []string
+	buf  []byte
 }
 
 func newCSVWriter(out io.Writer, cols []Column, bom bool) (*csvWriter, error) {
+	c := &csvWriter{w: out, cols: cols}
 	if bom {
 		// Excel reads UTF-8 CSV correctly only with a byte-order mark.
-		if _, err := io.WriteString(out, "\uFEFF"); err != nil {
-			return nil, err
+		c.buf = append(c.buf, "\uFEFF"...)
+	}
+	for i, col := range cols {
+		if i > 0 {
+			c.buf = append(c.buf, ',')
 		}
+		c.buf = appendCSVField(c.buf, col.Name, false)
 	}
-	w := csv.NewWriter(out)
-	w.UseCRLF = true
-	header := make([]string, len(cols))
-	for i, c := range cols {
-		header[i] = c.Name
-	}
-	if err := w.Write(header); err != nil {
-		return nil, err
-	}
-	return &csvWriter{w: w, cols: cols, rec: make([]string, len(cols))}, nil
+	c.buf = append(c.buf, '\r', '\n')
+	return c, c.flush()
 }
 
 func (c *csvWriter) writeValues(vals []any) error {
 	for i, col := range c.cols {
-		c.rec[i] = csvCell(col, vals[i])
+		if i > 0 {
+			c.buf = append(c.buf, ',')
+		}
+		s, null := csvCell(col, vals[i])
+		c.buf = appendCSVField(c.buf, s, null)
 	}
-	return c.w.Write(c.rec)
+	c.buf = append(c.buf, '\r', '\n')
+	return c.flush()
 }
 
 func (c *csvWriter) flush() error {
-	c.w.Flush()
-	return c.w.Error()
+	_, err := c.w.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
 }
 
-// csvCell formats one value. Text that a spreadsheet would run as a formula
-// (=, +, -, @ at the start) is prefixed with an apostrophe, so an issue
-// summary can never execute in the user's Excel (CSV injection).
-func csvCell(col Column, v any) string {
+// appendCSVField appends one field, quoted when a reader could otherwise
+// misread it. Every byte of s is kept: CR and LF inside a value stay as
+// they are (inside quotes), never normalised.
+func appendCSVField(b []byte, s string, null bool) []byte {
+	if null {
+		return b
+	}
+	if s != "" && !strings.ContainsAny(s, "\",\r\n") && s[0] != ' ' && s[len(s)-1] != ' ' {
+		return append(b, s...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+// csvCell formats one value; null reports a null (an empty, unquoted field).
+// Text is guarded against running as a formula (GuardCell); numbers, dates
+// and date-times are written as OData writes them.
+func csvCell(col Column, v any) (s string, null bool) {
 	switch x := v.(type) {
 	case nil:
-		return ""
+		return "", true
 	case string:
 		if col.Edm == EdmString {
-			return neutralize(x)
+			return GuardCell(x), false
 		}
-		return x
+		return x, false
 	case []string:
-		parts := make([]string, len(x))
-		for i, s := range x {
-			parts[i] = strings.ReplaceAll(s, ";", ",")
+		if len(x) == 0 {
+			return "", true
 		}
-		return neutralize(strings.Join(parts, "; "))
+		return GuardCell(JoinMultiValue(x)), false
 	case int64:
-		return strconv.FormatInt(x, 10)
+		return strconv.FormatInt(x, 10), false
 	case json.Number:
-		return x.String()
+		return x.String(), false
 	case bool:
-		return strconv.FormatBool(x)
+		return strconv.FormatBool(x), false
 	case time.Time:
-		return x.UTC().Format(time.RFC3339)
-	default:
-		return ""
+		// As in OData: UTC, milliseconds when there are any.
+		return x.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano), false
 	}
+	return "", true
 }
 
-func neutralize(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
+// formulaStart are the characters that make a spreadsheet cell a formula
+// (or, for tab and CR, hide what follows), and the apostrophe itself so
+// that the guard stays reversible.
+const formulaStart = "=+-@\t\r'"
+
+// GuardCell keeps a text cell from running as a formula in a spreadsheet
+// (CSV injection). Every part a spreadsheet may see as a cell of its own —
+// the value, and what follows each ";" or tab, where a spreadsheet set to
+// split on them would start a new cell — gets an apostrophe before its
+// first character (after any spaces) when that is =, +, -, @, tab, CR or an
+// apostrophe. UnguardCell removes exactly those apostrophes.
+func GuardCell(s string) string {
+	if !strings.ContainsAny(s, formulaStart) {
+		return s
 	}
-	return s
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	start := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if start {
+			if c == ' ' {
+				b.WriteByte(c)
+				continue
+			}
+			if strings.IndexByte(formulaStart, c) >= 0 {
+				b.WriteByte('\'')
+			}
+			start = false
+		}
+		b.WriteByte(c)
+		if c == ';' || c == '\t' {
+			start = true
+		}
+	}
+	return b.String()
+}
+
+// UnguardCell reverses GuardCell.
+func UnguardCell(s string) string {
+	var b strings.Builder
+	start := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if start {
+			if c == ' ' {
+				b.WriteByte(c)
+				continue
+			}
+			start = false
+			if c == '\'' {
+				continue
+			}
+		}
+		b.WriteByte(c)
+		if c == ';' || c == '\t' {
+			start = true
+		}
+	}
+	return b.String()
+}
+
+// JoinMultiValue writes a multi-value cell: items joined by "; ", with "\"
+// and ";" inside an item escaped as "\\" and "\;".
+func JoinMultiValue(items []string) string {
+	var b strings.Builder
+	for i, it := range items {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		for j := 0; j < len(it); j++ {
+			if it[j] == '\\' || it[j] == ';' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(it[j])
+		}
+	}
+	return b.String()
+}
+
+// SplitMultiValue reverses JoinMultiValue ("" is the empty list).
+func SplitMultiValue(s string) []string {
+	items := []string{}
+	if s == "" {
+		return items
+	}
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case c == ';':
+			items = append(items, cur.String())
+			cur.Reset()
+			if i+1 < len(s) && s[i+1] == ' ' {
+				i++
+			}
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	return append(items, cur.String())
+}
+
+// HandleCSV serves GET /export/{source}/{table}: issues.csv or changelog.csv,
+// streamed from Jira to the client (with a BOM for Excel when ?bom=1).
+// Headers go out once Jira has accepted the query, so a refusal before the
+// first row is still a proper error.
+func (f *Feeds) HandleCSV() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fr, err := f.resolve(r)
+		if err != nil {
+			f.writeFeedError(w, r, err)
+			return
+		}
+		table := strings.TrimSuffix(strings.ToLower(r.PathValue("table")), ".csv")
+		if table != "issues" && !(table == "changelog" && hasTable(fr.source, TableChangelog)) {
+			offers := "issues.csv"
+			if hasTable(fr.source, TableChangelog) {
+				offers += " and changelog.csv"
+			}
+			f.writeFeedError(w, r, &odata.Error{Status: http.StatusNotFound, Code: odata.CodeNotFound,
+				Message: "This data source has no " + strconv.Quote(r.PathValue("table")) + "; it offers " + offers + "."})
+			return
+		}
+		ctx := r.Context()
+		jql := fr.source.JQL
+		fetch := f.fetcher(fr.user)
+		cols := ChangelogColumns()
+		if table == "issues" {
+			cols = IssueColumns(fr.fields, fr.source.Fields)
+		}
+		bw := bufio.NewWriterSize(w, 32<<10)
+		var cw *csvWriter
+		fetch.OnFirst = func() error {
+			if n, err := fr.user.ApproximateCount(ctx, jql); err == nil {
+				w.Header().Set("Ferry-Estimated-Rows", strconv.Itoa(n))
+			}
+			w.Header().Set("Content-Type", "text/csv; charset=utf-8; header=present")
+			w.Header().Set("Content-Disposition", `attachment; filename="`+table+`.csv"`)
+			w.Header().Set("Cache-Control", "no-store")
+			var err error
+			cw, err = newCSVWriter(bw, cols, r.URL.Query().Get("bom") == "1")
+			return err
+		}
+		if table == "issues" {
+			_, err = fetch.StreamRows(ctx, jql, fieldIDs(cols), cols, Cursor{}, -1, func(vals []any) error { return cw.writeValues(vals) })
+		} else {
+			_, err = fetch.StreamChangelogs(ctx, jql, Cursor{}, -1, func(l jira.IssueChangelog, _ Pos) error {
+				for _, row := range changelogRows(l) {
+					if err := cw.writeValues(row); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if err != nil && cw == nil {
+			f.writeFeedError(w, r, err)
+			return
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			f.abort(r, err)
+		}
+	})
 }

@@ -155,7 +155,9 @@ func (s *Sources) Get(ctx context.Context, app *jira.Client, tenantID, id string
 	if !validID(id) {
 		return DataSource{}, ErrNoSource
 	}
-	ck := tenantID + "\x00" + id
+	// Sources have a cache key space of their own: an id may be any word,
+	// "list" and "settings" included.
+	ck := tenantID + "\x00ds\x00" + id
 	if v, ok := s.get(ck); ok {
 		return v.(DataSource), nil
 	}

@@ -162,42 +162,59 @@ func (f *Feeds) fetcher(c *jira.Client) *Fetcher {
 	return &Fetcher{Client: c, Workers: f.Workers}
 }
 
-// writeFeedError answers in OData's error format, which BI tools display.
+// feedCodes maps Ferry's application errors to the feed's one vocabulary
+// (odata.Code*), which BI tools show.
+var feedCodes = map[apperr.Code]string{
+	apperr.EINVALID: odata.CodeBadRequest, apperr.EUNAUTHORIZED: odata.CodeUnauthorized,
+	apperr.EPAYMENT: odata.CodeLicenseRequired, apperr.EFORBIDDEN: odata.CodeForbidden,
+	apperr.ENOTFOUND: odata.CodeNotFound, apperr.ERATELIMIT: odata.CodeTooManyRequests,
+	apperr.ENOTIMPLEMENTED: odata.CodeNotImplemented, apperr.EUNAVAILABLE: odata.CodeServiceUnavailable,
+	apperr.EINTERNAL: odata.CodeInternal,
+}
+
+// errActAsUser: Jira does not let Ferry act as the token's owner.
+var errActAsUser = apperr.New(apperr.EFORBIDDEN, "Jira does not let Ferry act as this token's owner: the account is deactivated or has lost access to the site. Ask an active user to create a new token.")
+
+// writeFeedError answers in OData's error format, which BI tools display,
+// with the feed's one error-code vocabulary.
 func (f *Feeds) writeFeedError(w http.ResponseWriter, r *http.Request, err error) {
-	var oe *odata.Error
-	if errors.As(err, &oe) {
-		reqinfo.SetError(r.Context(), oe.Code, oe.Message)
-		odata.WriteError(w, err)
-		return
-	}
 	if errors.Is(err, context.Canceled) {
 		return // the client left; there is nobody to answer
 	}
 	var je *jira.Error
-	if errors.As(err, &je) && je.Status == http.StatusBadRequest {
-		err = apperr.New(apperr.EINVALID, "Jira refused the data source's query: %s", strings.Join(je.Messages, " "))
+	switch {
+	case errors.As(err, &je) && je.Status == http.StatusBadRequest:
+		err = &odata.Error{Status: http.StatusBadRequest, Code: odata.CodeBadRequest,
+			Message: "Jira refused the data source's query: " + strings.Join(je.Messages, " ")}
+	case errors.Is(err, atlassian.ErrTokenExchange):
+		err = apperr.Wrap(err, apperr.EFORBIDDEN, "%s", errActAsUser.Message)
 	}
-	p := apperr.ProblemOf(err)
-	reqinfo.SetError(r.Context(), string(p.Code), p.Detail)
-	if p.Status >= 500 && f.Log != nil {
-		f.Log.ErrorContext(r.Context(), "feed failed", "route", r.Pattern, "err", err)
+	oe := &odata.Error{}
+	if !errors.As(err, &oe) {
+		p := apperr.ProblemOf(err)
+		code, ok := feedCodes[p.Code]
+		if !ok {
+			code = odata.CodeInternal
+		}
+		oe = &odata.Error{Status: p.Status, Code: code, Message: p.Detail, Target: p.Field}
+		if p.Status >= 500 && f.Log != nil {
+			f.Log.ErrorContext(r.Context(), "feed failed", "route", r.Pattern, "err", err)
+		}
 	}
-	if p.Status == http.StatusUnauthorized {
+	reqinfo.SetError(r.Context(), oe.Code, oe.Message)
+	if oe.Status == http.StatusUnauthorized {
 		// Power BI and Excel ask for credentials again when they see this.
 		w.Header().Set("WWW-Authenticate", `Basic realm="Ferry feed", charset="UTF-8"`)
 	}
-	odata.SetHeaders(w.Header(), odata.ContentTypeError)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(p.Status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
-		"code": string(p.Code), "message": p.Detail, "details": []any{}}})
+	odata.WriteError(w, oe)
 }
 
-// skiptokenKey signs paging tokens per tenant, derived from the tenant's PRF
-// key: tokens of one site mean nothing to another, and die with a shredded
-// tenant.
-func (f *Feeds) skiptokenKey(ctx context.Context, tenantID string) ([]byte, error) {
-	k, err := f.Keys.Pseudonym(ctx, tenantID, "ferry/odata-skiptoken-key")
+// skiptokenKey signs paging tokens per data source, token owner and source
+// JQL, derived from the tenant's PRF key: a token resumes only the walk it
+// was minted for — not another source of the site, not another user's, not a
+// source whose query has since changed — and dies with a shredded tenant.
+func (f *Feeds) skiptokenKey(ctx context.Context, fr *feedRequest) ([]byte, error) {
+	k, err := f.Keys.Pseudonym(ctx, fr.inst.TenantID, "ferry/odata-skiptoken-key\x00"+fr.source.ID+"\x00"+fr.owner.AccountID+"\x00"+fr.source.JQL)
 	return []byte(k), err
 }
 

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"ferry/internal/apperr"
 	"ferry/internal/export/odata"
 	"ferry/internal/jira"
 )
@@ -21,20 +20,28 @@ const Namespace = "Ferry"
 // selected fields, and Changelog when the source includes it.
 func service(src DataSource, known []jira.Field) (odata.Service, []Column) {
 	cols := IssueColumns(known, src.Fields)
-	issues := odata.EntitySet{Name: TableIssues, EntityType: "Issue", Key: []string{"Key"}}
-	for _, c := range cols {
-		issues.Properties = append(issues.Properties, odata.Property{Name: c.Name, Type: odata.EdmType(c.Edm),
-			Collection: c.Collection, Nullable: !c.NotNull && !c.Collection, Sortable: c.Sortable})
-	}
-	svc := odata.Service{Namespace: Namespace, Sets: []odata.EntitySet{issues}}
+	svc := odata.Service{Namespace: Namespace, Sets: []odata.EntitySet{entitySet(TableIssues, "Issue", "Key", cols)}}
 	if hasTable(src, TableChangelog) {
-		cl := odata.EntitySet{Name: TableChangelog, EntityType: "ChangeItem", Key: []string{"Id"}}
-		for _, c := range ChangelogColumns() {
-			cl.Properties = append(cl.Properties, odata.Property{Name: c.Name, Type: odata.EdmType(c.Edm), Nullable: c.Name != "Id"})
-		}
-		svc.Sets = append(svc.Sets, cl)
+		svc.Sets = append(svc.Sets, entitySet(TableChangelog, "ChangeItem", "Id", ChangelogColumns()))
 	}
 	return svc, cols
+}
+
+func entitySet(name, typ, key string, cols []Column) odata.EntitySet {
+	es := odata.EntitySet{Name: name, EntityType: typ, Key: []string{key}}
+	for _, c := range cols {
+		es.Properties = append(es.Properties, odata.Property{Name: c.Name, Type: odata.EdmType(c.Edm),
+			Collection: c.Collection, Nullable: !c.NotNull && !c.Collection, Sortable: c.Sortable})
+	}
+	return es
+}
+
+// columnsOf are the columns of a set: the data source's for Issues.
+func columnsOf(set odata.EntitySet, issueCols []Column) []Column {
+	if set.Name == TableChangelog {
+		return ChangelogColumns()
+	}
+	return issueCols
 }
 
 func hasTable(src DataSource, t string) bool {
@@ -51,10 +58,11 @@ func (f *Feeds) serviceRoot(r *http.Request) string {
 }
 
 // HandleOData serves GET /odata/{source}/{rest...}: the service document,
-// $metadata, the entity sets and their /$count.
+// $metadata, the entity sets, their /$count and single entities by key
+// (Issues('PROJ-1')). A trailing slash names the same resource.
 func (f *Feeds) HandleOData() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rest := r.PathValue("rest")
+		rest := strings.TrimSuffix(r.PathValue("rest"), "/")
 		fr, err := f.resolve(r)
 		if err != nil {
 			f.writeFeedError(w, r, err)
@@ -62,29 +70,73 @@ func (f *Feeds) HandleOData() http.Handler {
 		}
 		svc, cols := service(fr.source, fr.fields)
 		w.Header().Set("Cache-Control", "no-store")
+		q, qerr := odata.ParseQuery(r.URL.RawQuery, odata.EntitySet{}, 0)
 		switch {
 		case rest == "":
+			if qerr == nil {
+				_, qerr = odata.Negotiate(q, r.Header.Get("Accept"))
+			}
+			if qerr != nil {
+				f.writeFeedError(w, r, qerr)
+				return
+			}
 			odata.SetHeaders(w.Header(), "application/json;odata.metadata=minimal")
 			svc.WriteServiceDocument(w, f.serviceRoot(r)+"/$metadata")
 		case rest == "$metadata":
+			if qerr == nil {
+				qerr = odata.NegotiateMetadata(q, r.Header.Get("Accept"))
+			}
+			if qerr != nil {
+				f.writeFeedError(w, r, qerr)
+				return
+			}
 			odata.SetHeaders(w.Header(), odata.ContentTypeMetadata)
 			svc.WriteMetadata(w)
 		default:
-			name, count := rest, false
-			if n, ok := strings.CutSuffix(rest, "/$count"); ok {
-				name, count = n, true
-			}
-			set, ok := svc.Set(name)
-			if !ok {
-				f.writeFeedError(w, r, &odata.Error{Status: http.StatusNotFound, Code: "NotFound",
-					Message: "This feed has no resource " + strconv.Quote(rest) + "; it offers " + setNames(svc) + "."})
+			req, err := parseResource(rest, svc)
+			if err != nil {
+				f.writeFeedError(w, r, err)
 				return
 			}
-			if err := f.serveSet(w, r, fr, set, cols, count); err != nil {
+			if err := f.serveSet(w, r, fr, req, columnsOf(req.set, cols)); err != nil {
 				f.writeFeedError(w, r, err)
 			}
 		}
 	})
+}
+
+// resource is what the path after the service root names.
+type resource struct {
+	set   odata.EntitySet
+	count bool   // Set/$count
+	key   string // Set(…): the key predicate, without parentheses
+	byKey bool
+}
+
+func parseResource(rest string, svc odata.Service) (resource, error) {
+	name, count := rest, false
+	if n, ok := strings.CutSuffix(rest, "/$count"); ok {
+		name, count = n, true
+	}
+	pred, byKey := "", false
+	if i := strings.IndexByte(name, '('); i > 0 {
+		tail := name[i:]
+		end := strings.LastIndexByte(tail, ')')
+		if end < 0 {
+			return resource{}, &odata.Error{Status: http.StatusBadRequest, Code: odata.CodeBadRequest, Message: "The key predicate in " + strconv.Quote(rest) + " has no closing parenthesis."}
+		}
+		if after := tail[end+1:]; after != "" {
+			return resource{}, &odata.Error{Status: http.StatusNotImplemented, Code: odata.CodeNotImplemented,
+				Message: "Paths into an entity (" + strconv.Quote(after) + ") are not supported; use $select."}
+		}
+		name, pred, byKey = name[:i], tail[1:end], true
+	}
+	set, ok := svc.Set(name)
+	if !ok || count && byKey {
+		return resource{}, &odata.Error{Status: http.StatusNotFound, Code: odata.CodeNotFound,
+			Message: "This feed has no resource " + strconv.Quote(rest) + "; it offers " + setNames(svc) + "."}
+	}
+	return resource{set: set, count: count, key: pred, byKey: byKey}, nil
 }
 
 func setNames(svc odata.Service) string {
@@ -95,56 +147,172 @@ func setNames(svc odata.Service) string {
 	return strings.Join(names, " and ")
 }
 
-// fieldMap says how each filterable property is searched in JQL.
-func fieldMap(set odata.EntitySet, cols []Column, known []jira.Field) odata.FieldMap {
-	m := odata.FieldMap{Fields: map[string]odata.JQLField{}}
-	if set.Name == TableChangelog {
-		m.Fields["IssueId"] = odata.JQLField{Clause: "id"}
-		return m
-	}
-	text := map[string]bool{}
-	for _, f := range known {
-		if f.Schema != nil && f.Schema.Type == "string" {
-			text[f.ID] = true
-		}
-	}
+// fieldMap says how each property folds into JQL.
+func fieldMap(cols []Column, zone *time.Location, wide bool) odata.FieldMap {
+	m := odata.FieldMap{Fields: map[string]odata.JQLField{}, Zone: zone, Widen: wide}
 	for _, c := range cols {
-		if c.JQL == "" {
-			continue
+		if c.JQL != "" {
+			m.Fields[c.Name] = odata.JQLField{Clause: c.JQL, Kind: c.Fold, Empty: c.Empty}
 		}
-		m.Fields[c.Name] = odata.JQLField{Clause: c.JQL, Text: text[c.FieldID]}
 	}
 	return m
 }
 
-// serveSet answers one page of an entity set, or its count.
-func (f *Feeds) serveSet(w http.ResponseWriter, r *http.Request, fr *feedRequest, set odata.EntitySet, cols []Column, countOnly bool) error {
+// plan is one feed request worked out: which JQL Jira is asked, which rows
+// Ferry keeps, and which columns it computes and writes.
+type plan struct {
+	set  odata.EntitySet
+	q    odata.Query
+	fold odata.Fold
+	wide bool
+	jql  string
+	need []Column       // computed: the written columns and those the filter reads
+	out  []Column       // written, in $select order
+	idx  map[string]int // column name → index in need
+}
+
+func (p *plan) get(vals []any) func(string) any {
+	return func(name string) any {
+		if i, ok := p.idx[name]; ok {
+			return vals[i]
+		}
+		return nil
+	}
+}
+
+// keep reports whether a row is one the options select: rows of a wider
+// JQL search that do not match the $filter exactly are dropped here.
+func (p *plan) keep(vals []any) bool {
+	return p.fold.Exact || p.q.Filter.Match(p.get(vals))
+}
+
+func (f *Feeds) plan(ctx context.Context, fr *feedRequest, set odata.EntitySet, cols []Column, q odata.Query, wide bool) (*plan, error) {
+	var zone *time.Location
+	if q.Filter != nil {
+		var err error
+		if zone, err = f.userZone(ctx, fr.user); err != nil {
+			return nil, asUnavailable(err)
+		}
+	}
+	fm := fieldMap(cols, zone, wide)
+	fold, err := q.Filter.Fold(fm)
+	if err != nil {
+		return nil, err
+	}
+	order, err := odata.JQLOrderBy(q.OrderBy, set, fm)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{set: set, q: q, fold: fold, wide: wide, jql: combineJQL(fr.source.JQL, fold.JQL, order)}
+	p.columns(cols, selectedColumns(q.Columns(set), cols))
+	return p, nil
+}
+
+// columns sets what is written (out) and what must be computed for it and
+// for the filter; counting writes nothing and needs only the filter's.
+func (p *plan) columns(cols, out []Column) {
+	p.out, p.need, p.idx = out, nil, map[string]int{}
+	want := map[string]bool{}
+	for _, c := range out {
+		want[c.Name] = true
+	}
+	if !p.fold.Exact {
+		for _, name := range filterProperties(p.q.Filter) {
+			want[name] = true
+		}
+	}
+	for _, c := range cols {
+		if want[c.Name] || p.set.Name == TableChangelog {
+			p.idx[c.Name] = len(p.need)
+			p.need = append(p.need, c)
+		}
+	}
+}
+
+func filterProperties(e *odata.Expr) []string {
+	if e == nil {
+		return nil
+	}
+	if e.Property != "" {
+		return []string{e.Property}
+	}
+	return append(filterProperties(e.Left), filterProperties(e.Right)...)
+}
+
+// errStop ends a stream early: the page is full or $top is reached.
+var errStop = errors.New("page complete")
+
+// rows streams the rows of the plan's set from cur with their positions:
+// at resumes at the row, next right after it. idLimit caps the issues read
+// (-1: no cap). Rows of Changelog are the items of each issue's history.
+func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, idLimit int, emit func(vals []any, at, next Cursor) error) (Cursor, error) {
+	if p.set.Name != TableChangelog {
+		return fetch.StreamRowsAt(ctx, p.jql, fieldIDs(p.need), p.need, from, idLimit, func(vals []any, pos Pos) error {
+			return emit(vals, pos.Before, pos.After)
+		})
+	}
+	skip := from.Row
+	start := Cursor{PageToken: from.PageToken, Offset: from.Offset, Done: from.Done}
+	return fetch.StreamChangelogs(ctx, p.jql, start, idLimit, func(l jira.IssueChangelog, pos Pos) error {
+		rows := changelogRows(l)
+		first := 0
+		if skip > 0 && pos.Before == start {
+			first = min(skip, len(rows))
+		}
+		skip = 0
+		for j := first; j < len(rows); j++ {
+			at, next := pos.Before, pos.After
+			at.Row = j
+			if j+1 < len(rows) {
+				next = pos.Before
+				next.Row = j + 1
+			}
+			if err := emit(rows[j], at, next); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// isRefusal is Jira refusing a query (HTTP 400): an unknown value in it, or
+// a source JQL that no longer holds.
+func isRefusal(err error) bool { return jira.IsStatus(err, http.StatusBadRequest) }
+
+// serveSet answers an entity set's page, its count, or one entity by key.
+func (f *Feeds) serveSet(w http.ResponseWriter, r *http.Request, fr *feedRequest, res resource, cols []Column) error {
 	ctx := r.Context()
+	set := res.set
 	q, err := odata.ParseQuery(r.URL.RawQuery, set, 0)
 	if err != nil {
 		return err
 	}
-	fm := fieldMap(set, cols, fr.fields)
-	if q.Filter != nil {
-		if fm.Zone, err = f.userZone(ctx, fr.user); err != nil {
-			return asUnavailable(err)
-		}
+	if res.byKey {
+		return f.serveEntity(w, r, fr, res, cols, q)
 	}
-	filter := ""
-	if q.Filter != nil {
-		if filter, err = q.Filter.JQL(fm); err != nil {
+	var media odata.Media
+	if !res.count {
+		if media, err = odata.Negotiate(q, r.Header.Get("Accept")); err != nil {
 			return err
 		}
 	}
-	order, err := odata.JQLOrderBy(q.OrderBy, set, fm)
+	key, err := f.skiptokenKey(ctx, fr)
 	if err != nil {
 		return err
 	}
-	jql := combineJQL(fr.source.JQL, filter, order)
+	var oc odata.Cursor
+	var cur Cursor
+	if q.SkipToken != "" {
+		if oc, err = odata.DecodeCursor(key, q); err != nil {
+			return err
+		}
+		if cur, err = parseCursor(oc.Resume); err != nil {
+			return &odata.Error{Status: http.StatusBadRequest, Code: odata.CodeInvalidSkipToken, Target: "$skiptoken", Message: "invalid $skiptoken: request the first page again"}
+		}
+	}
 	fetch := f.fetcher(fr.user)
-
-	if countOnly {
-		n, err := f.count(ctx, fetch, set, jql)
+	if res.count {
+		n, err := f.countWithRetry(ctx, fr, fetch, set, cols, q)
 		if err != nil {
 			return err
 		}
@@ -154,91 +322,134 @@ func (f *Feeds) serveSet(w http.ResponseWriter, r *http.Request, fr *feedRequest
 		return nil
 	}
 
-	key, err := f.skiptokenKey(ctx, fr.inst.TenantID)
-	if err != nil {
-		return err
-	}
-	var oc odata.Cursor
-	if q.SkipToken != "" {
-		if oc, err = odata.DecodeCursor(key, q); err != nil {
-			return err
-		}
-	}
-	cur, err := parseCursor(oc.Resume)
-	if err != nil {
-		return &odata.Error{Status: http.StatusBadRequest, Code: odata.CodeInvalidSkipToken, Target: "$skiptoken", Message: "invalid $skiptoken: request the first page again"}
-	}
-	if q.SkipToken == "" && q.Skip > 0 && set.Name == TableIssues {
-		if cur, err = fetch.Skip(ctx, jql, cur, q.Skip); err != nil {
-			return err
-		}
-	}
-	var total int
-	if q.Count {
-		if total, err = f.count(ctx, fetch, set, jql); err != nil {
-			return err
-		}
-	}
 	limit := f.pageSize()
 	if n := preferredPageSize(r.Header.Values("Prefer")); n > 0 && n < limit {
 		limit = n
 		w.Header().Set("Preference-Applied", "odata.maxpagesize="+strconv.Itoa(n))
 	}
-	if q.Top != nil {
-		limit = min(limit, *q.Top-oc.Served)
+	for attempt := 0; ; attempt++ {
+		p, err := f.plan(ctx, fr, set, cols, q, cur.Wide)
+		if err != nil {
+			return err
+		}
+		committed, err := f.writePage(w, r, fetch, p, media, key, oc, cur, limit)
+		if err != nil && !committed && isRefusal(err) && p.fold.Refusable && !cur.Wide && q.SkipToken == "" && attempt == 0 {
+			// Jira refused a value it does not know (a status or issue that
+			// does not exist, a project the user cannot see): OData's answer
+			// is "no match" for it, so ask again without naming values and
+			// decide on the stream.
+			cur.Wide = true
+			fetch = f.fetcher(fr.user)
+			continue
+		}
+		if err != nil && !committed {
+			return err
+		}
+		return nil
 	}
+}
 
-	// Headers are committed only once Jira has accepted the query (the first
-	// rows are in): a query Jira refuses still gets a proper error. After
-	// that the response is streaming, and a failure aborts the connection so
-	// the client sees a broken payload rather than a silently short page.
+// writePage streams one page. It returns committed once response headers
+// are out; a failure after that aborts the connection so that the client
+// sees a broken payload rather than a silently short page.
+func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fetch *Fetcher, p *plan, media odata.Media, key []byte, oc odata.Cursor, cur Cursor, limit int) (bool, error) {
+	ctx := r.Context()
+	q := p.q
+	var total int
+	if q.Count {
+		var err error
+		if total, err = f.count(ctx, fetch, p); err != nil {
+			return false, err
+		}
+	}
 	bw := bufio.NewWriterSize(w, 32<<10)
-	rw := odata.NewRowWriter(bw, odata.ContextURL(f.serviceRoot(r), set, q), q.Columns(set))
+	rw := odata.NewRowWriter(bw, odata.ContextURL(f.serviceRoot(r), p.set, q), q.Columns(p.set))
+	rw.SetMedia(media, p.set, Namespace)
+	committed := false
 	fetch.OnFirst = func() error {
-		odata.SetHeaders(w.Header(), odata.ContentTypeJSON)
+		committed = true
+		odata.SetHeaders(w.Header(), media.ContentType())
 		if q.Count {
 			return rw.WriteCount(int64(total))
 		}
 		return nil
 	}
-	committed := false
-	first := fetch.OnFirst
-	fetch.OnFirst = func() error { committed = true; return first() }
-	selected := selectedColumns(q.Columns(set), cols)
-	var next Cursor
-	if set.Name == TableIssues {
-		row := make(odata.Row, len(selected))
-		next, err = fetch.StreamRows(ctx, jql, fieldIDs(selected), selected, cur, limit, func(vals []any) error {
-			for i, c := range selected {
-				row[c.Name] = vals[i]
-			}
-			return rw.WriteRow(row)
-		})
-	} else {
-		next, err = f.streamChangelogRows(ctx, fetch, jql, cur, limit, skipChangelog(q), func(vals []any) error {
-			if q.Top != nil && oc.Served+rw.Rows() >= *q.Top {
-				return errTopReached
-			}
-			row := make(odata.Row, len(vals))
-			for i, c := range ChangelogColumns() {
-				row[c.Name] = vals[i]
-			}
-			return rw.WriteRow(row)
-		})
+	// Rows still to serve: $top counts across pages, after the filter.
+	topLeft := -1
+	if q.Top != nil {
+		topLeft = max(*q.Top-oc.Served, 0)
+		limit = min(limit, topLeft)
 	}
-	if err == errTopReached {
-		next, err = Cursor{Done: true}, nil
+	skip := 0
+	if q.SkipToken == "" {
+		skip = q.Skip
 	}
-	if err != nil && !committed {
-		return err // nothing sent yet: answer with a proper error
+	next := Cursor{Done: true}
+	var err error
+	switch {
+	case p.fold.Never || limit == 0 || cur.Done:
+		err = fetch.started()
+		next = Cursor{Done: true}
+	default:
+		if skip > 0 && p.fold.Exact && p.set.Name == TableIssues {
+			// Every id is one row: skip ids without hydrating them.
+			if cur, err = fetch.Skip(ctx, p.jql, cur, skip); err != nil {
+				return false, err
+			}
+			skip = 0
+		}
+		idLimit := -1
+		if p.fold.Exact && p.set.Name == TableIssues && skip == 0 {
+			idLimit = limit + 1 // one more than the page: whether a next page exists
+			if limit == topLeft {
+				idLimit = limit
+			}
+		}
+		out := make(odata.Row, len(p.out))
+		written := 0
+		var end Cursor
+		end, err = f.rows(ctx, fetch, p, cur, idLimit, func(vals []any, at, after Cursor) error {
+			if !p.keep(vals) {
+				return nil
+			}
+			if skip > 0 {
+				skip--
+				return nil
+			}
+			if written == limit {
+				next = at // a row beyond this page exists: the next page starts at it
+				return errStop
+			}
+			for _, c := range p.out {
+				out[c.Name] = vals[p.idx[c.Name]]
+			}
+			if err := rw.WriteRow(out); err != nil {
+				return err
+			}
+			written++
+			if written == topLeft {
+				next = Cursor{Done: true}
+				return errStop
+			}
+			return nil
+		})
+		switch {
+		case err == errStop:
+			err = fetch.started()
+		case err == nil:
+			next = end
+		}
 	}
 	if err != nil {
+		if !committed {
+			return false, err
+		}
 		f.abort(r, err)
 	}
 	link := ""
-	served := oc.Served + rw.Rows()
-	if !next.Done && (q.Top == nil || served < *q.Top) && rw.Rows() > 0 {
-		link = odata.NextLink(f.serviceRoot(r)+"/"+set.Name, q, odata.EncodeCursor(key, q, odata.Cursor{Resume: encodeCursor(next), Served: served}))
+	if !next.Done {
+		next.Wide = p.wide
+		link = odata.NextLink(f.serviceRoot(r)+"/"+p.set.Name, q, odata.EncodeCursor(key, q, odata.Cursor{Resume: encodeCursor(next), Served: oc.Served + rw.Rows()}))
 	}
 	if err := rw.Close(link); err != nil {
 		f.abort(r, err)
@@ -246,12 +457,70 @@ func (f *Feeds) serveSet(w http.ResponseWriter, r *http.Request, fr *feedRequest
 	if err := bw.Flush(); err != nil {
 		f.abort(r, err)
 	}
-	return nil
+	return true, nil
 }
 
-// errTopReached stops a changelog page once $top rows were served: history
-// rows do not align with the issue-based cursor, and none are needed after.
-var errTopReached = errors.New("$top reached")
+// serveEntity answers Set(key): the one row whose key is given, or 404.
+func (f *Feeds) serveEntity(w http.ResponseWriter, r *http.Request, fr *feedRequest, res resource, cols []Column, q odata.Query) error {
+	ctx := r.Context()
+	if q.Filter != nil || q.Top != nil || q.Skip != 0 || len(q.OrderBy) > 0 || q.Count || q.SkipToken != "" {
+		return &odata.Error{Status: http.StatusBadRequest, Code: odata.CodeBadRequest,
+			Message: "A single entity takes only $select and $format."}
+	}
+	media, err := odata.Negotiate(q, r.Header.Get("Accept"))
+	if err != nil {
+		return err
+	}
+	filter, err := odata.KeyFilter(res.set, res.key)
+	if err != nil {
+		return err
+	}
+	if res.set.Name == TableChangelog {
+		// Its key starts with the issue id: let JQL find the issue.
+		if id, _, ok := strings.Cut(filter.Value.Str, "-"); ok {
+			if _, perr := strconv.ParseInt(id, 10, 64); perr == nil {
+				if filter, err = odata.ParseFilter(filter.String()+" and IssueId eq "+id, res.set); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	q.Filter = filter
+	notFound := &odata.Error{Status: http.StatusNotFound, Code: odata.CodeNotFound,
+		Message: res.set.Name + "(" + res.key + ") does not exist, or you may not see it."}
+	fetch := f.fetcher(fr.user)
+	var found []any
+	var p *plan
+	for _, wide := range []bool{false, true} {
+		if p, err = f.plan(ctx, fr, res.set, cols, q, wide); err != nil {
+			return err
+		}
+		found = nil
+		_, err = f.rows(ctx, fetch, p, Cursor{}, -1, func(vals []any, _, _ Cursor) error {
+			if p.keep(vals) {
+				found = vals
+				return errStop
+			}
+			return nil
+		})
+		if err == errStop || err == nil || !(isRefusal(err) && p.fold.Refusable) {
+			break
+		}
+		fetch = f.fetcher(fr.user)
+	}
+	if err != nil && err != errStop {
+		return err
+	}
+	if found == nil {
+		return notFound
+	}
+	row := odata.Row{}
+	for _, c := range p.out {
+		row[c.Name] = found[p.idx[c.Name]]
+	}
+	odata.SetHeaders(w.Header(), media.ContentType())
+	return odata.WriteEntity(w, odata.EntityContextURL(f.serviceRoot(r), res.set, q), q.Columns(res.set), row, media, res.set, Namespace)
+}
 
 // preferredPageSize reads the client's "Prefer: odata.maxpagesize=N", the
 // standard way for an OData client to ask for smaller pages.
@@ -315,57 +584,62 @@ func fieldIDs(cols []Column) []string {
 	return ids
 }
 
-// count is the exact number of rows of a set for jql.
-func (f *Feeds) count(ctx context.Context, fetch *Fetcher, set odata.EntitySet, jql string) (int, error) {
-	if set.Name == TableIssues {
-		return fetch.CountIDs(ctx, jql)
+// count is the exact number of rows the plan selects: Jira counts ids when
+// the JQL is exact for Issues; otherwise every row is read and matched.
+func (f *Feeds) count(ctx context.Context, fetch *Fetcher, p *plan) (int, error) {
+	switch {
+	case p.fold.Never:
+		return 0, nil
+	case p.fold.Exact && p.set.Name == TableIssues:
+		return fetch.CountIDs(ctx, p.jql)
 	}
+	counter := &Fetcher{Client: fetch.Client, Workers: fetch.Workers}
 	n := 0
-	_, err := f.streamChangelogRows(ctx, fetch, jql, Cursor{}, -1, 0, func([]any) error { n++; return nil })
-	return n, err
-}
-
-func skipChangelog(q odata.Query) int {
-	if q.SkipToken == "" {
-		return q.Skip
-	}
-	return 0
-}
-
-// streamChangelogRows emits one row per changed field. limit and the cursor
-// count issues, not rows: a page ends on an issue boundary so that the
-// cursor can resume exactly.
-func (f *Feeds) streamChangelogRows(ctx context.Context, fetch *Fetcher, jql string, from Cursor, limit, skip int, emit func([]any) error) (Cursor, error) {
-	issues := limit
-	if limit > 0 {
-		issues = max(1, limit/10) // histories average several rows per issue
-	}
-	return fetch.StreamChangelogs(ctx, jql, from, issues, func(l jira.IssueChangelog) error {
-		issueID, _ := strconv.ParseInt(l.IssueID, 10, 64)
-		for _, h := range l.Histories {
-			changeID, _ := strconv.ParseInt(h.ID, 10, 64)
-			var created any
-			if t, err := ParseJiraTime(h.Created); err == nil {
-				created = t
-			}
-			var author any
-			if h.Author != nil {
-				author = h.Author.DisplayName
-			}
-			for i, it := range h.Items {
-				if skip > 0 {
-					skip--
-					continue
-				}
-				vals := []any{l.IssueID + "-" + h.ID + "-" + strconv.Itoa(i), issueID, changeID, created, author,
-					it.Field, it.FieldID, deref(it.From), deref(it.FromString), deref(it.To), deref(it.ToString)}
-				if err := emit(vals); err != nil {
-					return err
-				}
-			}
+	_, err := f.rows(ctx, counter, p, Cursor{}, -1, func(vals []any, _, _ Cursor) error {
+		if p.keep(vals) {
+			n++
 		}
 		return nil
 	})
+	return n, err
+}
+
+func (f *Feeds) countWithRetry(ctx context.Context, fr *feedRequest, fetch *Fetcher, set odata.EntitySet, cols []Column, q odata.Query) (int, error) {
+	for _, wide := range []bool{false, true} {
+		p, err := f.plan(ctx, fr, set, cols, q, wide)
+		if err != nil {
+			return 0, err
+		}
+		p.columns(cols, nil)
+		n, err := f.count(ctx, fetch, p)
+		if err != nil && isRefusal(err) && p.fold.Refusable && !wide {
+			continue // as in serveSet: Jira refused a value it does not know
+		}
+		return n, err
+	}
+	panic("unreachable")
+}
+
+// changelogRows are the Changelog rows of one issue: one per changed field.
+func changelogRows(l jira.IssueChangelog) [][]any {
+	issueID, _ := strconv.ParseInt(l.IssueID, 10, 64)
+	var out [][]any
+	for _, h := range l.Histories {
+		changeID, _ := strconv.ParseInt(h.ID, 10, 64)
+		var created any
+		if t, err := ParseJiraTime(h.Created); err == nil {
+			created = t
+		}
+		var author any
+		if h.Author != nil {
+			author = h.Author.DisplayName
+		}
+		for i, it := range h.Items {
+			out = append(out, []any{l.IssueID + "-" + h.ID + "-" + strconv.Itoa(i), issueID, changeID, created, author,
+				it.Field, it.FieldID, deref(it.From), deref(it.FromString), deref(it.To), deref(it.ToString)})
+		}
+	}
+	return out
 }
 
 func deref(s *string) any {
@@ -385,66 +659,4 @@ func (f *Feeds) userZone(ctx context.Context, user *jira.Client) (*time.Location
 		return loc, nil
 	}
 	return time.UTC, nil
-}
-
-// HandleCSV serves GET /export/{source}/{table}: issues.csv or changelog.csv,
-// streamed from Jira to the client, RFC 4180, UTF-8 (with a BOM for Excel
-// when ?bom=1).
-func (f *Feeds) HandleCSV() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fr, err := f.resolve(r)
-		if err != nil {
-			f.writeFeedError(w, r, err)
-			return
-		}
-		table := strings.TrimSuffix(strings.ToLower(r.PathValue("table")), ".csv")
-		if table != "issues" && !(table == "changelog" && hasTable(fr.source, TableChangelog)) {
-			offers := "issues.csv"
-			if hasTable(fr.source, TableChangelog) {
-				offers += " and changelog.csv"
-			}
-			f.writeFeedError(w, r, apperr.New(apperr.ENOTFOUND, "This data source has no %q; it offers %s.", r.PathValue("table"), offers))
-			return
-		}
-		ctx := r.Context()
-		jql := fr.source.JQL
-		fetch := f.fetcher(fr.user)
-		if n, err := fr.user.ApproximateCount(ctx, jql); err == nil {
-			w.Header().Set("Ferry-Estimated-Rows", strconv.Itoa(n))
-		}
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8; header=present")
-		w.Header().Set("Content-Disposition", `attachment; filename="`+table+`.csv"`)
-		w.Header().Set("Cache-Control", "no-store")
-		bw := bufio.NewWriterSize(w, 32<<10)
-		bom := r.URL.Query().Get("bom") == "1"
-		if table == "issues" {
-			svcCols := IssueColumns(fr.fields, fr.source.Fields)
-			cw, err := newCSVWriter(bw, svcCols, bom)
-			if err != nil {
-				return
-			}
-			_, err = fetch.StreamRows(ctx, jql, fieldIDs(svcCols), svcCols, Cursor{}, -1, cw.writeValues)
-			if err == nil {
-				err = cw.flush()
-			}
-			if err != nil {
-				f.abort(r, err)
-			}
-		} else {
-			cw, err := newCSVWriter(bw, ChangelogColumns(), bom)
-			if err != nil {
-				return
-			}
-			_, err = f.streamChangelogRows(ctx, fetch, jql, Cursor{}, -1, 0, cw.writeValues)
-			if err == nil {
-				err = cw.flush()
-			}
-			if err != nil {
-				f.abort(r, err)
-			}
-		}
-		if err := bw.Flush(); err != nil {
-			f.abort(r, err)
-		}
-	})
 }

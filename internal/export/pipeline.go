@@ -8,13 +8,26 @@ import (
 )
 
 // Cursor is a position in a JQL result: the id page (by the token that
-// fetches it) and the index of the next id within it. The zero Cursor is the
-// start; Done marks the end.
+// fetches it), the index of the next id within it, and for tables with
+// several rows per issue (Changelog) how many rows of that issue were
+// already served. The zero Cursor is the start; Done marks the end.
+//
+// It is what a $skiptoken resumes, so it names a place in Jira's own
+// enumeration: a later change can carry more (a count, a warm page) without
+// changing what a position means.
 type Cursor struct {
 	PageToken string `json:"p,omitempty"`
 	Offset    int    `json:"o,omitempty"`
+	Row       int    `json:"r,omitempty"` // rows of the issue at Offset already served
 	Done      bool   `json:"d,omitempty"`
+	// Wide: the walk asks Jira without naming values (odata.FieldMap.Widen),
+	// as its first page had to; every page of a walk sends the same JQL.
+	Wide bool `json:"w,omitempty"`
 }
+
+// Pos is where one emitted item sits: Before resumes at it, After right
+// after it.
+type Pos struct{ Before, After Cursor }
 
 // Fetcher streams issues for a JQL query: ids are enumerated sequentially
 // (search/jql id pages of up to 5000, the only order-preserving way), issues
@@ -48,29 +61,63 @@ func (f *Fetcher) started() error {
 }
 
 type batch struct {
-	ids  []string
-	next Cursor // position after the last id of this batch
-	done chan struct{}
-	res  any
-	err  error
+	ids   []string
+	page  string // token of the id page the ids come from
+	first int    // index of ids[0] within that page
+	next  Cursor // position after the last id of this batch
+	done  chan struct{}
+	res   any
+	at    []int // res[k] hydrates ids[at[k]]
+	err   error
+}
+
+// pos is the position of the item hydrated from ids[i].
+func (b *batch) pos(i int) Pos {
+	p := Pos{Before: Cursor{PageToken: b.page, Offset: b.first + i}, After: b.next}
+	if i+1 < len(b.ids) {
+		p.After = Cursor{PageToken: b.page, Offset: b.first + i + 1}
+	}
+	return p
 }
 
 // Stream emits up to limit issues (limit < 0: all) starting at from, with the
 // given fields, and returns the cursor after the last emitted issue.
 func (f *Fetcher) Stream(ctx context.Context, jql string, fields []string, from Cursor, limit int, emit func(jira.Issue) error) (Cursor, error) {
-	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([]jira.Issue, error) {
-		return f.Client.BulkFetch(ctx, ids, fields)
-	}, emit)
+	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([]jira.Issue, []int, error) {
+		issues, err := f.Client.BulkFetch(ctx, ids, fields)
+		return issues, indexOf(ids, issues, func(is *jira.Issue) string { return is.ID }), err
+	}, func(is jira.Issue, _ Pos) error { return emit(is) })
+}
+
+// indexOf maps each hydrated item back to the index of its id: Jira leaves
+// out issues the caller cannot see, so the two lists need not align.
+func indexOf[T any](ids []string, items []T, id func(*T) string) []int {
+	at := make([]int, len(items))
+	j := 0
+	for k := range items {
+		for j < len(ids) && ids[j] != id(&items[k]) {
+			j++
+		}
+		at[k] = min(j, len(ids)-1)
+		j++
+	}
+	return at
 }
 
 // StreamRows is Stream with each issue already converted to the values of
 // cols. Conversion happens on the hydrating workers, in parallel, so the
 // single writer only encodes; the issue's raw JSON is dropped right after.
 func (f *Fetcher) StreamRows(ctx context.Context, jql string, fields []string, cols []Column, from Cursor, limit int, emit func([]any) error) (Cursor, error) {
-	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([][]any, error) {
+	return f.StreamRowsAt(ctx, jql, fields, cols, from, limit, func(vals []any, _ Pos) error { return emit(vals) })
+}
+
+// StreamRowsAt is StreamRows that also tells where each row sits, so that a
+// page can end on any row and resume exactly there.
+func (f *Fetcher) StreamRowsAt(ctx context.Context, jql string, fields []string, cols []Column, from Cursor, limit int, emit func([]any, Pos) error) (Cursor, error) {
+	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([][]any, []int, error) {
 		issues, err := f.Client.BulkFetch(ctx, ids, fields)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		rows := make([][]any, len(issues))
 		for i := range issues {
@@ -80,20 +127,20 @@ func (f *Fetcher) StreamRows(ctx context.Context, jql string, fields []string, c
 			}
 			rows[i] = row
 		}
-		return rows, nil
+		return rows, indexOf(ids, issues, func(is *jira.Issue) string { return is.ID }), nil
 	}, emit)
 }
 
-// StreamChangelogs emits the change history of the issues jql matches, one
-// issue at a time in JQL order.
-func (f *Fetcher) StreamChangelogs(ctx context.Context, jql string, from Cursor, limit int, emit func(jira.IssueChangelog) error) (Cursor, error) {
-	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([]jira.IssueChangelog, error) {
+// StreamChangelogs emits the change history of every issue jql matches, one
+// issue at a time in JQL order (an issue without history with none).
+func (f *Fetcher) StreamChangelogs(ctx context.Context, jql string, from Cursor, limit int, emit func(jira.IssueChangelog, Pos) error) (Cursor, error) {
+	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([]jira.IssueChangelog, []int, error) {
 		byIssue := map[string]*jira.IssueChangelog{}
 		token := ""
 		for {
 			page, err := f.Client.Changelogs(ctx, ids, token)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			for _, l := range page.Logs {
 				if cur, ok := byIssue[l.IssueID]; ok {
@@ -108,20 +155,23 @@ func (f *Fetcher) StreamChangelogs(ctx context.Context, jql string, from Cursor,
 			}
 			token = page.NextPageToken
 		}
-		out := make([]jira.IssueChangelog, 0, len(ids))
-		for _, id := range ids {
+		out := make([]jira.IssueChangelog, len(ids))
+		at := make([]int, len(ids))
+		for k, id := range ids {
+			at[k] = k
+			out[k] = jira.IssueChangelog{IssueID: id}
 			if l, ok := byIssue[id]; ok {
-				out = append(out, *l)
+				out[k] = *l
 			}
 		}
-		return out, nil
+		return out, at, nil
 	}, emit)
 }
 
 // streamBatches is the pipeline: a sequential id enumerator, a bounded pool
 // of hydrators, and an in-order emitter.
 func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Cursor, limit int,
-	hydrate func(context.Context, []string) ([]T, error), emit func(T) error) (Cursor, error) {
+	hydrate func(context.Context, []string) ([]T, []int, error), emit func(T, Pos) error) (Cursor, error) {
 	if from.Done || limit == 0 {
 		return from, f.started()
 	}
@@ -139,10 +189,12 @@ func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Curs
 	order := make(chan *batch, window) // batches in JQL order, bounded: backpressure
 	work := make(chan *batch, window)
 	enumErr := make(chan error, 1)
+	exhausted := false // read only after enumErr: the enumerator wrote it before sending
 	go func() {
 		defer close(order)
 		defer close(work)
-		enumErr <- f.enumerate(ctx, jql, from, limit, func(b *batch) bool {
+		var err error
+		exhausted, err = f.enumerate(ctx, jql, from, limit, func(b *batch) bool {
 			select {
 			case order <- b:
 			case <-ctx.Done():
@@ -155,11 +207,12 @@ func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Curs
 				return false
 			}
 		})
+		enumErr <- err
 	}()
 	for range workers {
 		go func() {
 			for b := range work {
-				b.res, b.err = hydrate(ctx, b.ids)
+				b.res, b.at, b.err = hydrate(ctx, b.ids)
 				close(b.done)
 			}
 		}()
@@ -174,13 +227,15 @@ func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Curs
 		if b.err != nil {
 			return pos, b.err
 		}
-		for _, item := range b.res.([]T) {
+		for k, item := range b.res.([]T) {
 			if err := f.started(); err != nil {
 				return pos, err
 			}
-			if err := emit(item); err != nil {
-				return pos, err
+			p := b.pos(b.at[k])
+			if err := emit(item, p); err != nil {
+				return p.Before, err
 			}
+			pos = p.After
 		}
 		pos = b.next
 	}
@@ -190,12 +245,16 @@ func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Curs
 	if err := ctx.Err(); err != nil {
 		return pos, err
 	}
+	if exhausted {
+		pos = Cursor{Done: true} // also when the last page held nothing
+	}
 	return pos, f.started()
 }
 
 // enumerate walks id pages from `from` and hands out batches of at most
 // jira.MaxBulkFetch ids until limit ids or the end of the results.
-func (f *Fetcher) enumerate(ctx context.Context, jql string, from Cursor, limit int, send func(*batch) bool) error {
+// exhausted reports that it reached the end of the results.
+func (f *Fetcher) enumerate(ctx context.Context, jql string, from Cursor, limit int, send func(*batch) bool) (exhausted bool, err error) {
 	size := f.IDPageSize
 	if size <= 0 {
 		size = jira.MaxIDPage
@@ -204,7 +263,7 @@ func (f *Fetcher) enumerate(ctx context.Context, jql string, from Cursor, limit 
 	for {
 		page, err := f.Client.SearchIDs(ctx, jql, token, size)
 		if err != nil {
-			return err
+			return false, err
 		}
 		ids := page.IDs
 		if skip > len(ids) {
@@ -215,7 +274,7 @@ func (f *Fetcher) enumerate(ctx context.Context, jql string, from Cursor, limit 
 			if left >= 0 && end-i > left {
 				end = i + left
 			}
-			b := &batch{ids: ids[i:end], done: make(chan struct{})}
+			b := &batch{ids: ids[i:end], page: token, first: i, done: make(chan struct{})}
 			switch {
 			case end < len(ids):
 				b.next = Cursor{PageToken: token, Offset: end}
@@ -225,18 +284,18 @@ func (f *Fetcher) enumerate(ctx context.Context, jql string, from Cursor, limit 
 				b.next = Cursor{PageToken: page.NextPageToken}
 			}
 			if !send(b) {
-				return ctx.Err()
+				return false, ctx.Err()
 			}
 			if left >= 0 {
 				left -= end - i
 				if left == 0 {
-					return nil
+					return page.IsLast && end == len(ids), nil
 				}
 			}
 			i = end
 		}
 		if page.IsLast {
-			return nil
+			return true, nil
 		}
 		token, skip = page.NextPageToken, 0
 	}

@@ -9,10 +9,10 @@ async function olingo() {
   // Apache Olingo's JavaScript client (ts-odatajs): $metadata, then follow
   // @odata.nextLink page by page.
   const { oData } = require('ts-odatajs');
-  const read = (uri, handler) => new Promise((resolve, reject) =>
-    oData.read({ requestUri: uri, headers: { Authorization: auth, Prefer: 'odata.maxpagesize=40', Accept: 'application/json' } },
+  const read = (uri, handler, accept) => new Promise((resolve, reject) =>
+    oData.read({ requestUri: uri, headers: { Authorization: auth, Prefer: 'odata.maxpagesize=40', Accept: accept || 'application/json' } },
       (data, resp) => resolve({ data, resp }), (err) => reject(new Error('olingo: ' + (err.message || err) + ' ' + (err.response ? err.response.body : ''))), handler));
-  const meta = await read(feed + '$metadata', oData.metadataHandler);
+  const meta = await read(feed + '$metadata', oData.metadataHandler, 'application/xml');
   const schema = meta.data.dataServices.schema[0];
   const issueType = schema.entityType.find((t) => t.name === 'Issue');
   let uri = feed + 'Issues?$select=Key,Summary,Created', pages = 0, rows = 0, keys = new Set();

@@ -18,16 +18,23 @@ type Error struct {
 	Target  string // the query option or property at fault, e.g. "$top" or "Summary"
 }
 
-// Error codes. A handful on purpose: clients branch on the status, people
-// read the message.
+// Error codes: the one vocabulary of every feed error, OData and CSV alike.
+// A handful on purpose: clients branch on the status, people read the
+// message.
 const (
-	CodeBadRequest       = "BadRequest"       // malformed query option or expression
-	CodeUnknownProperty  = "UnknownProperty"  // a property the entity set does not have
-	CodeTypeMismatch     = "TypeMismatch"     // a literal that does not fit the property's type
-	CodeInvalidSkipToken = "InvalidSkipToken" // tampered, truncated, foreign or stale $skiptoken
-	CodeNotAcceptable    = "NotAcceptable"    // $format other than JSON
-	CodeNotImplemented   = "NotImplemented"   // valid OData, not supported by Ferry
-	CodeInternal         = "InternalError"    // a bug on our side; details stay in the log
+	CodeBadRequest         = "BadRequest"         // 400: malformed query option or expression, or a query Jira refused
+	CodeUnknownProperty    = "UnknownProperty"    // 400: a property the entity set does not have
+	CodeTypeMismatch       = "TypeMismatch"       // 400: a literal that does not fit the property's type
+	CodeInvalidSkipToken   = "InvalidSkipToken"   // 400: tampered, truncated, foreign or stale $skiptoken
+	CodeUnauthorized       = "Unauthorized"       // 401: no, unknown, revoked or expired access token
+	CodeLicenseRequired    = "LicenseRequired"    // 402: the app has no active license on the site
+	CodeForbidden          = "Forbidden"          // 403: the token's owner may not (or no longer) read through Ferry
+	CodeNotFound           = "NotFound"           // 404: no such data source, table, resource or entity
+	CodeNotAcceptable      = "NotAcceptable"      // 406: a format other than the ones served
+	CodeTooManyRequests    = "TooManyRequests"    // 429
+	CodeInternal           = "InternalError"      // 500: a bug on our side; details stay in the log
+	CodeNotImplemented     = "NotImplemented"     // 501: valid OData, not supported by Ferry
+	CodeServiceUnavailable = "ServiceUnavailable" // 503: Jira or a dependency is not answering
 )
 
 func (e *Error) Error() string {
@@ -100,7 +107,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
 		e = internal("An internal error occurred. It has been logged.")
-	} else if e.Status >= 500 && e.Status != http.StatusNotImplemented {
+	} else if e.Status >= 500 && e.Status != http.StatusNotImplemented && e.Status != http.StatusServiceUnavailable {
 		e = internal("An internal error occurred. It has been logged.")
 	}
 	SetHeaders(w.Header(), ContentTypeError)

@@ -18,7 +18,8 @@ func Example_page() {
 		{Name: "Created", Type: odata.EdmDateTimeOffset, Sortable: true},
 	}}
 	fields := odata.FieldMap{Zone: time.UTC, Fields: map[string]odata.JQLField{
-		"Key": {Clause: "key"}, "Status": {Clause: "status"}, "Created": {Clause: "created"},
+		"Key": {Clause: "key", Kind: odata.FoldKey}, "Status": {Clause: "status", Kind: odata.FoldName, Empty: true},
+		"Created": {Clause: "created", Kind: odata.FoldDateTime},
 	}}
 	key := []byte("per-source-hmac-key-0123456789ab")
 	root := "https://ferry.example/odata/src1"
@@ -37,13 +38,13 @@ func Example_page() {
 			return
 		}
 	}
-	where, err := q.Filter.JQL(fields)
+	fold, err := q.Filter.Fold(fields)
 	if err != nil {
 		odata.WriteError(w, err)
 		return
 	}
 	order, _ := odata.JQLOrderBy(q.OrderBy, set, fields)
-	fmt.Println("JQL:", where, order)
+	fmt.Printf("JQL: %q ORDER BY %s (exact: %v)\n", fold.JQL, order, fold.Exact)
 
 	fetched := []odata.Row{ // what Jira returned for the JQL, first page
 		{"Key": "A-3", "Status": "Open", "Created": time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)},
@@ -53,7 +54,9 @@ func Example_page() {
 	rw := odata.NewRowWriter(w, odata.ContextURL(root, set, q), q.Columns(set))
 	rw.WriteCount(7)
 	for _, row := range fetched {
-		rw.WriteRow(row)
+		if fold.Exact || q.Filter.Match(func(p string) any { return row[p] }) {
+			rw.WriteRow(row)
+		}
 	}
 	next := ""
 	if served := cur.Served + rw.Rows(); q.Top == nil || served < *q.Top {
@@ -66,7 +69,7 @@ func Example_page() {
 	fmt.Println(body[:strings.Index(body, `,"@odata.nextLink"`)])
 	fmt.Println(strings.Contains(next, "$filter=Status%20ne%20'Done'&$orderby=Created%20desc&$count=true&$top=3&$skiptoken="))
 	// Output:
-	// JQL: (status != "Done" OR status IS EMPTY) ORDER BY created DESC
+	// JQL: "" ORDER BY created DESC (exact: false)
 	// {"@odata.context":"https://ferry.example/odata/src1/$metadata#Issues","@odata.count":7,"value":[{"Key":"A-3","Status":"Open","Created":"2024-03-01T00:00:00Z"},{"Key":"A-2","Status":null,"Created":"2024-02-01T00:00:00Z"}]
 	// true
 }

@@ -215,6 +215,11 @@ func lex(s string) ([]token, error) {
 				// duration'P1D', guid'…', binary'…' and enum literals.
 				return nil, notImplemented("$filter", "$filter: typed literal %s'…' is not supported", s[i:j])
 			}
+			if reDateTimeNoOffset.MatchString(s[i:j]) && reSpacedOffset.MatchString(s[j:]) {
+				// "2024-01-31T10:00:00+01:00" sent with a raw "+", which a
+				// query string reads as a space.
+				return nil, badRequest("$filter", "$filter: %s is followed by a space: in a URL a '+' means a space, so write the offset's plus sign as %%2B", s[i:j])
+			}
 			toks = append(toks, token{tWord, s[i:j], i})
 			i = j
 		}
@@ -579,11 +584,13 @@ func (p *parser) literalList(prop Property) ([]Literal, error) {
 }
 
 var (
-	reInt      = regexp.MustCompile(`^[+-]?[0-9]+$`)
-	reDecimal  = regexp.MustCompile(`^[+-]?[0-9]+\.[0-9]+$`)
-	reExponent = regexp.MustCompile(`^[+-]?[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$`)
-	reDate     = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
-	reDateTime = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,12})?)?(Z|[+-][0-9]{2}:[0-9]{2})$`)
+	reInt              = regexp.MustCompile(`^[+-]?[0-9]+$`)
+	reDecimal          = regexp.MustCompile(`^[+-]?[0-9]+\.[0-9]+$`)
+	reExponent         = regexp.MustCompile(`^[+-]?[0-9]+(\.[0-9]+)?[eE][+-]?[0-9]+$`)
+	reDate             = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+	reDateTimeNoOffset = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,12})?)?$`)
+	reSpacedOffset     = regexp.MustCompile(`^ [0-9]{2}:[0-9]{2}`)
+	reDateTime         = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,12})?)?(Z|[+-][0-9]{2}:[0-9]{2})$`)
 )
 
 // literalWord classifies a bare word as a literal. ok is false for words

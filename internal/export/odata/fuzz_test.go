@@ -1,6 +1,7 @@
 package odata
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -47,20 +48,28 @@ func FuzzParseFilter(f *testing.F) {
 		if err != nil || again.String() != canon {
 			t.Fatalf("%q → %q → %v %v", s, canon, again, err)
 		}
-		// JQL either translates or refuses with 501.
-		j, err := e.JQL(m)
-		if err != nil {
-			var oe *Error
-			if !errors.As(err, &oe) || oe.Status != 501 {
-				t.Fatalf("%q: JQL error %v", s, err)
+		// Every parsed filter folds (at worst to no JQL at all), and
+		// evaluates on a row without panicking.
+		for _, widen := range []bool{false, true} {
+			m.Widen = widen
+			fo, err := e.Fold(m)
+			if err != nil {
+				t.Fatalf("%q: Fold: %v", s, err)
 			}
-			return
+			if unescapedQuotes(fo.JQL)%2 != 0 {
+				t.Fatalf("%q: unbalanced JQL quoting: %s", s, fo.JQL)
+			}
+			if fo.Never && !fo.Exact {
+				t.Fatalf("%q: a fold that matches nothing must be exact", s)
+			}
 		}
-		if unescapedQuotes(j)%2 != 0 {
-			t.Fatalf("%q: unbalanced JQL quoting: %s", s, j)
-		}
+		e.Match(func(p string) any { return sampleRow[p] })
 	})
 }
+
+var sampleRow = Row{"Key": "PROJ-1", "Id": int64(10), "Summary": "it's", "Status": nil, "Project": "PROJ",
+	"StoryPoints": json.Number("2.5"), "Flagged": true, "DueDate": "2024-02-29", "Created": mustTime("2024-01-31T10:00:00.123Z"),
+	"Labels": []string{"x"}, "Team": "Blue"}
 
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{

@@ -6,199 +6,403 @@ import (
 	"time"
 )
 
+// FoldKind says how far JQL can search a property exactly as OData means it.
+type FoldKind int
+
+const (
+	// FoldNone: JQL cannot search the property (text fields, derived
+	// values): a filter on it is applied by Ferry on the stream.
+	FoldNone FoldKind = iota
+	// FoldExact: JQL compares values exactly as OData does (numbers,
+	// calendar dates): every comparison and in fold into JQL.
+	FoldExact
+	// FoldName: JQL matches names case-insensitively and by id (status,
+	// project, priority, options, versions). eq and in narrow Jira's search
+	// to a superset; Ferry keeps the exact matches on the stream.
+	FoldName
+	// FoldDateTime: JQL reads "yyyy-MM-dd HH:mm" in the searching user's
+	// time zone. Minute boundaries fold exactly; anything finer narrows to
+	// the surrounding minutes and is decided on the stream.
+	FoldDateTime
+	// FoldID: the issue id. eq and in fold (JQL "id" is an issue
+	// reference); ordering does not (JQL orders it as an issue key).
+	FoldID
+	// FoldKey: the issue key. eq and in narrow to a superset (JQL matches
+	// keys case-insensitively and by a moved issue's old key).
+	FoldKey
+	// FoldPresence: only "is empty" folds (user pickers): any other
+	// comparison narrows to "is not empty" at best.
+	FoldPresence
+)
+
 // JQLField is how one OData property is searched in JQL.
 type JQLField struct {
-	Clause string // the JQL field: "key", "created", "status", "cf[10010]", or a field name (quoted when needed)
-	// Text marks a Jira text field (summary, description, text custom
-	// fields). JQL searches those only with ~, a stemmed word match, so no
-	// OData comparison on them translates exactly: they answer 501.
-	Text bool
+	Clause string   // the JQL field: "key", "created", "status", "cf[10010]", or a field name (quoted when needed)
+	Kind   FoldKind // what of a comparison JQL can say
+	// Empty: JQL accepts "IS EMPTY" / "IS NOT EMPTY" on the field. Fields
+	// Jira never leaves empty (status, project, issue type) refuse them.
+	Empty bool
 }
 
 // FieldMap tells JQL how to search an entity set.
 type FieldMap struct {
-	Fields map[string]JQLField // by OData property name; a property not here cannot be filtered (501)
+	Fields map[string]JQLField // by OData property name; a property not here is filtered on the stream only
 	// Zone is the time zone of the Jira user the search runs as: JQL reads
-	// "2024-01-31 10:00" in that zone. Required for DateTimeOffset filters.
+	// "2024-01-31 10:00" in that zone. Required for DateTimeOffset folds.
 	Zone *time.Location
+	// Widen drops every value Jira could refuse as unknown (a status,
+	// project, option or issue that does not exist or is not visible):
+	// Jira answers such a query with an error, where OData's answer is
+	// simply no match. A feed whose narrow query Jira refuses retries wide.
+	Widen bool
 }
 
-// JQL translates e into a JQL clause (without ORDER BY). Whatever JQL
-// cannot express with exactly OData's meaning is a 501 naming the property
-// or operator, never an approximation:
+// Fold is what JQL can do for a $filter: the widest JQL that still holds
+// every matching row, and whether it holds only those.
+type Fold struct {
+	JQL   string // the condition; "" for none (every row of the source)
+	Exact bool   // JQL selects exactly the matching rows; otherwise keep the rows for which Match is true
+	Never bool   // no row can match (e.g. Status eq null on a field Jira never leaves empty): Jira need not be asked
+	// Refusable: JQL names values Jira may refuse as unknown; see FieldMap.Widen.
+	Refusable bool
+}
+
+// Fold translates e into JQL without ORDER BY. It never answers a different
+// set: a comparison JQL cannot say exactly is widened to a condition that
+// holds every match (at worst none at all), Exact is false, and the caller
+// drops the rows for which e.Match is false as they stream by. A nil Expr
+// folds to "" exactly.
 //
-//   - Strings: eq, ne and in. Not gt/lt (JQL orders names and keys its own
-//     way), not contains/startswith/endswith (JQL has only ~ word search),
-//     not the empty string (JQL has none) nor control characters.
-//   - Int64, Decimal, Date: all comparisons and in.
-//   - DateTimeOffset: all comparisons, with minute-aligned values only (JQL
-//     has no seconds), converted into m.Zone.
-//   - Boolean properties: none (Jira has no boolean field JQL can test).
-//   - null: eq null is "IS EMPTY", ne null "IS NOT EMPTY".
-//
-// Negation is pushed down to the comparisons and never emitted as JQL NOT,
-// and where OData counts a null value as a match (ne, not gt, …) the
-// clause says "OR f IS EMPTY": JQL's != and NOT IN never match empty fields.
-// A nil Expr (no $filter) is "".
-func (e *Expr) JQL(m FieldMap) (string, error) {
+// Negation is pushed down to the comparisons (JQL NOT is never emitted), and
+// where OData counts a null value as a match (ne, not gt, …) the clause says
+// "OR f IS EMPTY": JQL's != and NOT IN never match empty fields.
+func (e *Expr) Fold(m FieldMap) (Fold, error) {
 	if e == nil {
-		return "", nil
+		return Fold{Exact: true}, nil
 	}
-	return e.jql(m, false)
+	c, err := e.fold(m, false)
+	if err != nil {
+		return Fold{}, err
+	}
+	f := Fold{Exact: c.exact, Refusable: c.refusable}
+	switch c.kind {
+	case condFalse:
+		f.Never = true
+	case condJQL:
+		f.JQL = c.jql
+	}
+	return f, nil
 }
 
-func (e *Expr) jql(m FieldMap, neg bool) (string, error) {
+type condKind int
+
+const (
+	condTrue condKind = iota
+	condFalse
+	condJQL
+)
+
+// cond is a folded sub-expression: JQL (or a constant), and whether it is
+// exact or a superset.
+type cond struct {
+	kind      condKind
+	jql       string
+	exact     bool
+	refusable bool
+}
+
+var (
+	exactTrue  = cond{kind: condTrue, exact: true}
+	exactFalse = cond{kind: condFalse, exact: true}
+	superset   = cond{kind: condTrue} // no restriction; decide on the stream
+)
+
+func jqlCond(s string, exact bool) cond { return cond{kind: condJQL, jql: s, exact: exact} }
+
+// A false cond is always exact: a superset of some rows is never "none".
+func and(l, r cond) cond {
+	switch {
+	case l.kind == condFalse || r.kind == condFalse:
+		return exactFalse
+	case l.kind == condTrue:
+		r.exact = r.exact && l.exact
+		return r
+	case r.kind == condTrue:
+		l.exact = l.exact && r.exact
+		return l
+	}
+	return cond{kind: condJQL, jql: "(" + l.jql + " AND " + r.jql + ")", exact: l.exact && r.exact, refusable: l.refusable || r.refusable}
+}
+
+func or(l, r cond) cond {
+	switch {
+	case l.kind == condTrue && l.exact, r.kind == condTrue && r.exact:
+		return exactTrue
+	case l.kind == condTrue || r.kind == condTrue:
+		return superset
+	case l.kind == condFalse:
+		r.exact = r.exact && l.exact
+		return r
+	case r.kind == condFalse:
+		l.exact = l.exact && r.exact
+		return l
+	}
+	return cond{kind: condJQL, jql: "(" + l.jql + " OR " + r.jql + ")", exact: l.exact && r.exact, refusable: l.refusable || r.refusable}
+}
+
+func (e *Expr) fold(m FieldMap, neg bool) (cond, error) {
 	switch e.Op {
 	case OpNot:
-		return e.Left.jql(m, !neg)
+		return e.Left.fold(m, !neg)
 	case OpAnd, OpOr:
-		l, err := e.Left.jql(m, neg)
+		l, err := e.Left.fold(m, neg)
 		if err != nil {
-			return "", err
+			return cond{}, err
 		}
-		r, err := e.Right.jql(m, neg)
+		r, err := e.Right.fold(m, neg)
 		if err != nil {
-			return "", err
+			return cond{}, err
 		}
-		op := " AND "
 		if (e.Op == OpOr) != neg { // De Morgan
-			op = " OR "
+			return or(l, r), nil
 		}
-		return "(" + l + op + r + ")", nil
+		return and(l, r), nil
 	case OpContains, OpStartsWith, OpEndsWith:
-		return "", notImplemented(e.Property, "$filter: %s cannot be translated to JQL exactly (JQL matches words, not substrings)", e.Op)
+		return superset, nil // JQL has only ~, a stemmed word match
 	}
 	return e.atom(m, neg)
 }
 
-// complement of a comparison under negation (null handling aside).
+// complement of a comparison under negation, for non-null values.
 var complement = map[Op]Op{OpEq: OpNe, OpNe: OpEq, OpGt: OpLe, OpGe: OpLt, OpLt: OpGe, OpLe: OpGt}
 
 var jqlOps = map[Op]string{OpEq: "=", OpNe: "!=", OpGt: ">", OpGe: ">=", OpLt: "<", OpLe: "<="}
 
-func (e *Expr) atom(m FieldMap, neg bool) (string, error) {
+// atom folds one comparison, negated when neg. It splits OData's meaning
+// into the rows whose value is not null (compared) and those whose value is
+// null (a match only for ne, eq null and negated comparisons).
+func (e *Expr) atom(m FieldMap, neg bool) (cond, error) {
 	f, ok := m.Fields[e.Property]
 	if !ok || f.Clause == "" {
-		return "", notImplemented(e.Property, "$filter: %s cannot be filtered", e.Property)
-	}
-	if f.Text {
-		return "", notImplemented(e.Property, "$filter: %s is a text field; JQL can only search it by words (~), not compare it", e.Property)
+		f = JQLField{Kind: FoldNone}
 	}
 	clause := jqlFieldRef(f.Clause)
 	nullable := !e.notNull
-	if e.Op == OpIn {
-		vals := make([]string, len(e.List))
-		for i, l := range e.List {
-			if l.IsNull() {
-				return "", notImplemented(e.Property, "$filter: null in an in-list is not supported")
+	isEmpty := func(not bool) cond {
+		switch {
+		case !nullable:
+			if not {
+				return exactTrue
 			}
-			v, err := jqlValue(e.Property, OpIn, l, m)
-			if err != nil {
-				return "", err
-			}
-			vals[i] = v
+			return exactFalse
+		case f.Kind == FoldNone || !f.Empty:
+			return superset
+		case not:
+			return jqlCond(clause+" IS NOT EMPTY", true)
 		}
-		list := "(" + strings.Join(vals, ", ") + ")"
-		if !neg {
-			return clause + " IN " + list, nil
-		}
-		return orEmpty(clause+" NOT IN "+list, clause, nullable), nil
+		return jqlCond(clause+" IS EMPTY", true)
+	}
+	// eq null / ne null.
+	if e.Op != OpIn && e.Value.IsNull() {
+		return isEmpty((e.Op == OpNe) != neg), nil
 	}
 	op := e.Op
-	if neg {
+	if neg && op != OpIn {
 		op = complement[op]
 	}
-	if e.Value.IsNull() {
-		if op == OpEq {
-			return clause + " IS EMPTY", nil
+	nullMatches := (e.Op == OpNe) != neg
+	var values cond
+	if e.Op == OpIn {
+		for _, l := range e.List {
+			if l.IsNull() {
+				nullMatches = !neg
+			}
 		}
-		return clause + " IS NOT EMPTY", nil
+		values = e.foldIn(f, clause, m, neg)
+	} else {
+		values = e.foldComparison(f, clause, m, op)
 	}
-	v, err := jqlValue(e.Property, op, e.Value, m)
-	if err != nil {
-		return "", err
+	if values.kind == condTrue && !values.exact {
+		if nullMatches {
+			return superset, nil
+		}
+		return and(isEmpty(true), superset), nil // at least "is not empty"
 	}
-	c := clause + " " + jqlOps[op] + " " + v
-	// Which results include rows where the field is empty? In OData a null
-	// value fails eq/gt/ge/lt/le and passes ne; its negation flips that.
-	// Positive eq and the orderings never match empties in JQL either.
-	nullMatches := op == OpNe || neg && op != OpEq && op != OpNe
 	if nullMatches {
-		return orEmpty(c, clause, nullable), nil
+		return or(values, isEmpty(false)), nil
 	}
-	return c, nil
+	return values, nil
 }
 
-func orEmpty(c, clause string, nullable bool) string {
-	if !nullable {
+// foldComparison folds "Property op Value" for rows whose value is not null.
+func (e *Expr) foldComparison(f JQLField, clause string, m FieldMap, op Op) cond {
+	l := e.Value
+	switch f.Kind {
+	case FoldExact:
+		if v, ok := jqlLiteral(l); ok && l.Type != EdmString {
+			return jqlCond(clause+" "+jqlOps[op]+" "+v, true)
+		}
+	case FoldName, FoldKey, FoldID:
+		if op != OpEq || m.Widen {
+			return superset
+		}
+		if v, ok := jqlLiteral(l); ok {
+			c := jqlCond(clause+" = "+v, f.Kind == FoldID)
+			c.refusable = true
+			return c
+		}
+	case FoldDateTime:
+		if l.Type == EdmDateTimeOffset && m.Zone != nil {
+			return foldDateTime(clause, op, l.Time, m.Zone)
+		}
+	}
+	return superset
+}
+
+// foldIn folds "Property in (…)" (or its negation) for non-null values.
+func (e *Expr) foldIn(f JQLField, clause string, m FieldMap, neg bool) cond {
+	var vals []string
+	for _, l := range e.List {
+		if l.IsNull() {
+			continue
+		}
+		v, ok := jqlLiteral(l)
+		if !ok {
+			return superset
+		}
+		vals = append(vals, v)
+	}
+	if len(vals) == 0 {
+		if neg {
+			return exactTrue
+		}
+		return exactFalse
+	}
+	list := "(" + strings.Join(vals, ", ") + ")"
+	switch f.Kind {
+	case FoldExact:
+		if e.List[0].Type == EdmString {
+			return superset
+		}
+		if neg {
+			return jqlCond(clause+" NOT IN "+list, true)
+		}
+		return jqlCond(clause+" IN "+list, true)
+	case FoldName, FoldKey, FoldID:
+		if neg || m.Widen {
+			return superset
+		}
+		c := jqlCond(clause+" IN "+list, f.Kind == FoldID)
+		c.refusable = true
+		return c
+	case FoldDateTime:
+		if neg || m.Zone == nil {
+			return superset
+		}
+		c := exactFalse
+		for _, l := range e.List {
+			if !l.IsNull() {
+				c = or(c, foldDateTime(clause, OpEq, l.Time, m.Zone))
+			}
+		}
 		return c
 	}
-	return "(" + c + " OR " + clause + " IS EMPTY)"
+	return superset
 }
 
-func jqlValue(prop string, op Op, l Literal, m FieldMap) (string, error) {
+// jqlLiteral writes a literal as a JQL value. Strings JQL cannot hold
+// exactly (empty, control characters) and booleans have none.
+func jqlLiteral(l Literal) (string, bool) {
 	switch l.Type {
 	case EdmString:
-		if op != OpEq && op != OpNe && op != OpIn {
-			return "", notImplemented(prop, "$filter: %s: JQL cannot order strings as OData does", prop)
-		}
 		if l.Str == "" {
-			return "", notImplemented(prop, "$filter: %s: JQL has no empty string; use eq null for an empty field", prop)
+			return "", false
 		}
-		return jqlString(prop, l.Str)
+		return jqlString(l.Str)
 	case EdmInt64, EdmDecimal:
-		return l.Num, nil
-	case EdmBoolean:
-		return "", notImplemented(prop, "$filter: %s: JQL cannot test Boolean properties", prop)
+		return l.Num, true
 	case EdmDate:
-		return `"` + l.Time.Format(time.DateOnly) + `"`, nil
-	case EdmDateTimeOffset:
-		return jqlDateTime(prop, l.Time, m.Zone)
+		return `"` + l.Time.Format(time.DateOnly) + `"`, true
 	}
-	return "", internal("odata: literal of type %q", l.Type)
+	return "", false
 }
 
 // jqlString quotes s as a JQL string: backslash and double quote are
 // escaped, so the value can never end the string early. Control characters
-// are refused rather than escaped, since JQL's escapes for them are not
-// reliable across Jira versions.
-func jqlString(prop, s string) (string, error) {
+// are not sent (ok is false), since JQL's escapes for them are not reliable
+// across Jira versions.
+func jqlString(s string) (string, bool) {
 	var b strings.Builder
 	b.WriteByte('"')
 	for _, r := range s {
 		switch {
 		case r < 0x20 || r == 0x7f:
-			return "", notImplemented(prop, "$filter: %s: control characters cannot be searched in JQL", prop)
+			return "", false
 		case r == '\\' || r == '"':
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)
 	}
 	b.WriteByte('"')
-	return b.String(), nil
+	return b.String(), true
 }
 
-// jqlDateTime renders t as JQL's "yyyy-MM-dd HH:mm" in the user's zone. JQL
-// has no seconds, so only minute-aligned instants translate exactly; and an
-// instant whose wall-clock time is ambiguous in the zone (the repeated hour
-// when clocks go back) is refused rather than guessed.
-func jqlDateTime(prop string, t time.Time, zone *time.Location) (string, error) {
-	if zone == nil {
-		return "", internal("odata: FieldMap.Zone is not set; JQL reads date-times in the user's time zone")
+// foldDateTime folds a comparison with the instant t. JQL has minutes in
+// the user's zone, and only ">=" and "<" at a minute mean the same in every
+// reading of JQL; the rest narrows to the enclosing minutes and is decided
+// on the stream.
+func foldDateTime(clause string, op Op, t time.Time, zone *time.Location) cond {
+	floor := t.Truncate(time.Minute)
+	aligned := floor.Equal(t)
+	ge := func(b time.Time, exact bool) cond {
+		w, shifted := wallBound(b, zone, -1)
+		return jqlCond(clause+` >= "`+w+`"`, exact && !shifted)
 	}
-	if t.Second() != 0 || t.Nanosecond() != 0 {
-		return "", notImplemented(prop, "$filter: %s: JQL compares date-times to the minute; use a value with :00 seconds", prop)
+	lt := func(b time.Time, exact bool) cond {
+		w, shifted := wallBound(b, zone, +1)
+		return jqlCond(clause+` < "`+w+`"`, exact && !shifted)
 	}
-	local := t.In(zone)
-	wall := local.Format("2006-01-02 15:04")
-	// When clocks go back, an hour of wall-clock times happens twice; JQL
-	// would pick one of the two instants. Refuse both rather than guess.
+	switch op {
+	case OpGe:
+		return ge(floor, aligned)
+	case OpGt:
+		return ge(floor, false)
+	case OpLt:
+		if aligned {
+			return lt(t, true)
+		}
+		return lt(floor.Add(time.Minute), false)
+	case OpLe:
+		return lt(floor.Add(time.Minute), false)
+	case OpEq:
+		return and(ge(floor, false), lt(floor.Add(time.Minute), false))
+	}
+	return superset
+}
+
+// wallBound renders the instant b as JQL's "yyyy-MM-dd HH:mm" in zone. When
+// that wall-clock time happens twice (clocks going back), JQL could read
+// either instant, so the bound moves outwards (dir -1 earlier, +1 later) to
+// a wall time that is unambiguous; shifted reports that it moved.
+func wallBound(b time.Time, zone *time.Location, dir int) (string, bool) {
+	shifted := false
+	for range 16 {
+		wall := b.In(zone).Format("2006-01-02 15:04")
+		if !ambiguous(b, wall, zone) {
+			return wall, shifted
+		}
+		b, shifted = b.Add(time.Duration(dir)*30*time.Minute), true
+	}
+	return b.In(zone).Format("2006-01-02 15:04"), true
+}
+
+func ambiguous(t time.Time, wall string, zone *time.Location) bool {
 	for _, d := range []time.Duration{-3 * time.Hour, -2 * time.Hour, -time.Hour, -30 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 3 * time.Hour} {
 		if t.Add(d).In(zone).Format("2006-01-02 15:04") == wall {
-			return "", notImplemented(prop, "$filter: %s: %s is ambiguous in the Jira user's time zone", prop, t.Format(time.RFC3339))
+			return true
 		}
 	}
-	return `"` + wall + `"`, nil
+	return false
 }
 
 var (
@@ -218,7 +422,7 @@ func jqlFieldRef(name string) string {
 		}
 		return r
 	}, name)
-	q, _ := jqlString("", clean) // cannot fail: control characters are gone
+	q, _ := jqlString(clean) // cannot fail: control characters are gone
 	return q
 }
 
@@ -228,9 +432,9 @@ var jqlReserved = map[string]bool{
 	"asc": true, "desc": true, "in": true, "is": true, "was": true, "changed": true,
 }
 
-// JQLOrderBy translates $orderby into a JQL "ORDER BY …" clause ("" for
-// none). A nullable property is refused: JQL puts empty values last, OData
-// first.
+// JQLOrderBy translates $orderby into the terms of a JQL ORDER BY clause,
+// without the keywords ("created DESC, id ASC"; "" for none). A nullable
+// property is refused: JQL puts empty values last, OData first.
 func JQLOrderBy(items []OrderItem, set EntitySet, m FieldMap) (string, error) {
 	if len(items) == 0 {
 		return "", nil
@@ -242,7 +446,7 @@ func JQLOrderBy(items []OrderItem, set EntitySet, m FieldMap) (string, error) {
 			return "", notImplemented("$orderby", "$orderby: sorting by %s is not supported", o.Property)
 		}
 		f, ok := m.Fields[o.Property]
-		if !ok || f.Clause == "" || f.Text {
+		if !ok || f.Clause == "" {
 			return "", notImplemented("$orderby", "$orderby: %s cannot be sorted in JQL", o.Property)
 		}
 		if p.Nullable {
@@ -254,5 +458,5 @@ func JQLOrderBy(items []OrderItem, set EntitySet, m FieldMap) (string, error) {
 		}
 		parts[i] = jqlFieldRef(f.Clause) + dir
 	}
-	return "ORDER BY " + strings.Join(parts, ", "), nil
+	return strings.Join(parts, ", "), nil
 }

@@ -6,60 +6,117 @@ import (
 	"time"
 )
 
-func jqlOf(t *testing.T, filter string, m FieldMap) (string, error) {
+func foldOf(t *testing.T, filter string, m FieldMap) Fold {
 	t.Helper()
 	e, err := ParseFilter(filter, issues)
 	if err != nil {
 		t.Fatalf("ParseFilter(%s): %v", filter, err)
 	}
-	return e.JQL(m)
+	f, err := e.Fold(m)
+	if err != nil {
+		t.Fatalf("Fold(%s): %v", filter, err)
+	}
+	return f
 }
 
-func TestJQLTranslates(t *testing.T) {
+// Exact folds: JQL says exactly what OData means.
+func TestFoldExact(t *testing.T) {
 	for _, tc := range []struct{ filter, want string }{
-		{"Key eq 'PROJ-1'", `key = "PROJ-1"`},
-		{"Key ne 'PROJ-1'", `key != "PROJ-1"`}, // Key is not nullable: no IS EMPTY
-		{"Status eq 'Done'", `status = "Done"`},
-		{"Status ne 'Done'", `(status != "Done" OR status IS EMPTY)`}, // null ne 'Done' is true in OData
-		{"not (Status eq 'Done')", `(status != "Done" OR status IS EMPTY)`},
-		{"not (Status ne 'Done')", `status = "Done"`},
-		{"Status in ('Done','To Do')", `status IN ("Done", "To Do")`},
-		{"not (Status in ('Done'))", `(status NOT IN ("Done") OR status IS EMPTY)`},
-		{"Project in ('A')", `project IN ("A")`},
-		{"not (Project in ('A'))", `project NOT IN ("A")`},
 		{"Resolved eq null", `resolved IS EMPTY`},
 		{"Resolved ne null", `resolved IS NOT EMPTY`},
 		{"not (Resolved eq null)", `resolved IS NOT EMPTY`},
-		{"Id gt 10", `id > 10`},
-		{"not (Id gt 10)", `id <= 10`},
-		{"10 ge Id", `id <= 10`},
+		{"Id eq 10", `id = 10`},
+		{"Id in (10, 11)", `id IN (10, 11)`},
 		{"StoryPoints ge 2.5", `cf[10016] >= 2.5`},
 		{"not (StoryPoints lt 2.5)", `(cf[10016] >= 2.5 OR cf[10016] IS EMPTY)`},
+		{"StoryPoints ne 3", `(cf[10016] != 3 OR cf[10016] IS EMPTY)`},
 		{"StoryPoints in (1, 2.5)", `cf[10016] IN (1, 2.5)`},
+		{"not (StoryPoints in (1))", `(cf[10016] NOT IN (1) OR cf[10016] IS EMPTY)`},
 		{"DueDate le 2024-01-31", `duedate <= "2024-01-31"`},
 		{"Created ge 2024-01-31T10:00:00Z", `created >= "2024-01-31 10:00"`},
 		{"Created lt 2024-01-31T12:00:00+02:00", `created < "2024-01-31 10:00"`},
 		{"Created ge 2024-01-31T10:00Z and Created lt 2024-02-01T00:00Z", `(created >= "2024-01-31 10:00" AND created < "2024-02-01 00:00")`},
-		{"Status eq 'A' or Status eq 'B' and Id gt 1", `(status = "A" OR (status = "B" AND id > 1))`},
-		{"not (Status eq 'A' or Id gt 1)", `((status != "A" OR status IS EMPTY) AND id <= 1)`},
-		{"not (Status eq 'A' and not (Id gt 1))", `((status != "A" OR status IS EMPTY) OR id > 1)`},
-		{"Team eq 'Blue'", `"Team \"A\"" = "Blue"`}, // a field name with specials is quoted too
+		{"not (Created lt 2024-01-31T10:00Z)", `created >= "2024-01-31 10:00"`}, // Created is never null
+		{"StoryPoints eq 1 or StoryPoints gt 5 and Id eq 1", `(cf[10016] = 1 OR (cf[10016] > 5 AND id = 1))`},
+		{"Project ne null", ``},                   // a non-nullable property is never null
+		{"Project eq null or Id eq 3", `id = 3`},  // … so that side matches nothing
+		{"Project ne null and Id eq 3", `id = 3`}, // … and this one everything
+		{"Project eq null", `NEVER`},              // the whole filter matches nothing
+		{"not (Project ne null) and Id eq 3", `NEVER`},
 	} {
 		t.Run(tc.filter, func(t *testing.T) {
-			got, err := jqlOf(t, tc.filter, fields)
-			if err != nil {
-				t.Fatal(err)
+			f := foldOf(t, tc.filter, fields)
+			got := f.JQL
+			if f.Never {
+				got = "NEVER"
 			}
-			if got != tc.want {
-				t.Fatalf("JQL = %s\n         want %s", got, tc.want)
+			if got != tc.want || !f.Exact {
+				t.Fatalf("JQL = %s (exact %v)\n         want %s exactly", got, f.Exact, tc.want)
 			}
 		})
 	}
 }
 
+// Widened folds: the JQL holds every match (and more); Match decides.
+func TestFoldWidensWhatJQLCannotSayExactly(t *testing.T) {
+	for _, tc := range []struct{ filter, want string }{
+		{"Key eq 'PROJ-1'", `key = "PROJ-1"`},   // case-insensitive, old keys of moved issues
+		{"Status eq 'Done'", `status = "Done"`}, // case-insensitive and by id
+		{"Status in ('Done','To Do')", `status IN ("Done", "To Do")`},
+		{"Status ne 'Done'", ``}, // JQL != drops "done" and an id match: nothing narrower holds
+		{"not (Status eq 'Done')", ``},
+		{"not (Status ne 'Done')", `status = "Done"`},
+		{"Team eq 'x' or Id eq 1", `("Team \"A\"" = "x" OR id = 1)`},
+		{"Team ne 'x'", ``},
+		{"Team gt 'x'", `"Team \"A\"" IS NOT EMPTY`}, // an ordering never matches null
+		{"Summary eq 'x'", ``},                       // a text field: JQL has only ~
+		{"contains(Summary,'x') and Id eq 4", `id = 4`},
+		{"Key gt 'PROJ-9'", ``},                 // JQL orders keys by number, OData by code point
+		{"Id gt 10", ``},                        // JQL orders "id" as an issue key
+		{"Status eq ''", `status IS NOT EMPTY`}, // JQL has no empty string
+		{"Project eq 'a\tb'", ``},               // nor reliable control characters
+		{"Flagged eq true", ``},
+		{"Created ge 2024-01-31T10:00:30Z", `created >= "2024-01-31 10:00"`},
+		{"Created gt 2024-01-31T10:00:00Z", `created >= "2024-01-31 10:00"`},
+		{"Created lt 2024-01-31T10:00:00.5Z", `created < "2024-01-31 10:01"`},
+		{"Created le 2024-01-31T10:00:00Z", `created < "2024-01-31 10:01"`},
+		{"Created eq 2024-01-31T10:00:00Z", `(created >= "2024-01-31 10:00" AND created < "2024-01-31 10:01")`},
+		{"Created ne 2024-01-31T10:00:00Z", ``},
+		{"Resolved lt 2024-01-31T10:00:00.5Z", `resolved < "2024-01-31 10:01"`},
+		{"not (Resolved ge 2024-01-31T10:00:30Z)", `(resolved < "2024-01-31 10:01" OR resolved IS EMPTY)`},
+		{"Status eq 'A' or contains(Summary,'x')", ``},
+	} {
+		t.Run(tc.filter, func(t *testing.T) {
+			f := foldOf(t, tc.filter, fields)
+			if f.JQL != tc.want || f.Exact || f.Never {
+				t.Fatalf("JQL = %s (exact %v, never %v)\n         want %s, not exact", f.JQL, f.Exact, f.Never, tc.want)
+			}
+		})
+	}
+}
+
+// Widen drops every value Jira could refuse as unknown.
+func TestFoldWideDropsValuesJiraMayRefuse(t *testing.T) {
+	wide := FieldMap{Zone: time.UTC, Fields: fields.Fields, Widen: true}
+	for _, tc := range []struct{ filter, narrow, wide string }{
+		{"Project eq 'Nope'", `project = "Nope"`, ``},
+		{"Team eq 'Nope'", `"Team \"A\"" = "Nope"`, `"Team \"A\"" IS NOT EMPTY`},
+		{"Id eq 99 and StoryPoints gt 1", `(id = 99 AND cf[10016] > 1)`, `cf[10016] > 1`},
+		{"Key in ('X-1','Y-2')", `key IN ("X-1", "Y-2")`, ``},
+	} {
+		n, w := foldOf(t, tc.filter, fields), foldOf(t, tc.filter, wide)
+		if n.JQL != tc.narrow || !n.Refusable || w.JQL != tc.wide || w.Refusable || w.Exact {
+			t.Errorf("%s: narrow %q (refusable %v), wide %q (refusable %v, exact %v)", tc.filter, n.JQL, n.Refusable, w.JQL, w.Refusable, w.Exact)
+		}
+	}
+	if f := foldOf(t, "StoryPoints gt 1", fields); f.Refusable {
+		t.Error("numbers are never refused")
+	}
+}
+
 // A string literal never leaves its JQL string, whatever it holds.
 func TestJQLStringLiteralsCannotInject(t *testing.T) {
-	exact := FieldMap{Zone: time.UTC, Fields: map[string]JQLField{"Summary": {Clause: "summary"}, "Status": {Clause: "status"}}}
+	m := FieldMap{Zone: time.UTC, Fields: map[string]JQLField{"Summary": {Clause: "summary", Kind: FoldName}, "Status": {Clause: "status", Kind: FoldName}}}
 	for _, tc := range []struct{ filter, want string }{
 		{`Summary eq 'x" OR project = SECRET'`, `summary = "x\" OR project = SECRET"`},
 		{`Status eq 'x\" OR project = SECRET OR status = \'`, `status = "x\\\" OR project = SECRET OR status = \\"`},
@@ -70,10 +127,7 @@ func TestJQLStringLiteralsCannotInject(t *testing.T) {
 		{`Status eq ') OR (project = SECRET'`, `status = ") OR (project = SECRET"`},
 	} {
 		t.Run(tc.filter, func(t *testing.T) {
-			got, err := jqlOf(t, tc.filter, exact)
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := foldOf(t, tc.filter, m).JQL
 			if got != tc.want {
 				t.Fatalf("JQL = %s\n         want %s", got, tc.want)
 			}
@@ -98,74 +152,44 @@ func unescapedQuotes(s string) int {
 	return n
 }
 
-func TestJQLRefusesWhatItCannotSayExactly(t *testing.T) {
-	for _, tc := range []struct {
-		filter string
-		target string
-	}{
-		{"Summary eq 'x'", "Summary"}, // a text field: JQL has only ~
-		{"contains(Summary,'x')", "Summary"},
-		{"startswith(Key,'PROJ-')", "Key"},
-		{"endswith(Status,'e')", "Status"},
-		{"Key gt 'PROJ-9'", "Key"}, // JQL orders keys by number, OData by code point
-		{"Status eq ''", "Status"},
-		{"Status eq 'a\tb'", "Status"},
-		{"Flagged eq true", "Flagged"},
-		{"Labels/any(l:l eq 'x') or Id eq 1", ""},
-		{"Created ge 2024-01-31T10:00:30Z", "Created"}, // JQL has minutes only
-		{"Created ge 2024-01-31T10:00:00.5Z", "Created"},
-		{"Status in ('a', null)", "Status"},
-		{"Id eq 1 and Summary eq 'x'", "Summary"}, // one untranslatable part fails the whole
-		{"Id eq 1 or contains(Summary,'x')", "Summary"},
-	} {
-		t.Run(tc.filter, func(t *testing.T) {
-			e, err := ParseFilter(tc.filter, issues)
-			if err != nil {
-				wantError(t, err, 501, tc.target)
-				return
-			}
-			got, err := e.JQL(fields)
-			if err == nil {
-				t.Fatalf("translated to %s", got)
-			}
-			wantError(t, err, 501, tc.target)
-		})
-	}
+func TestFoldOfNothing(t *testing.T) {
 	var none *Expr
-	if j, err := none.JQL(fields); j != "" || err != nil {
-		t.Fatalf("nil filter: %q %v", j, err)
+	if f, err := none.Fold(fields); f.JQL != "" || !f.Exact || err != nil {
+		t.Fatalf("nil filter: %+v %v", f, err)
 	}
-	// A property without a mapping.
-	_, err := jqlOf(t, "Status eq 'x'", FieldMap{Zone: time.UTC})
-	wantError(t, err, 501, "Status")
+	// A property without a mapping is decided on the stream.
+	if f := foldOf(t, "Status eq 'x'", FieldMap{Zone: time.UTC}); f.JQL != "" || f.Exact {
+		t.Fatalf("unmapped: %+v", f)
+	}
 }
 
 func TestJQLDateTimesInUserZone(t *testing.T) {
 	m := FieldMap{Zone: berlin, Fields: fields.Fields}
-	got, err := jqlOf(t, "Created ge 2024-01-31T10:00:00Z", m)
-	if err != nil || got != `created >= "2024-01-31 11:00"` {
-		t.Fatalf("%s %v", got, err)
+	if f := foldOf(t, "Created ge 2024-01-31T10:00:00Z", m); f.JQL != `created >= "2024-01-31 11:00"` || !f.Exact {
+		t.Fatalf("%+v", f)
 	}
-	got, err = jqlOf(t, "Created ge 2024-07-01T10:00:00Z", m)
-	if err != nil || got != `created >= "2024-07-01 12:00"` {
-		t.Fatalf("summer time: %s %v", got, err)
+	if f := foldOf(t, "Created ge 2024-07-01T10:00:00Z", m); f.JQL != `created >= "2024-07-01 12:00"` {
+		t.Fatalf("summer time: %+v", f)
 	}
-	// 2024-10-27 02:30 happens twice in Berlin: neither instant is sent as a guess.
-	for _, ts := range []string{"2024-10-27T00:30:00Z", "2024-10-27T01:30:00Z"} {
-		_, err = jqlOf(t, "Created ge "+ts, m)
-		wantError(t, err, 501, "Created")
+	// 2024-10-27 02:30 happens twice in Berlin: the bound moves outwards to
+	// a wall time JQL can read only one way, and the stream decides.
+	if f := foldOf(t, "Created ge 2024-10-27T00:30:00Z", m); f.JQL != `created >= "2024-10-27 01:30"` || f.Exact {
+		t.Fatalf("ambiguous lower bound: %+v", f)
 	}
-	if got, err := jqlOf(t, "Created ge 2024-10-27T02:30:00Z", m); err != nil || got != `created >= "2024-10-27 03:30"` {
-		t.Fatalf("after the change: %s %v", got, err)
+	if f := foldOf(t, "Created lt 2024-10-27T01:30:00Z", m); f.JQL != `created < "2024-10-27 03:00"` || f.Exact {
+		t.Fatalf("ambiguous upper bound: %+v", f)
+	}
+	if f := foldOf(t, "Created ge 2024-10-27T02:30:00Z", m); f.JQL != `created >= "2024-10-27 03:30"` || !f.Exact {
+		t.Fatalf("after the change: %+v", f)
 	}
 	// Dates are calendar days: no zone involved.
-	got, _ = jqlOf(t, "DueDate eq 2024-10-27", m)
-	if got != `duedate = "2024-10-27"` {
-		t.Fatal(got)
+	if f := foldOf(t, "DueDate eq 2024-10-27", m); f.JQL != `duedate = "2024-10-27"` {
+		t.Fatal(f.JQL)
 	}
-	// Forgetting the zone is a wiring bug, not a wrong answer.
-	_, err = jqlOf(t, "Created ge 2024-01-31T10:00:00Z", FieldMap{Fields: fields.Fields})
-	wantError(t, err, 500, "")
+	// Without a zone a date-time cannot be folded: the stream decides.
+	if f := foldOf(t, "Created ge 2024-01-31T10:00:00Z", FieldMap{Fields: fields.Fields}); f.JQL != "" || f.Exact {
+		t.Fatalf("no zone: %+v", f)
+	}
 }
 
 func TestJQLOrderBy(t *testing.T) {
@@ -174,7 +198,7 @@ func TestJQLOrderBy(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := JQLOrderBy(q.OrderBy, issues, fields)
-	if err != nil || got != "ORDER BY created DESC, id ASC" {
+	if err != nil || got != "created DESC, id ASC" {
 		t.Fatalf("%s %v", got, err)
 	}
 	if got, _ := JQLOrderBy(nil, issues, fields); got != "" {
@@ -182,8 +206,8 @@ func TestJQLOrderBy(t *testing.T) {
 	}
 	q, _ = ParseQuery("$orderby=Resolved", issues, 0)
 	_, err = JQLOrderBy(q.OrderBy, issues, fields) // nullable: JQL puts empties last, OData first
-	wantError(t, err, 501, "Resolved")
+	wantError(t, err, 501, "$orderby")
 	q, _ = ParseQuery("$orderby=Updated", issues, 0)
 	_, err = JQLOrderBy(q.OrderBy, issues, FieldMap{Zone: time.UTC})
-	wantError(t, err, 501, "Updated")
+	wantError(t, err, 501, "$orderby")
 }

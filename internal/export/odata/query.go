@@ -1,6 +1,7 @@
 package odata
 
 import (
+	"errors"
 	"net/url"
 	"strconv"
 	"strings"
@@ -16,7 +17,7 @@ type Query struct {
 	Count     bool        // $count=true: write @odata.count
 	Filter    *Expr       // $filter; nil for none
 	SkipToken string      // $skiptoken, still signed and opaque: see DecodeCursor
-	Format    string      // "json" when $format asked for JSON, else ""
+	Format    string      // $format as given (checked; see Negotiate), else ""
 
 	set string // the entity set it was parsed for, bound into cursors
 }
@@ -42,10 +43,11 @@ var supportedOptions = map[string]bool{
 // ParseQuery parses the raw query string of a request on set (r.URL.RawQuery).
 //
 // Option names follow OData 4.01: case-insensitive, with or without the "$"
-// (so "$top", "%24top", "$TOP" and "top" are all $top). Values are
-// percent-decoded; "+" stays a plus sign (OData reads it as the sign in
-// "+01:00", not as a space). Parameters that are not system query options are
-// ignored, as the spec asks. maxTop caps $top (0: no cap).
+// (so "$top", "%24top", "$TOP" and "top" are all $top). Names and values
+// are decoded as form-encoded query strings are: "+" is a space (Python
+// requests and Go's url.Values encode spaces so), and a literal plus arrives
+// as %2B. Parameters that are not system query options are ignored, as the
+// spec asks. maxTop caps $top (0: no cap).
 func ParseQuery(rawQuery string, set EntitySet, maxTop int) (Query, error) {
 	q := Query{set: set.Name}
 	seen := map[string]bool{}
@@ -54,7 +56,7 @@ func ParseQuery(rawQuery string, set EntitySet, maxTop int) (Query, error) {
 			continue
 		}
 		rawName, rawValue, _ := strings.Cut(pair, "=")
-		name, err := url.PathUnescape(rawName)
+		name, err := url.QueryUnescape(rawName)
 		if err != nil {
 			continue // not a system option we could recognise; custom options are ignored
 		}
@@ -77,7 +79,7 @@ func ParseQuery(rawQuery string, set EntitySet, maxTop int) (Query, error) {
 			return Query{}, badRequest(opt, "%s is given more than once", opt)
 		}
 		seen[opt] = true
-		value, err := url.PathUnescape(rawValue)
+		value, err := url.QueryUnescape(rawValue)
 		if err != nil {
 			return Query{}, badRequest(opt, "%s: malformed percent-encoding", opt)
 		}
@@ -253,31 +255,23 @@ func sortable(set EntitySet) []string {
 	return names
 }
 
-// parseFormat accepts JSON in the forms clients send: "json",
-// "application/json", optionally with odata.metadata=minimal,
-// odata.streaming and IEEE754Compatible=false parameters.
+// parseFormat checks a $format value: JSON in the forms clients send
+// ("json", "application/json" with OData's parameters) or, for $metadata,
+// "xml". What is served is decided by Negotiate and NegotiateMetadata; the
+// value is kept as given so that nextLinks repeat it.
 func parseFormat(v string) (string, error) {
-	parts := strings.Split(v, ";")
-	switch strings.ToLower(strings.TrimSpace(parts[0])) {
-	case "json", "application/json":
+	t := strings.ToLower(strings.TrimSpace(strings.Split(v, ";")[0]))
+	switch t {
+	case "json", "application/json", "xml", "application/xml":
 	default:
-		return "", &Error{Status: 406, Code: CodeNotAcceptable, Target: "$format",
-			Message: "$format: only json is served"}
+		return "", notAcceptable("$format", "$format: only json (and xml for $metadata) is served")
 	}
-	for _, p := range parts[1:] {
-		k, val, _ := strings.Cut(strings.TrimSpace(p), "=")
-		k, val = strings.ToLower(k), strings.ToLower(val)
-		switch {
-		case (k == "odata.metadata" || k == "metadata") && val == "minimal":
-		case (k == "odata.streaming" || k == "streaming") && (val == "true" || val == "false"):
-		case k == "ieee754compatible" && val == "false":
-		case k == "charset" && val == "utf-8":
-		default:
-			return "", &Error{Status: 406, Code: CodeNotAcceptable, Target: "$format",
-				Message: "$format: only application/json;odata.metadata=minimal is served"}
+	if t == "json" || t == "application/json" {
+		if _, _, _, err := parseMedia(v, true); err != nil {
+			return "", err
 		}
 	}
-	return "json", nil
+	return strings.TrimSpace(v), nil
 }
 
 // Columns returns the properties a response row carries: the $select'ed
@@ -312,6 +306,12 @@ func ContextURL(serviceRoot string, set EntitySet, q Query) string {
 		u += "(" + strings.Join(names, ",") + ")"
 	}
 	return u
+}
+
+// EntityContextURL is the @odata.context of a single entity of set
+// (Issues('PROJ-1')): ContextURL with "/$entity".
+func EntityContextURL(serviceRoot string, set EntitySet, q Query) string {
+	return ContextURL(serviceRoot, set, q) + "/$entity"
 }
 
 // NextLink is the @odata.nextLink for the page after this one. base is the
@@ -381,4 +381,69 @@ func escapeValue(s string) string {
 		b.WriteByte("0123456789ABCDEF"[c&15])
 	}
 	return b.String()
+}
+
+// KeyFilter turns the key predicate of a request by key — the text between
+// the parentheses of Issues('PROJ-1') or Issues(Key='PROJ-1') — into the
+// equivalent $filter, "Key eq 'PROJ-1'". A predicate naming a property that
+// is not a key, or a literal of the wrong type, is a 400.
+func KeyFilter(set EntitySet, predicate string) (*Expr, error) {
+	parts, err := splitOutsideQuotes(predicate, ',')
+	if err != nil {
+		return nil, err
+	}
+	var terms []string
+	for _, part := range parts {
+		nv, err := splitOutsideQuotes(part, '=')
+		if err != nil {
+			return nil, err
+		}
+		name, value := "", strings.TrimSpace(nv[0])
+		switch {
+		case len(nv) == 1 && len(parts) == 1 && len(set.Key) == 1:
+			name = set.Key[0]
+		case len(nv) == 2:
+			name, value = strings.TrimSpace(nv[0]), strings.TrimSpace(nv[1])
+		default:
+			return nil, badRequest("key", "the key predicate (%s) must name %s", predicate, strings.Join(set.Key, ", "))
+		}
+		if !set.isKey(name) {
+			return nil, badRequest("key", "%s is not a key of %s (its key is %s)", name, set.Name, strings.Join(set.Key, ", "))
+		}
+		if value == "" {
+			return nil, badRequest("key", "the key predicate (%s) has no value", predicate)
+		}
+		terms = append(terms, name+" eq "+value)
+	}
+	if len(terms) != len(set.Key) {
+		return nil, badRequest("key", "the key predicate (%s) must give %s", predicate, strings.Join(set.Key, ", "))
+	}
+	e, err := ParseFilter(strings.Join(terms, " and "), set)
+	if err != nil {
+		var oe *Error
+		if errors.As(err, &oe) && oe.Status == 400 {
+			oe.Target = "key"
+		}
+		return nil, err
+	}
+	return e, nil
+}
+
+// splitOutsideQuotes splits s at sep where it is not inside a '…' literal.
+func splitOutsideQuotes(s string, sep byte) ([]string, error) {
+	var out []string
+	start, quoted := 0, false
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\'':
+			quoted = !quoted // a doubled quote toggles twice
+		case s[i] == sep && !quoted:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	if quoted {
+		return nil, badRequest("key", "the key predicate (%s) has an unterminated string", s)
+	}
+	return append(out, s[start:]), nil
 }

@@ -46,8 +46,12 @@ func TestParseQueryAccepts(t *testing.T) {
 		{"$orderby=Created  DESC", Query{OrderBy: []OrderItem{{"Created", true}}}},
 		{"$skiptoken=abc-_", Query{SkipToken: "abc-_"}},
 		{"$format=json", Query{Format: "json"}},
-		{"$format=application/json;odata.metadata=minimal", Query{Format: "json"}},
-		{"$format=application%2Fjson%3Bodata.metadata%3Dminimal%3Bodata.streaming%3Dtrue", Query{Format: "json"}},
+		{"$format=application/json;odata.metadata=minimal", Query{Format: "application/json;odata.metadata=minimal"}},
+		{"$format=application%2Fjson%3Bodata.metadata%3Dnone%3Bodata.streaming%3Dtrue", Query{Format: "application/json;odata.metadata=none;odata.streaming=true"}},
+		{"$format=application/json;odata.metadata=full;IEEE754Compatible=true", Query{Format: "application/json;odata.metadata=full;IEEE754Compatible=true"}},
+		{"$format=xml", Query{Format: "xml"}},                                                                                        // for $metadata; Negotiate refuses it for data
+		{"$filter=Status+eq+'a+b'", Query{Filter: &Expr{Op: OpEq, Property: "Status", Value: Literal{Type: EdmString, Str: "a b"}}}}, // form encoding: + is a space
+		{"$filter=Status%20eq%20'a%2Bb'", Query{Filter: &Expr{Op: OpEq, Property: "Status", Value: Literal{Type: EdmString, Str: "a+b"}}}},
 		{"token=abc&foo=%zz&x", Query{}},     // custom options are ignored, even malformed ones
 		{"@p=1&$top=1", Query{Top: intp(1)}}, // an unused alias is ignored
 		{"&&$top=1&", Query{Top: intp(1)}},
@@ -70,7 +74,7 @@ func TestParseQueryDecodesFilter(t *testing.T) {
 		"$filter=Created%20ge%202024-01-01T00:00:00Z",
 		"%24filter=Created ge 2024-01-01T00:00:00Z",
 		"$filter=Created%20ge%202024-01-01T01:00:00%2B01:00",
-		"$filter=Created%20ge%202024-01-01T01:00:00+01:00", // "+" is a sign, not a space
+		"$filter=Created+ge+2024-01-01T01:00:00%2B01:00", // "+" is a space, %2B a plus
 	} {
 		q, err := ParseQuery(raw, issues, 0)
 		if err != nil {
@@ -124,9 +128,11 @@ func TestParseQueryRejects(t *testing.T) {
 		{"$orderby=Labels", 501, "Labels"},
 		{"$orderby=length(Summary)", 501, "$orderby"},
 		{"$orderby=Created desc nulls", 501, "$orderby"},
-		{"$format=xml", 406, "$format"},
 		{"$format=atom", 406, "$format"},
-		{"$format=application/json;odata.metadata=full", 406, "$format"},
+		{"$format=application/json;odata.metadata=partial", 406, "$format"},
+		{"$format=application/json;IEEE754Compatible=maybe", 406, "$format"},
+		{"$format=application/json;foo=bar", 406, "$format"},
+		{"$filter=Created%20ge%202024-01-01T01:00:00+01:00", 400, "$filter"}, // a raw "+" is a space: the hint says %2B
 	} {
 		t.Run(tc.raw, func(t *testing.T) {
 			_, err := ParseQuery(tc.raw, issues, 100)
@@ -159,7 +165,7 @@ func TestColumnsAlwaysIncludeKey(t *testing.T) {
 func TestNextLinkRoundTrips(t *testing.T) {
 	raw := "$select=Summary,Key&$filter=" + strings.ReplaceAll("Summary eq 'a&b=c #1+2%' and (Created ge 2024-01-01T00:00:00+01:00 or Status in ('x','y'))", " ", "%20") +
 		"&$orderby=Created desc&$count=true&$top=50&$skip=10&$format=json"
-	raw = strings.NewReplacer("&b", "%26b", "#", "%23", "+2", "%2B2", "%'", "%25'").Replace(raw)
+	raw = strings.NewReplacer("&b", "%26b", "#", "%23", "+", "%2B", "%'", "%25'").Replace(raw)
 	q, err := ParseQuery(raw, issues, 0)
 	if err != nil {
 		t.Fatal(err)

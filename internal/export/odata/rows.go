@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -37,7 +38,11 @@ type RowWriter struct {
 	w       io.Writer
 	context string
 	cols    []Property
+	media   Media
+	set     EntitySet // full metadata: @odata.type and @odata.id of each row
+	ns      string
 	state   int // 0 nothing written, 1 header written, 2 in value array, 3 closed
+	members int // top-level members written (for the comma)
 	rows    int
 	buf     []byte
 	err     error
@@ -46,15 +51,35 @@ type RowWriter struct {
 // NewRowWriter returns a writer for rows with the given columns
 // (Query.Columns) and @odata.context (ContextURL). Nothing is written yet.
 func NewRowWriter(w io.Writer, contextURL string, cols []Property) *RowWriter {
-	return &RowWriter{w: w, context: contextURL, cols: cols}
+	return &RowWriter{w: w, context: contextURL, cols: cols, media: Media{Metadata: MetadataMinimal}}
+}
+
+// SetMedia sets the JSON flavour (see Negotiate) before anything is
+// written. Full metadata names each row's type and id from set, whose type
+// lives in namespace.
+func (rw *RowWriter) SetMedia(m Media, set EntitySet, namespace string) {
+	rw.media, rw.set, rw.ns = m, set, namespace
 }
 
 func (rw *RowWriter) header() {
 	if rw.state == 0 {
-		rw.buf = append(rw.buf, `{"@odata.context":`...)
-		rw.buf = appendString(rw.buf, rw.context)
+		rw.buf = append(rw.buf, '{')
+		if rw.media.Metadata != MetadataNone {
+			rw.member("@odata.context")
+			rw.buf = appendString(rw.buf, rw.context)
+		}
 		rw.state = 1
 	}
+}
+
+// member starts a top-level member: a comma unless it is the first.
+func (rw *RowWriter) member(name string) {
+	if rw.members > 0 {
+		rw.buf = append(rw.buf, ',')
+	}
+	rw.members++
+	rw.buf = appendString(rw.buf, name)
+	rw.buf = append(rw.buf, ':')
 }
 
 func (rw *RowWriter) flush() error {
@@ -71,8 +96,14 @@ func (rw *RowWriter) WriteCount(n int64) error {
 		return fmt.Errorf("odata: WriteCount after rows or Close")
 	}
 	rw.header()
-	rw.buf = append(rw.buf, `,"@odata.count":`...)
-	rw.buf = strconv.AppendInt(rw.buf, n, 10)
+	rw.member("@odata.count")
+	if rw.media.IEEE754 {
+		rw.buf = append(rw.buf, '"')
+		rw.buf = strconv.AppendInt(rw.buf, n, 10)
+		rw.buf = append(rw.buf, '"')
+	} else {
+		rw.buf = strconv.AppendInt(rw.buf, n, 10)
+	}
 	return rw.flush()
 }
 
@@ -86,29 +117,21 @@ func (rw *RowWriter) WriteRow(row Row) error {
 	if rw.state == 3 {
 		return fmt.Errorf("odata: WriteRow after Close")
 	}
-	prev := rw.state // rw.buf is empty here: every call flushes
+	prev, prevMembers := rw.state, rw.members // rw.buf is empty here: every call flushes
 	rw.header()
 	if rw.state == 1 {
-		rw.buf = append(rw.buf, `,"value":[`...)
+		rw.member("value")
+		rw.buf = append(rw.buf, '[')
 		rw.state = 2
 	} else {
 		rw.buf = append(rw.buf, ',')
 	}
-	rw.buf = append(rw.buf, '{')
-	for i, p := range rw.cols {
-		if i > 0 {
-			rw.buf = append(rw.buf, ',')
-		}
-		rw.buf = appendString(rw.buf, p.Name)
-		rw.buf = append(rw.buf, ':')
-		var err error
-		if rw.buf, err = appendValue(rw.buf, p, row[p.Name]); err != nil {
-			// Drop the half-made row (and any opening written with it).
-			rw.buf, rw.state = rw.buf[:0], prev
-			return err
-		}
+	var err error
+	if rw.buf, err = appendEntity(rw.buf, rw.cols, row, rw.media, rw.set, rw.ns, false); err != nil {
+		// Drop the half-made row (and any opening written with it).
+		rw.buf, rw.state, rw.members = rw.buf[:0], prev, prevMembers
+		return err
 	}
-	rw.buf = append(rw.buf, '}')
 	rw.rows++
 	return rw.flush()
 }
@@ -124,11 +147,12 @@ func (rw *RowWriter) Close(nextLink string) error {
 	}
 	rw.header()
 	if rw.state == 1 {
-		rw.buf = append(rw.buf, `,"value":[`...)
+		rw.member("value")
+		rw.buf = append(rw.buf, '[')
 	}
 	rw.buf = append(rw.buf, ']')
 	if nextLink != "" {
-		rw.buf = append(rw.buf, `,"@odata.nextLink":`...)
+		rw.member("@odata.nextLink")
 		rw.buf = appendString(rw.buf, nextLink)
 	}
 	rw.buf = append(rw.buf, "}\n"...)
@@ -136,7 +160,126 @@ func (rw *RowWriter) Close(nextLink string) error {
 	return rw.flush()
 }
 
-func appendValue(b []byte, p Property, v any) ([]byte, error) {
+// WriteEntity writes one entity as a response of its own (a request by key,
+// Issues('PROJ-1')): the properties at the top level, after the context
+// URL (ContextURL with EntityContext).
+func WriteEntity(w io.Writer, contextURL string, cols []Property, row Row, m Media, set EntitySet, namespace string) error {
+	b := []byte{'{'}
+	if m.Metadata != MetadataNone {
+		b = append(b, `"@odata.context":`...)
+		b = appendString(b, contextURL)
+		b = append(b, ',')
+	}
+	b, err := appendEntity(b, cols, row, m, set, namespace, true)
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	_, err = w.Write(b)
+	return err
+}
+
+// appendEntity appends one row as a JSON object, or (inline) only its
+// members followed by '}', for an object the caller opened.
+func appendEntity(b []byte, cols []Property, row Row, m Media, set EntitySet, namespace string, inline bool) ([]byte, error) {
+	if !inline {
+		b = append(b, '{')
+	}
+	first := true
+	sep := func() {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+	}
+	if m.Metadata == MetadataFull && set.Name != "" {
+		sep()
+		b = append(b, `"@odata.type":`...)
+		b = appendString(b, "#"+namespace+"."+set.EntityType)
+		if id, ok := EntityID(set, row); ok {
+			b = append(b, `,"@odata.id":`...)
+			b = appendString(b, id)
+			b = append(b, `,"@odata.readLink":`...)
+			b = appendString(b, id)
+		}
+	}
+	for _, p := range cols {
+		if m.Metadata == MetadataFull {
+			if t := typeAnnotation(p); t != "" {
+				sep()
+				b = appendString(b, p.Name+"@odata.type")
+				b = append(b, ':')
+				b = appendString(b, t)
+			}
+		}
+		sep()
+		b = appendString(b, p.Name)
+		b = append(b, ':')
+		var err error
+		if b, err = appendValueAs(b, p, row[p.Name], m.IEEE754); err != nil {
+			return b, err
+		}
+	}
+	return append(b, '}'), nil
+}
+
+// typeAnnotation is the odata.type full metadata writes for values whose
+// type JSON cannot show: all but String and Boolean.
+func typeAnnotation(p Property) string {
+	name := strings.TrimPrefix(string(p.Type), "Edm.")
+	if p.Collection {
+		return "#Collection(" + name + ")"
+	}
+	switch p.Type {
+	case EdmString, EdmBoolean:
+		return ""
+	}
+	return "#" + name
+}
+
+// EntityID is the entity's id relative to the service root, as OData URLs
+// name it: Issues('PROJ-1'), or Set(K1=…,K2=…) for a compound key.
+func EntityID(set EntitySet, row Row) (string, bool) {
+	var parts []string
+	for _, k := range set.Key {
+		p, ok := set.Property(k)
+		if !ok {
+			return "", false
+		}
+		var lit string
+		switch v := row[k].(type) {
+		case string:
+			lit = "'" + strings.ReplaceAll(v, "'", "''") + "'"
+		default:
+			n, ok := toInt64(v)
+			if !ok || p.Type != EdmInt64 {
+				return "", false
+			}
+			lit = strconv.FormatInt(n, 10)
+		}
+		lit = escapeValue(lit)
+		if len(set.Key) > 1 {
+			lit = k + "=" + lit
+		}
+		parts = append(parts, lit)
+	}
+	return set.Name + "(" + strings.Join(parts, ",") + ")", true
+}
+
+func appendValue(b []byte, p Property, v any) ([]byte, error) { return appendValueAs(b, p, v, false) }
+
+// appendValueAs appends v; ieee writes Int64 and Decimal as JSON strings
+// (IEEE754Compatible=true).
+func appendValueAs(b []byte, p Property, v any, ieee bool) ([]byte, error) {
+	if ieee && !p.Collection && v != nil && (p.Type == EdmInt64 || p.Type == EdmDecimal) {
+		start := len(b)
+		b, err := appendValueAs(b, p, v, false)
+		if err != nil || string(b[start:]) == "null" {
+			return b, err
+		}
+		num := string(b[start:])
+		return append(append(append(b[:start], '"'), num...), '"'), nil
+	}
 	if p.Collection {
 		if v == nil {
 			return append(b, "[]"...), nil
@@ -152,7 +295,7 @@ func appendValue(b []byte, p Property, v any) ([]byte, error) {
 				b = append(b, ',')
 			}
 			var err error
-			if b, err = appendValue(b, item, rv.Index(i).Interface()); err != nil {
+			if b, err = appendValueAs(b, item, rv.Index(i).Interface(), ieee); err != nil {
 				return b, err
 			}
 		}
