@@ -19,7 +19,7 @@ import (
 // csvFields are fields of every kind Ferry maps, including the simulator's
 // Notes (line breaks of every kind, quotes, separators, formula starts) and
 // Tags (options holding ";", "\" and "=").
-var csvFields = []string{"summary", "status", "issuetype", "assignee", "created", "resolutiondate", "labels", "fixVersions",
+var csvFields = []string{"summary", "status", "project", "priority", "issuetype", "assignee", "reporter", "created", "updated", "resolutiondate", "description", "labels", "fixVersions",
 	"customfield_10010", "customfield_10011", "customfield_10012", "customfield_10013", "customfield_10014", "customfield_10015", "customfield_10016"}
 
 // csvSource creates a data source with csvFields and both tables.

@@ -314,3 +314,69 @@ func TestDeactivatedUsersTokenGetsAClearRefusal(t *testing.T) {
 		}
 	}
 }
+
+func TestFormatNegotiationAndOneErrorVocabulary(t *testing.T) {
+	d, _, _ := startTestDemo(t, 30)
+	page := func(query string, hdr ...string) (int, string, map[string]any) {
+		code, h, body := fetch(t, d.info.ODataURL+"Issues?$top=2&$count=true&$select=Key,Id,StoryPoints,Labels,Created"+query, d.info.Token, hdr...)
+		var m map[string]any
+		json.Unmarshal(body, &m)
+		return code, h.Get("Content-Type"), m
+	}
+	first := func(m map[string]any) map[string]any { return m["value"].([]any)[0].(map[string]any) }
+	// none: no control information but count and nextLink.
+	for _, c := range [][]string{{"", "Accept", "application/json;odata.metadata=none"}, {"&$format=application/json;odata.metadata=none"}} {
+		code, ct, m := page(c[0], c[1:]...)
+		if _, has := m["@odata.context"]; code != 200 || has || m["@odata.count"] == nil || !strings.Contains(ct, "odata.metadata=none") {
+			t.Errorf("metadata=none %v: %d %s %v", c, code, ct, m)
+		}
+	}
+	// full: each entity's type and id, and the types JSON cannot show.
+	code, ct, m := page("", "Accept", "application/json;odata.metadata=full")
+	if row := first(m); code != 200 || !strings.Contains(ct, "odata.metadata=full") || row["@odata.type"] != "#Ferry.Issue" ||
+		!strings.HasPrefix(row["@odata.id"].(string), "Issues('") || row["Id@odata.type"] != "#Int64" || row["Created@odata.type"] != "#DateTimeOffset" {
+		t.Errorf("metadata=full: %d %s %v", code, ct, row)
+	}
+	// IEEE754Compatible: Int64 and Decimal (and the count) as strings.
+	code, ct, m = page("", "Accept", "application/json;IEEE754Compatible=true")
+	if row := first(m); code != 200 || !strings.Contains(ct, "IEEE754Compatible=true") || m["@odata.count"] != "30" {
+		t.Errorf("IEEE754Compatible: %d %s %v", code, ct, m)
+	} else if _, isStr := row["Id"].(string); !isStr {
+		t.Errorf("IEEE754Compatible: Id is %T", row["Id"])
+	}
+	// $format wins over Accept; an Accept that allows no JSON is 406.
+	if code, _, _ := page("&$format=json", "Accept", "application/xml"); code != 200 {
+		t.Errorf("$format=json with Accept: application/xml: %d", code)
+	}
+	// One vocabulary: every feed error, OData or CSV, carries a code from
+	// the same PascalCase list.
+	vocabulary := map[string]bool{"BadRequest": true, "UnknownProperty": true, "TypeMismatch": true, "InvalidSkipToken": true,
+		"Unauthorized": true, "LicenseRequired": true, "Forbidden": true, "NotFound": true, "NotAcceptable": true,
+		"TooManyRequests": true, "InternalError": true, "NotImplemented": true, "ServiceUnavailable": true}
+	for _, c := range []struct {
+		url, token string
+		hdr        []string
+		status     int
+	}{
+		{d.info.ODataURL + "Issues", d.info.Token, []string{"Accept", "application/xml"}, 406},
+		{d.info.ODataURL + "Issues", d.info.Token, []string{"Accept", "text/csv"}, 406},
+		{d.info.ODataURL + "$metadata", d.info.Token, []string{"Accept", "application/json"}, 406},
+		{d.info.ODataURL + "Issues", "", nil, 401},
+		{d.info.ODataURL + "Nope", d.info.Token, nil, 404},
+		{d.info.ODataURL + "Issues?$top=x", d.info.Token, nil, 400},
+		{d.info.ODataURL + "Issues?$expand=x", d.info.Token, nil, 501},
+		{d.info.AppURL + "/odata/nosuchsource/Issues", d.info.Token, nil, 404},
+		{d.info.AppURL + "/export/nosuchsource/issues.csv", d.info.Token, nil, 404},
+		{d.info.AppURL + "/export/" + d.info.SourceID + "/nope.csv", d.info.Token, nil, 404},
+		{d.info.AppURL + "/export/" + d.info.SourceID + "/issues.csv", "fry_nope", nil, 401},
+	} {
+		code, _, body := fetch(t, c.url, c.token, c.hdr...)
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		json.Unmarshal(body, &e)
+		if code != c.status || !vocabulary[e.Error.Code] || e.Error.Message == "" {
+			t.Errorf("%s %v: %d %s", c.url, c.hdr, code, body)
+		}
+	}
+}

@@ -399,6 +399,7 @@ func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fetch *Fetcher
 			skip = 0
 		}
 		idLimit := -1
+		fetch.FirstBatch = limit + skip + 1 // a small page may be done within its first few issues
 		if p.fold.Exact && p.set.Name == TableIssues && skip == 0 {
 			idLimit = limit + 1 // one more than the page: whether a next page exists
 			if limit == topLeft {

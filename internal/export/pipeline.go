@@ -43,6 +43,9 @@ type Fetcher struct {
 	Window int
 	// IDPageSize is the search/jql page size; default jira.MaxIDPage.
 	IDPageSize int
+	// FirstBatch, if set, caps the first bulkfetch batch: a small page that
+	// may stop after a few issues need not hydrate a hundred first.
+	FirstBatch int
 	// OnFirst, if set, runs once before the first item is emitted, or at
 	// the end when there is none — never when fetching fails first. A
 	// handler commits its response headers there, so that a query Jira
@@ -260,6 +263,10 @@ func (f *Fetcher) enumerate(ctx context.Context, jql string, from Cursor, limit 
 		size = jira.MaxIDPage
 	}
 	token, skip, left := from.PageToken, from.Offset, limit
+	batchSize := jira.MaxBulkFetch
+	if f.FirstBatch > 0 {
+		batchSize = min(f.FirstBatch, batchSize)
+	}
 	for {
 		page, err := f.Client.SearchIDs(ctx, jql, token, size)
 		if err != nil {
@@ -270,7 +277,8 @@ func (f *Fetcher) enumerate(ctx context.Context, jql string, from Cursor, limit 
 			skip = len(ids)
 		}
 		for i := skip; i < len(ids); {
-			end := min(i+jira.MaxBulkFetch, len(ids))
+			end := min(i+batchSize, len(ids))
+			batchSize = jira.MaxBulkFetch
 			if left >= 0 && end-i > left {
 				end = i + left
 			}

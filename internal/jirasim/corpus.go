@@ -52,7 +52,7 @@ func (c corpus) keyNum(i int) int {
 
 func (c corpus) issue(i int) *issue {
 	if i < c.d.n {
-		return c.d.genIssue(i)
+		return c.d.issue(i)
 	}
 	return c.extra[i-c.d.n]
 }

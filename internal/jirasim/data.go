@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -179,10 +180,19 @@ type dataset struct {
 	byKey    map[string]int // project key → index
 	byEmail  map[string]int
 	byAcct   map[string]int
+	// memo keeps generated issues of small sites (tests, the demo), where
+	// JQL evaluation would otherwise generate each issue once per clause.
+	// Large sites generate on demand and stay small in memory.
+	memo []atomic.Pointer[issue]
 }
+
+const memoIssues = 20000
 
 func newDataset(seed int64, issues, projects, users int) *dataset {
 	d := &dataset{seed: uint64(seed), n: issues, byKey: map[string]int{}, byEmail: map[string]int{}, byAcct: map[string]int{}}
+	if issues <= memoIssues {
+		d.memo = make([]atomic.Pointer[issue], issues)
+	}
 	d.genUsers(users)
 	d.genProjects(projects)
 	d.genPermissions()
@@ -384,6 +394,19 @@ type issue struct {
 	Reviewers   []int
 	Notes       string // "" for none
 	Tags        []int  // indexes into tagPool
+}
+
+// issue returns generated issue i; callers must not change it.
+func (d *dataset) issue(i int) *issue {
+	if d.memo == nil {
+		return d.genIssue(i)
+	}
+	if is := d.memo[i].Load(); is != nil {
+		return is
+	}
+	is := d.genIssue(i)
+	d.memo[i].Store(is)
+	return is
 }
 
 func (d *dataset) genIssue(i int) *issue {

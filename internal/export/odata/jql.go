@@ -284,10 +284,20 @@ func (e *Expr) foldIn(f JQLField, clause string, m FieldMap, neg bool) cond {
 		if e.List[0].Type == EdmString {
 			return superset
 		}
+		// As = and != joined: not every field that compares exactly takes
+		// IN (date pickers do not).
+		c := exactFalse
 		if neg {
-			return jqlCond(clause+" NOT IN "+list, true)
+			c = exactTrue
 		}
-		return jqlCond(clause+" IN "+list, true)
+		for _, v := range vals {
+			if neg {
+				c = and(c, jqlCond(clause+" != "+v, true))
+			} else {
+				c = or(c, jqlCond(clause+" = "+v, true))
+			}
+		}
+		return c
 	case FoldName, FoldKey, FoldID:
 		if neg || m.Widen {
 			return superset
