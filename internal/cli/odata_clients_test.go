@@ -7,7 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // nodeModules finds interop/node_modules, or skips (fails in CI) without it.
@@ -38,11 +42,18 @@ func TestRealODataClientsReadTheFeed(t *testing.T) {
 	}
 	var got struct {
 		Olingo struct {
-			Properties            []string
-			Pages, Rows, Distinct int
+			Properties                         []string
+			Pages, Rows, Distinct, ChangePages int
+			Sorted, Changes                    []string
 		}
-		Light struct{ Count, Top7, CountInPage int }
-		Ojs   struct{ Rows int }
+		Light struct {
+			Count, Top7, CountInPage int
+			Sorted, Changes          []string
+		}
+		Ojs struct {
+			Rows            int
+			Sorted, Changes []string
+		}
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -65,6 +76,48 @@ func TestRealODataClientsReadTheFeed(t *testing.T) {
 	}
 	if got.Ojs.Rows != 3 {
 		t.Errorf("o.js with %%24top: %+v", got.Ojs)
+	}
+	// What each client read with $orderby, $skip and $top equals the truth
+	// computed here from the full walk.
+	issues := fullWalk(t, d, "Issues?$select=Key,Created,Updated")
+	changes := fullWalk(t, d, "Changelog?$select=Id")
+	byTime := func(prop string, desc bool) []string {
+		rows := slices.Clone(issues)
+		sort.SliceStable(rows, func(i, j int) bool {
+			a, _ := time.Parse(time.RFC3339Nano, rows[i][prop].(string))
+			b, _ := time.Parse(time.RFC3339Nano, rows[j][prop].(string))
+			if desc {
+				return a.After(b)
+			}
+			return a.Before(b)
+		})
+		return keysOf(rows, "Key")
+	}
+	ids := keysOf(changes, "Id")
+	quoted := func(ss []string) []string {
+		out := make([]string, len(ss))
+		for i, s := range ss {
+			out[i] = strconv.Quote(s)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		client    string
+		got, want []string
+	}{
+		{"ts-odatajs $orderby=Created desc, 40 per page", got.Olingo.Sorted, byTime("Created", true)},
+		{"ts-odatajs Changelog $skip=5&$top=97, 40 per page", got.Olingo.Changes, ids[5:102]},
+		{"@odata/client $orderby=Updated asc&$skip=10&$top=25", got.Light.Sorted, byTime("Updated", false)[10:35]},
+		{"@odata/client Changelog $skip=20&$top=15", got.Light.Changes, ids[20:35]},
+		{"o.js $orderby=Created asc&$top=12", got.Ojs.Sorted, byTime("Created", false)[:12]},
+		{"o.js Changelog $skip=7&$top=9", got.Ojs.Changes, ids[7:16]},
+	} {
+		if !slices.Equal(quoted(c.got), c.want) {
+			t.Errorf("%s: got %d rows %v…, want %d", c.client, len(c.got), c.got[:min(3, len(c.got))], len(c.want))
+		}
+	}
+	if got.Olingo.ChangePages < 3 {
+		t.Errorf("ts-odatajs read the Changelog in %d pages, want several of 40", got.Olingo.ChangePages)
 	}
 
 	// The OASIS odata-csdl converter reports nothing on the live $metadata.

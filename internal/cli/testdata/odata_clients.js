@@ -22,7 +22,26 @@ async function olingo() {
     for (const r of data.value) { rows++; keys.add(r.Key); }
     uri = data['@odata.nextLink'];
   }
-  return { properties: issueType.property.map((p) => p.name + ':' + p.type), pages, rows, distinct: keys.size };
+  // A sorted walk, as Power Query's sort folding asks: $orderby through
+  // every page of Prefer: odata.maxpagesize=40.
+  const sorted = [];
+  uri = feed + 'Issues?$select=Key,Created&$orderby=Created%20desc';
+  while (uri) {
+    const { data } = await read(uri);
+    for (const r of data.value) sorted.push(r.Key);
+    uri = data['@odata.nextLink'];
+  }
+  // Changelog with $skip and $top through small pages.
+  const changes = [];
+  let cpages = 0;
+  uri = feed + 'Changelog?$select=Id&$skip=5&$top=97';
+  while (uri) {
+    const { data } = await read(uri);
+    cpages++;
+    for (const r of data.value) changes.push(r.Id);
+    uri = data['@odata.nextLink'];
+  }
+  return { properties: issueType.property.map((p) => p.name + ':' + p.type), pages, rows, distinct: keys.size, sorted, changes, changePages: cpages };
 }
 
 async function lightOData() {
@@ -33,7 +52,12 @@ async function lightOData() {
   const count = await es.count();
   const page = await client.newRequest({ collection: 'Issues', params: client.newParam().top(7).count(true).select('Key') });
   if (page.error) throw new Error('@odata/client: ' + JSON.stringify(page.error));
-  return { count, top7: page.value.length, countInPage: page['@odata.count'] };
+  // $orderby and $skip through its query builder.
+  const sorted = await client.newRequest({ collection: 'Issues', params: client.newParam().orderby('Updated', 'asc').skip(10).top(25).select('Key') });
+  if (sorted.error) throw new Error('@odata/client: ' + JSON.stringify(sorted.error));
+  const changes = await client.newRequest({ collection: 'Changelog', params: client.newParam().skip(20).top(15).select('Id') });
+  if (changes.error) throw new Error('@odata/client: ' + JSON.stringify(changes.error));
+  return { count, top7: page.value.length, countInPage: page['@odata.count'], sorted: sorted.value.map((r) => r.Key), changes: changes.value.map((r) => r.Id) };
 }
 
 async function oJS() {
@@ -41,7 +65,10 @@ async function oJS() {
   const { o } = require('odata');
   const handler = o(feed, { headers: { Authorization: auth } });
   const rows = await handler.get('Issues?%24top=3&%24select=Key').query();
-  return { rows: rows.length };
+  // $orderby and $skip on Changelog through its query object.
+  const sorted = await o(feed, { headers: { Authorization: auth } }).get('Issues').query({ $orderby: 'Created asc', $top: 12, $select: 'Key' });
+  const changes = await o(feed, { headers: { Authorization: auth } }).get('Changelog').query({ $skip: 7, $top: 9, $select: 'Id' });
+  return { rows: rows.length, sorted: sorted.map((r) => r.Key), changes: changes.map((r) => r.Id) };
 }
 
 (async () => {

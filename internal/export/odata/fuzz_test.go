@@ -130,3 +130,32 @@ func FuzzVerifyToken(f *testing.F) {
 		checkRefusal(t, tok, err)
 	})
 }
+
+func FuzzNegotiate(f *testing.F) {
+	for _, s := range []string{"", "application/json", "*/*;q=0.1, application/json;odata.metadata=full", "application/xml",
+		"application/json;IEEE754Compatible=true;odata.metadata=none", "text/csv;q=1, application/*;q=0.5", ";;;,,,", "application/json;q=abc"} {
+		f.Add(s, "")
+		f.Add("", s)
+	}
+	f.Fuzz(func(t *testing.T, format, accept string) {
+		m, err := Negotiate(Query{Format: format}, accept)
+		checkRefusal(t, format+"|"+accept, err)
+		if err == nil && m.Metadata != MetadataMinimal && m.Metadata != MetadataNone && m.Metadata != MetadataFull {
+			t.Fatalf("%q %q: metadata %q", format, accept, m.Metadata)
+		}
+		checkRefusal(t, accept, NegotiateMetadata(Query{Format: format}, accept))
+	})
+}
+
+func FuzzKeyFilter(f *testing.F) {
+	for _, s := range []string{"'PROJ-1'", "Key='PROJ-1'", "'it''s'", "Key='a',Id=1", "5", "'", "Key=", "=''", "Nope='x'"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, pred string) {
+		e, err := KeyFilter(issues, pred)
+		checkRefusal(t, pred, err)
+		if err == nil && (e.Op != OpEq || e.Property != "Key") {
+			t.Fatalf("%q: filter %s is not Key eq …", pred, e)
+		}
+	})
+}
