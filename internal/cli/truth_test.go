@@ -297,8 +297,8 @@ func (g *truthGen) literal(p tProp) tLit {
 		case 2:
 			s = []string{"10000", "10002", "3", "1", "Done", "done", "CORE", "core", "Core", "Platform", "High"}[g.pick(11)]
 		case 3:
-			if len(s) > 2 {
-				s = s[:1+g.pick(len(s)-1)] // a prefix, for functions and orderings
+			if r := []rune(s); len(r) > 2 {
+				s = string(r[:1+g.pick(len(r)-1)]) // a prefix, for functions and orderings
 			}
 		case 4:
 			s = []string{"", "it's", `say "x"`, "a;b", "ü", "No such value", "=1+1"}[g.pick(7)]
