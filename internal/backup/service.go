@@ -489,8 +489,8 @@ func (s *Service) List(ctx context.Context) ([]Backup, error) {
 	}
 	for _, id := range drills {
 		b := get(id)
-		if b.Manifest == nil {
-			continue
+		if b.State != StateUnverified {
+			continue // no manifest, or one that failed its own checks: a drill cannot make it good
 		}
 		var d DrillResult
 		raw, err := s.read(ctx, drillObject(id), 1<<20)
