@@ -277,7 +277,7 @@ func s3Err(err error) error {
 	if errors.As(err, &ae) {
 		return fmt.Errorf("%w: %s: %s", ErrTarget, ae.ErrorCode(), ae.ErrorMessage())
 	}
-	return fmt.Errorf("%w: %v", ErrTarget, err)
+	return fmt.Errorf("%w: %w", ErrTarget, err)
 }
 
 // ErrTarget: the backup target refused or failed a request.
