@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
@@ -64,6 +65,11 @@ func (s *Service) Restore(ctx context.Context, id string, o RestoreOptions) (Res
 		return res, err
 	}
 	res.KeysFrom = km.ID
+	unlock, err := s.lockWork()
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
 	isPG := strings.HasPrefix(o.To, "postgres://") || strings.HasPrefix(o.To, "postgresql://")
 	if (m.Dialect == "postgres") != isPG {
 		return res, fmt.Errorf("backup %s is a %s backup; --to must be %s", id, m.Dialect,
@@ -81,6 +87,31 @@ func (s *Service) Restore(ctx context.Context, id string, o RestoreOptions) (Res
 		return res, err
 	}
 	return res, nil
+}
+
+// lockWork serializes drills and restores on this machine and then removes
+// what a killed one left in the work directory: a drill database is a
+// plaintext copy (with keys, which may since have been shredded), so it must
+// not outlive the drill that made it.
+func (s *Service) lockWork() (func(), error) {
+	if err := os.MkdirAll(s.o.WorkDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(s.o.WorkDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	for _, pat := range []string{"drill-*", ".drill-*", "download-*"} {
+		left, _ := filepath.Glob(filepath.Join(s.o.WorkDir, pat))
+		for _, p := range left {
+			os.Remove(p)
+		}
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }
 
 // keyManifest finds the manifest of the key object to restore with m.
@@ -355,6 +386,11 @@ func redactPG(u string) string {
 func (s *Service) Drill(ctx context.Context, id string) (DrillResult, error) {
 	start := time.Now()
 	d := DrillResult{Format: "ferry-backup-drill/1", ID: id, At: s.now()}
+	// Only a backup with a verified manifest gets a drill record; anything
+	// else is not a backup (and is listed as what it is).
+	if _, err := s.Manifest(ctx, id); err != nil {
+		return d, err
+	}
 	check := func(name string, err error, detail string) bool {
 		c := Check{Name: name, OK: err == nil, Detail: detail}
 		if err != nil {
@@ -366,7 +402,12 @@ func (s *Service) Drill(ctx context.Context, id string) (DrillResult, error) {
 		d.Checks = append(d.Checks, c)
 		return err == nil
 	}
+	unlock, err := s.lockWork()
+	if err != nil {
+		return d, err
+	}
 	d.OK = s.drill(ctx, id, &d, check)
+	unlock()
 	d.Millis = time.Since(start).Milliseconds()
 	if ctx.Err() != nil {
 		return d, ctx.Err() // cancelled: nothing learnt, nothing recorded
@@ -431,12 +472,7 @@ func (s *Service) drill(ctx context.Context, id string, d *DrillResult, check fu
 		}
 	} else {
 		to = filepath.Join(s.o.WorkDir, "drill-"+id+".db")
-		if err := os.MkdirAll(s.o.WorkDir, 0o700); !check("scratch database", err, to) {
-			return false
-		}
-		for _, suf := range []string{"", "-wal", "-shm"} {
-			os.Remove(to + suf) // a drill killed earlier
-		}
+		check("scratch database", nil, to)
 		cleanup = func() {
 			for _, suf := range []string{"", "-wal", "-shm"} {
 				os.Remove(to + suf)

@@ -13,6 +13,7 @@ import (
 
 	"ferry/internal/atlassian"
 	"ferry/internal/audit"
+	"ferry/internal/backup"
 	"ferry/internal/config"
 	"ferry/internal/egress"
 	"ferry/internal/export"
@@ -58,6 +59,7 @@ type app struct {
 	accounts *privacy.Register // accounts Ferry holds data of, for Atlassian's reporting
 	reporter *privacy.Reporter // reports them; erases closed accounts
 	purger   *tenant.Purger    // end of a subscription: deletes a tenant's rows, shreds its keyset
+	backups  *backup.Service   // encrypted backups, restore drills, retention
 }
 
 // openApp checks the key file's permissions before touching the data
@@ -68,6 +70,9 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	log := logging.New(e.stderr, logging.Options{Format: cfg.LogFormat, Level: cfg.LogLevel})
 	gate, err := newGate(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkBackupConfig(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.KEK == "" {
@@ -124,6 +129,10 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	// Both seal secrets with the KEK: rotation re-wraps them, retirement counts them.
 	a.keys.RegisterWrapped("audit signing keys", a.trail)
 	a.keys.RegisterWrapped("staff TOTP secrets", a.staff)
+	if a.backups, err = newBackups(cfg, a); err != nil {
+		db.Close()
+		return nil, err
+	}
 	gate.SetTenantSites(a.tenants) // Jira calls only to installed, not-deleted sites
 	a.connect, err = atlassian.New(atlassian.Options{Config: cfg, Tenants: a.tenants, Keys: a.keys, Log: log,
 		InstallKeysClient: gate.Client(egress.InstallKeys), JiraClient: gate.Client(egress.Jira), OAuthClient: gate.Client(egress.OAuth),
@@ -225,6 +234,7 @@ func (a *app) registerJobs() {
 	a.jobs.Register(tenant.PurgeJob(a.purger, a.log))
 	a.jobs.Register(tenant.ExpiryJob(a.tenants, a.connect.LicenseActive, a.log))
 	a.jobs.Register(privacy.ReportJob(a.reporter, a.log))
+	a.jobs.Register(backup.Job(a.backups, a.log))
 }
 
 // newGate builds the egress gate; its start-up checks (region pinning,

@@ -46,6 +46,7 @@ func commands() map[string]command {
 		"audit":  {"the audit trail: audit verify | audit checkpoint", runAudit},
 
 		"tenants": {"installations: tenants list | show --tenant ID | delete --tenant ID --reason WHY", runTenants},
+		"backup":  {"backups: backup now | list | verify [ID] | restore [ID] --to PATH|URL", runBackup},
 	}
 }
 

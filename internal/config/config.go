@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"filippo.io/age"
 )
 
 // Config is Ferry's effective configuration.
@@ -67,6 +69,15 @@ type Config struct {
 	PurgeGrace           time.Duration // FERRY_PURGE_GRACE: from marking a tenant for deletion to its purge
 	PurgeLicenseInactive time.Duration // FERRY_PURGE_LICENSE_INACTIVE_AFTER: an inactive licence marks the tenant after this
 	PurgeDisabled        time.Duration // FERRY_PURGE_DISABLED_AFTER: a disabled app marks the tenant after this
+	BackupEvery          time.Duration // FERRY_BACKUP_EVERY: how often to back up, at most 24h
+	BackupDir            string        // FERRY_BACKUP_DIR: backup directory when no S3 bucket is set
+	BackupRecipients     []string      // FERRY_BACKUP_RECIPIENTS: operators' offline age recipients
+	BackupKeepDaily      int           // FERRY_BACKUP_KEEP_DAILY
+	BackupKeepWeekly     int           // FERRY_BACKUP_KEEP_WEEKLY
+	BackupKeepMonthly    int           // FERRY_BACKUP_KEEP_MONTHLY
+	BackupKeyDays        int           // FERRY_BACKUP_KEY_DAYS: how long key backups are kept
+	S3AccessKeyID        string        // FERRY_S3_ACCESS_KEY_ID
+	S3SecretAccessKey    string        // FERRY_S3_SECRET_ACCESS_KEY (secret)
 }
 
 // Error is a configuration error: it names the variable and says what is
@@ -109,6 +120,11 @@ func Default() Config {
 		PurgeGrace:           30 * 24 * time.Hour,
 		PurgeLicenseInactive: 30 * 24 * time.Hour,
 		PurgeDisabled:        90 * 24 * time.Hour,
+		BackupEvery:          24 * time.Hour,
+		BackupKeepDaily:      14,
+		BackupKeepWeekly:     8,
+		BackupKeepMonthly:    12,
+		BackupKeyDays:        7,
 	}
 }
 
@@ -215,6 +231,41 @@ func fields() []field {
 			func(c *Config) *time.Duration { return &c.PurgeLicenseInactive }, time.Hour),
 		days("FERRY_PURGE_DISABLED_AFTER", "purge-disabled-after", "a disabled app marks the tenant for deletion after this (e.g. 90d)",
 			func(c *Config) *time.Duration { return &c.PurgeDisabled }, time.Hour),
+		{env: "FERRY_BACKUP_EVERY", flag: "backup-every", usage: "how often to back up: at least daily (15m–24h)",
+			set: func(c *Config, v string) error {
+				d, err := time.ParseDuration(strings.TrimSpace(v))
+				if err != nil || d <= 0 {
+					return fmt.Errorf("%q is not a positive duration such as 24h", v)
+				}
+				if d > 24*time.Hour {
+					return fmt.Errorf("%s is less often than daily; backups run at least once a day (at most 24h)", d)
+				}
+				if d < 15*time.Minute {
+					return fmt.Errorf("%s is shorter than 15m", d)
+				}
+				c.BackupEvery = d
+				return nil
+			},
+			get: func(c *Config) string { return c.BackupEvery.String() }},
+		mk("FERRY_BACKUP_DIR", "backup-dir", false, "backup directory when FERRY_S3_BUCKET is empty (default: DATA_DIR/backups)", func(c *Config) *string { return &c.BackupDir }),
+		{env: "FERRY_BACKUP_RECIPIENTS", flag: "backup-recipients", usage: "offline age recipients (age1…) that can also decrypt backups, comma separated",
+			set: func(c *Config, v string) error {
+				c.BackupRecipients = nil
+				for _, r := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
+					if _, err := age.ParseX25519Recipient(r); err != nil {
+						return fmt.Errorf("%q is not an age recipient (age1…)", r)
+					}
+					c.BackupRecipients = append(c.BackupRecipients, r)
+				}
+				return nil
+			},
+			get: func(c *Config) string { return strings.Join(c.BackupRecipients, ",") }},
+		intf("FERRY_BACKUP_KEEP_DAILY", "backup-keep-daily", "daily backups kept", func(c *Config) *int { return &c.BackupKeepDaily }, 1, 366),
+		intf("FERRY_BACKUP_KEEP_WEEKLY", "backup-keep-weekly", "weekly backups kept", func(c *Config) *int { return &c.BackupKeepWeekly }, 0, 520),
+		intf("FERRY_BACKUP_KEEP_MONTHLY", "backup-keep-monthly", "monthly backups kept", func(c *Config) *int { return &c.BackupKeepMonthly }, 0, 1200),
+		intf("FERRY_BACKUP_KEY_DAYS", "backup-key-days", "days key backups (tenant and log keys) are kept; after that a shredded tenant is unreadable in every backup", func(c *Config) *int { return &c.BackupKeyDays }, 1, 30),
+		mk("FERRY_S3_ACCESS_KEY_ID", "s3-access-key-id", false, "access key id for the S3 bucket", func(c *Config) *string { return &c.S3AccessKeyID }),
+		mk("FERRY_S3_SECRET_ACCESS_KEY", "s3-secret-access-key", true, "secret access key for the S3 bucket", func(c *Config) *string { return &c.S3SecretAccessKey }),
 	}
 }
 
@@ -480,6 +531,14 @@ func checkHTTPURL(s string) error {
 
 // SQLitePath is where the embedded database lives.
 func (c *Config) SQLitePath() string { return filepath.Join(c.DataDir, "ferry.db") }
+
+// BackupPath is the backup directory used when no S3 bucket is configured.
+func (c *Config) BackupPath() string {
+	if c.BackupDir != "" {
+		return c.BackupDir
+	}
+	return filepath.Join(c.DataDir, "backups")
+}
 
 // KeyFilePath is where the local KEK lives when no KMS is configured.
 func (c *Config) KeyFilePath() string { return filepath.Join(c.DataDir, "kek.json") }
