@@ -313,3 +313,16 @@ func TestS3BackupAndRestoreThroughTheGate(t *testing.T) {
 		t.Error("an S3 target without the gate's client was built")
 	}
 }
+
+// TestCIBuildsTheVersityGWTheTestsUse keeps .ci/run and the tests on one
+// versitygw version, so CI never runs the S3 tests against another server
+// than the one they were written for (or skips them for want of it).
+func TestCIBuildsTheVersityGWTheTestsUse(t *testing.T) {
+	b, err := os.ReadFile("../../.ci/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "VERSITYGW_VERSION="+VersityGWVersion+"\n") {
+		t.Fatalf(".ci/run does not build versitygw %s", VersityGWVersion)
+	}
+}
