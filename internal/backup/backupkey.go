@@ -170,6 +170,50 @@ func (ks keyStore) rewrap(ctx context.Context, k *backupKey) (keyRecord, error) 
 	return rec, err
 }
 
+// RewrapKeys re-wraps every backup key from one KEK to another, in one
+// transaction; `ferry keys rotate-kek` calls it so that backups stay
+// readable once the old KEK is gone. (Each backup run also re-wraps the
+// current key under the KEK in use.)
+func RewrapKeys(ctx context.Context, db *store.DB, from, to Wrapper) (int, error) {
+	n := 0
+	err := db.InTx(ctx, func(tx *store.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, recipient, identity_wrapped, signing_public, signing_wrapped, created_at FROM backup_keys`)
+		if err != nil {
+			return err
+		}
+		var recs []keyRecord
+		for rows.Next() {
+			var r keyRecord
+			if err := rows.Scan(&r.ID, &r.Recipient, &r.IdentityWrapped, &r.SigningPublic, &r.SigningWrapped, &r.CreatedAt); err != nil {
+				rows.Close()
+				return err
+			}
+			recs = append(recs, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			k, err := r.unwrap(from)
+			if err != nil {
+				return err
+			}
+			w, err := k.wrap(to)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE backup_keys SET identity_wrapped = $2, signing_wrapped = $3 WHERE id = $1`,
+				w.ID, w.IdentityWrapped, w.SigningWrapped); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 func marshalKeyRecord(r keyRecord) ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
 
 func parseKeyRecord(b []byte) (keyRecord, error) {

@@ -299,3 +299,29 @@ func TestKilledBackupIsNeverListedAsGood(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupsSurviveKEKRotation: after `ferry keys rotate-kek` drops the old
+// key, the backups made before are still listed as good, restore, and new
+// backups are made with the same backup key.
+func TestBackupsSurviveKEKRotation(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"FERRY_DATA_DIR": filepath.Join(dir, "data"), "FERRY_LOG_LEVEL": "error"}
+	out, _, err := ferry(t, env, "backup", "now")
+	if err != nil {
+		t.Fatalf("backup now: %v\n%s", err, out)
+	}
+	id := strings.Fields(out)[1]
+	if out, _, err = ferry(t, env, "keys", "rotate-kek"); err != nil || !strings.Contains(out, "re-wrapped 1 backup keys") {
+		t.Fatalf("rotate-kek: %v\n%s", err, out)
+	}
+	out, _, err = ferry(t, env, "backup", "list")
+	if err != nil || !strings.Contains(out, id) || strings.Count(out, " good ") != 1 {
+		t.Fatalf("list after rotation: %v\n%s", err, out)
+	}
+	if out, _, err = ferry(t, env, "backup", "restore", id, "--to", filepath.Join(dir, "r.db")); err != nil {
+		t.Fatalf("restore after rotation: %v\n%s", err, out)
+	}
+	if out, _, err = ferry(t, env, "backup", "now"); err != nil {
+		t.Fatalf("backup after rotation: %v\n%s", err, out)
+	}
+}
