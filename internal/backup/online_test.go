@@ -191,3 +191,33 @@ func TestMetricsShowTheNewestGoodBackupAndTheLastDrill(t *testing.T) {
 		t.Errorf("%d runs recorded, want 2", n)
 	}
 }
+
+// TestRestoreReportsProgress: a restore reports each phase's bytes up to the
+// object's size, never past it and never backwards.
+func TestRestoreReportsProgress(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, storetest.SQLite(t))
+	f.populate(t, newRand(t))
+	m, err := f.svc.Backup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]int64{}
+	var order []string
+	_, err = f.svc.Restore(ctx, m.ID, RestoreOptions{To: filepath.Join(t.TempDir(), "p.db"), KeysFrom: m.ID,
+		Progress: func(phase string, done, total int64) {
+			if _, ok := last[phase]; !ok {
+				order = append(order, phase)
+			}
+			if done < last[phase] || done > total || total != m.Data.Size {
+				t.Errorf("%s: %d of %d after %d", phase, done, total, last[phase])
+			}
+			last[phase] = done
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 2 || order[0] != "verify" || order[1] != "restore" || last["verify"] != m.Data.Size || last["restore"] != m.Data.Size {
+		t.Errorf("phases %v, last %v, size %d", order, last, m.Data.Size)
+	}
+}

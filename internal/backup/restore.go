@@ -279,7 +279,11 @@ func (s *Service) fetchVerified(ctx context.Context, p Part, progress Progress) 
 		}
 	}
 	h := sha256.New()
-	n, err := io.Copy(h, io.LimitReader(ctxReader{ctx, f}, p.Size+1))
+	var src io.Reader = f
+	if progress != nil {
+		src = &progressReader{r: f, total: p.Size, phase: "verify", fn: progress}
+	}
+	n, err := io.Copy(h, io.LimitReader(ctxReader{ctx, src}, p.Size+1))
 	if err != nil {
 		cleanup()
 		return nil, fmt.Errorf("read %s: %w", p.Name, err)
@@ -492,7 +496,11 @@ func (s *Service) drill(ctx context.Context, id string, d *DrillResult, check fu
 	if !check("rows", err, fmt.Sprintf("%d tables, row counts as recorded", len(counts))) {
 		return false
 	}
-	sdb, err := store.Open(ctx, store.Options{DatabaseURL: map[bool]string{true: to}[m.Dialect == "postgres"], SQLitePath: to})
+	so := store.Options{SQLitePath: to}
+	if m.Dialect == "postgres" {
+		so = store.Options{DatabaseURL: to}
+	}
+	sdb, err := store.Open(ctx, so)
 	if !check("open", err, "") {
 		return false
 	}

@@ -152,6 +152,12 @@ func TestBackupSettingsThatCannotWorkAreRefused(t *testing.T) {
 			t.Errorf("%s: wrote %v", name, entries)
 		}
 	}
+	// The S3 secret is a secret: --print-config never shows it.
+	env := map[string]string{"FERRY_DATA_DIR": filepath.Join(t.TempDir(), "d"), "FERRY_S3_SECRET_ACCESS_KEY": "s3-secret-7f3a9e"}
+	if out, _, err := ferry(t, env, "serve", "--print-config"); err != nil || strings.Contains(out, "s3-secret-7f3a9e") ||
+		!strings.Contains(out, "FERRY_S3_SECRET_ACCESS_KEY=[redacted]") {
+		t.Errorf("print-config: %v\n%s", err, out)
+	}
 	// Every interval up to a day is accepted.
 	for _, every := range []string{"15m", "6h", "24h"} {
 		env := map[string]string{"FERRY_DATA_DIR": filepath.Join(t.TempDir(), "d"), "FERRY_BACKUP_EVERY": every}
