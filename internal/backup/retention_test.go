@@ -60,7 +60,7 @@ func TestKeepMatchesTheScheduleOnGeneratedHistories(t *testing.T) {
 		for range 1 + rnd.IntN(900) {
 			switch rnd.IntN(10) {
 			case 0:
-				at = at.Add(time.Duration(rnd.IntN(40*24)) * time.Hour) // a gap
+				at = at.Add(time.Duration(1+rnd.IntN(40*24)) * time.Hour) // a gap
 			case 1, 2:
 				at = at.Add(time.Duration(1+rnd.IntN(180)) * time.Minute) // same day again
 			default:
