@@ -157,7 +157,16 @@ func FuzzOpenEnvelope(f *testing.F) {
 		}
 		return k.public(), nil
 	}
+	f.Add([]byte(`{"format":"ferry-backup-key/1","id":"k1","recipient":"age1","identity_wrapped":"AA==","signing_public":"AA==","signing_wrapped":"AA==","created_at":"2026-01-01T00:00:00Z"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// identity/<id>.json records come from the target too: parsing one
+		// must not panic, and unwrapping a parsed one with a KEK that never
+		// wrapped it must fail.
+		if rec, err := parseKeyRecord(b); err == nil {
+			if _, err := rec.unwrap(refuseAll{}); err == nil {
+				t.Fatal("a key record unwrapped without a KEK")
+			}
+		}
 		var got Manifest
 		if _, err := openEnvelope(b, "manifest", pub, &got); err != nil {
 			if !errors.Is(err, ErrSignature) {
@@ -170,7 +179,6 @@ func FuzzOpenEnvelope(f *testing.F) {
 		if err := strictJSON(b, &e); err != nil || !ed25519.Verify(k.public(), signedMessage("manifest", e.Payload), e.Signature) {
 			t.Fatal("accepted an envelope whose signature does not verify")
 		}
-		parseKeyRecord(b) // must not panic either
 	})
 }
 
@@ -194,3 +202,9 @@ func FuzzCheckName(f *testing.F) {
 		}
 	})
 }
+
+// refuseAll is a KEK that opens nothing.
+type refuseAll struct{}
+
+func (refuseAll) Encrypt(p, ad []byte) ([]byte, error) { return nil, errors.New("no") }
+func (refuseAll) Decrypt(c, ad []byte) ([]byte, error) { return nil, errors.New("no") }
