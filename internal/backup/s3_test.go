@@ -248,6 +248,10 @@ func TestS3BucketOutsideTheRegionIsRefused(t *testing.T) {
 	if l, err := tg.List(ctx, ""); err != nil || len(l) != 0 {
 		t.Fatalf("refused backup wrote %v (%v)", l, err)
 	}
+	runs, err := svc.Runs(ctx, 5)
+	if err != nil || len(runs) != 1 || runs[0].State != "failed" || !strings.Contains(runs[0].Error, "eu-west-1") {
+		t.Errorf("the refusal is not recorded as a failed run: %+v, %v", runs, err)
+	}
 }
 
 // TestS3BackupAndRestoreThroughTheGate runs the whole job against a real S3
@@ -303,6 +307,10 @@ func TestS3BackupAndRestoreThroughTheGate(t *testing.T) {
 	after, err := svc.List(ctx)
 	if err != nil || len(after) != 1 || after[0].ID != res.Manifest.ID {
 		t.Errorf("after the refused backup the bucket holds %+v (%v)", after, err)
+	}
+	if runs, err := bad.Runs(ctx, 1); err != nil || runs[0].State != "failed" || !strings.Contains(runs[0].Error, "SignatureDoesNotMatch") ||
+		strings.Contains(runs[0].Error, "not-the-secret") {
+		t.Errorf("wrong-secret run recorded as %+v, %v", runs, err)
 	}
 	if _, err := bad.List(ctx); err == nil {
 		t.Error("listing with a wrong secret succeeded")

@@ -173,6 +173,19 @@ func CheckInterval(every time.Duration) time.Duration {
 // Backup takes a consistent snapshot and stores it, encrypted, as a data
 // object and a key object, then the signed manifest naming both.
 func (s *Service) Backup(ctx context.Context) (m Manifest, err error) {
+	// The run is recorded first, so that every failure — a bucket in the
+	// wrong region, a wrong secret — shows in backup_runs.
+	start := s.now()
+	id := newID(start)
+	if err := s.startRun(ctx, id, start); err != nil {
+		return m, err
+	}
+	defer func() {
+		if err != nil {
+			s.finishRun(context.WithoutCancel(ctx), id, "failed", err, 0)
+			forgetStatus()
+		}
+	}()
 	if rc, ok := s.o.Target.(regionChecker); ok {
 		if err := rc.CheckRegion(ctx, s.o.Region); err != nil {
 			return m, err
@@ -197,16 +210,6 @@ func (s *Service) Backup(ctx context.Context) (m Manifest, err error) {
 	}
 	s.remember(k)
 
-	start := s.now()
-	id := newID(start)
-	if err := s.startRun(ctx, id, start); err != nil {
-		return m, err
-	}
-	defer func() {
-		if err != nil {
-			s.finishRun(context.WithoutCancel(ctx), id, "failed", err, 0)
-		}
-	}()
 	recipients := append([]age.Recipient{k.Identity.Recipient()}, s.o.Recipients...)
 	m = Manifest{Format: "ferry-backup/1", ID: id, CreatedAt: start, FerryVersion: s.o.Version,
 		Dialect: string(s.o.DB.Dialect), KeyID: k.ID}
