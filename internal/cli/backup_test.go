@@ -223,10 +223,11 @@ func TestKilledBackupIsNeverListedAsGood(t *testing.T) {
 	var before map[string]bool
 	prevGood := 0
 	moments := []struct {
-		name string
-		seen func() bool
+		name      string
+		mustCatch bool // the moment lasts long enough that missing it means the test is not testing
+		seen      func() bool
 	}{
-		{"data object streaming", func() bool {
+		{"data object streaming", true, func() bool {
 			m, _ := filepath.Glob(filepath.Join(backups, ".partial", "put-*"))
 			for _, p := range m {
 				if st, err := os.Stat(p); err == nil && st.Size() > 1<<20 {
@@ -235,7 +236,7 @@ func TestKilledBackupIsNeverListedAsGood(t *testing.T) {
 			}
 			return false
 		}},
-		{"data object complete", func() bool {
+		{"data object complete", false, func() bool {
 			for p := range dataObjects() {
 				if !before[p] {
 					return true
@@ -243,7 +244,7 @@ func TestKilledBackupIsNeverListedAsGood(t *testing.T) {
 			}
 			return false
 		}},
-		{"restore drill running", func() bool {
+		{"restore drill running", true, func() bool {
 			m, _ := filepath.Glob(filepath.Join(work, "*drill-*"))
 			return len(m) > 0
 		}},
@@ -273,6 +274,9 @@ func TestKilledBackupIsNeverListedAsGood(t *testing.T) {
 				break
 			}
 			time.Sleep(2 * time.Millisecond)
+		}
+		if !killed && mo.mustCatch {
+			t.Fatalf("%s: never seen, so never killed", mo.name)
 		}
 		out, _, err := ferry(t, env, "backup", "list")
 		if err != nil {
