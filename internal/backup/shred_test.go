@@ -182,3 +182,12 @@ func objectsHold(t *testing.T, svc *Service, tg Target, needle []byte) bool {
 	}
 	return found
 }
+
+func restoredSecretIn(t *testing.T, rdb *store.DB, kek keys.KEK, tenantID string) string {
+	t.Helper()
+	s, err := tenant.NewStore(rdb, keys.NewRing(rdb, kek)).SharedSecret(context.Background(), tenantID)
+	if err != nil {
+		return ""
+	}
+	return string(s)
+}

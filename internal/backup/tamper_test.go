@@ -197,3 +197,58 @@ func TestRestoreRefusesStatementsBeyondCreate(t *testing.T) {
 		})
 	}
 }
+
+// TestANewServerWithTheSameKEKRestoresFromTheTargetAlone: after a disaster
+// the database (with its backup key) is gone; a new server with the same KEK
+// and the same target reads the key beside the backups, lists them as good
+// and restores them. A server with another KEK can do neither.
+func TestANewServerWithTheSameKEKRestoresFromTheTargetAlone(t *testing.T) {
+	ctx := context.Background()
+	old := newFixture(t, storetest.SQLite(t))
+	tenantID := old.install(t, 1, "secret-that-must-survive")
+	res, err := old.svc.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	fresh := storetest.SQLite(t)
+	var n int
+	fresh.SQL.QueryRowContext(ctx, `SELECT count(*) FROM backup_keys`).Scan(&n)
+	if n != 0 {
+		t.Fatal("the new database already has a backup key")
+	}
+	svc, err := New(Options{DB: fresh, KEK: old.kek, Target: old.target, Region: "us-west-2",
+		WorkDir: filepath.Join(t.TempDir(), "work"), Every: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok, err := svc.NewestGood(ctx)
+	if err != nil || !ok || b.ID != res.Manifest.ID {
+		t.Fatalf("new server's newest good backup: %+v %v %v", b, ok, err)
+	}
+	to := filepath.Join(t.TempDir(), "recovered.db")
+	if _, err := svc.Restore(ctx, b.ID, RestoreOptions{To: to}); err != nil {
+		t.Fatal(err)
+	}
+	rdb := openRestored(t, "sqlite", to)
+	if got := restoredSecretIn(t, rdb, old.kek, tenantID); got != "secret-that-must-survive" {
+		t.Fatalf("recovered secret %q", got)
+	}
+
+	otherKEK, err := keys.OpenLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := New(Options{DB: storetest.SQLite(t), KEK: otherKEK, Target: old.target, Region: "us-west-2",
+		WorkDir: filepath.Join(t.TempDir(), "work"), Every: 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := stranger.List(ctx)
+	if err != nil || len(list) != 1 || list[0].State != StateInvalid {
+		t.Fatalf("a server with another KEK lists %+v (%v), want the backup invalid", list, err)
+	}
+	if _, err := stranger.Restore(ctx, b.ID, RestoreOptions{To: filepath.Join(t.TempDir(), "no.db"), KeysFrom: b.ID}); !errors.Is(err, ErrSignature) {
+		t.Fatalf("restore with another KEK: %v, want a signature error", err)
+	}
+}
