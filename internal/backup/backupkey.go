@@ -14,6 +14,7 @@ import (
 
 	"filippo.io/age"
 
+	"ferry/internal/keys"
 	"ferry/internal/store"
 )
 
@@ -45,6 +46,21 @@ type keyRecord struct {
 	SigningPublic   []byte    `json:"signing_public"`
 	SigningWrapped  []byte    `json:"signing_wrapped"`
 	CreatedAt       time.Time `json:"created_at"`
+	// KEKVersion is set on the copy beside the backups, whose blobs carry no
+	// version header: a server rebuilt after a disaster numbers its KEK
+	// versions afresh, and opens an unversioned blob with whichever version
+	// holds the key.
+	KEKVersion int64 `json:"kek_version,omitempty"`
+}
+
+// portable returns the copy of r kept beside the backups.
+func (r keyRecord) portable() keyRecord {
+	if v, ok := keys.KEKVersionOf(r.IdentityWrapped); ok {
+		if vs, ok := keys.KEKVersionOf(r.SigningWrapped); ok && vs == v {
+			r.IdentityWrapped, r.SigningWrapped, r.KEKVersion = r.IdentityWrapped[5:], r.SigningWrapped[5:], v
+		}
+	}
+	return r
 }
 
 // Associated data binds each wrapped secret to its purpose and key id, so a
@@ -155,10 +171,9 @@ func (ks keyStore) current(ctx context.Context) (*backupKey, error) {
 	return rec.unwrap(ks.kek)
 }
 
-// rewrap wraps k again under the KEK's current primary key, so that a KEK
-// version can be retired once every backup run has passed since rotation.
-func (ks keyStore) rewrap(ctx context.Context, k *backupKey) (keyRecord, error) {
-	rec, err := k.wrap(ks.kek)
+// rewrap wraps k again under kek's primary version.
+func (ks keyStore) rewrap(ctx context.Context, k *backupKey, kek Wrapper) (keyRecord, error) {
+	rec, err := k.wrap(kek)
 	if err != nil {
 		return rec, err
 	}
@@ -170,48 +185,107 @@ func (ks keyStore) rewrap(ctx context.Context, k *backupKey) (keyRecord, error) 
 	return rec, err
 }
 
-// RewrapKeys re-wraps every backup key from one KEK to another, in one
-// transaction; `ferry keys rotate-kek` calls it so that backups stay
-// readable once the old KEK is gone. (Each backup run also re-wraps the
-// current key under the KEK in use.)
-func RewrapKeys(ctx context.Context, db *store.DB, from, to Wrapper) (int, error) {
+// wrappedKeys lets KEK rotation and retirement (keys.Ring.RegisterWrapped)
+// see the backup keys: rotation re-wraps them under the new primary version,
+// in the database and in the copies beside the backups, and retirement
+// waits until none is left under the version it retires.
+type wrappedKeys struct{ s *Service }
+
+var _ keys.Wrapped = wrappedKeys{}
+
+// Wrapped returns the backup keys as key material for KEK rotation; the
+// server registers it with its key ring.
+func (s *Service) Wrapped() keys.Wrapped { return wrappedKeys{s} }
+
+func (w wrappedKeys) records(ctx context.Context) ([]keyRecord, error) {
+	rows, err := w.s.o.DB.SQL.QueryContext(ctx, `SELECT id, recipient, identity_wrapped, signing_public, signing_wrapped, created_at FROM backup_keys`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var recs []keyRecord
+	for rows.Next() {
+		r := keyRecord{Format: "ferry-backup-key/1"}
+		if err := rows.Scan(&r.ID, &r.Recipient, &r.IdentityWrapped, &r.SigningPublic, &r.SigningWrapped, &r.CreatedAt); err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+	}
+	return recs, rows.Err()
+}
+
+// RewrapKEK re-wraps every backup key not under kek's primary version and
+// rewrites its copy beside the backups.
+func (w wrappedKeys) RewrapKEK(ctx context.Context, kek keys.KEK) (int, error) {
+	probe, err := kek.Encrypt([]byte("probe"), []byte("ferry/backup-key/probe"))
+	if err != nil {
+		return 0, err
+	}
+	primary, _ := keys.KEKVersionOf(probe)
+	recs, err := w.records(ctx)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	err := db.InTx(ctx, func(tx *store.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, recipient, identity_wrapped, signing_public, signing_wrapped, created_at FROM backup_keys`)
+	for _, r := range recs {
+		vi, _ := keys.KEKVersionOf(r.IdentityWrapped)
+		vs, _ := keys.KEKVersionOf(r.SigningWrapped)
+		copyV, err := w.targetVersion(ctx, r.ID)
 		if err != nil {
-			return err
+			return n, err
 		}
-		var recs []keyRecord
-		for rows.Next() {
-			var r keyRecord
-			if err := rows.Scan(&r.ID, &r.Recipient, &r.IdentityWrapped, &r.SigningPublic, &r.SigningWrapped, &r.CreatedAt); err != nil {
-				rows.Close()
-				return err
-			}
-			recs = append(recs, r)
+		if vi == primary && vs == primary && copyV == primary {
+			continue
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
+		k, err := r.unwrap(kek)
+		if err != nil {
+			return n, err
 		}
-		for _, r := range recs {
-			k, err := r.unwrap(from)
-			if err != nil {
-				return err
-			}
-			w, err := k.wrap(to)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE backup_keys SET identity_wrapped = $2, signing_wrapped = $3 WHERE id = $1`,
-				w.ID, w.IdentityWrapped, w.SigningWrapped); err != nil {
-				return err
-			}
+		if _, err := w.s.storeKey(ctx, k, kek); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// UnderKEKVersion counts the backup keys (in the database and beside the
+// backups) still wrapped under version v (0: not versioned).
+func (w wrappedKeys) UnderKEKVersion(ctx context.Context, v int64) (int, error) {
+	recs, err := w.records(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, r := range recs {
+		vi, _ := keys.KEKVersionOf(r.IdentityWrapped)
+		vs, _ := keys.KEKVersionOf(r.SigningWrapped)
+		vc, err := w.targetVersion(ctx, r.ID)
+		if err != nil {
+			return n, err
+		}
+		if vi == v || vs == v || vc == v {
 			n++
 		}
-		return nil
-	})
-	return n, err
+	}
+	return n, nil
+}
+
+// targetVersion is the KEK version of a key's copy beside the backups;
+// -1 when there is no copy (nothing to re-wrap there).
+func (w wrappedKeys) targetVersion(ctx context.Context, id string) (int64, error) {
+	b, err := w.s.read(ctx, identityObject(id), 1<<16)
+	if errors.Is(err, ErrNotFound) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	rec, err := parseKeyRecord(b)
+	if err != nil {
+		return 0, err
+	}
+	return rec.KEKVersion, nil
 }
 
 func marshalKeyRecord(r keyRecord) ([]byte, error) { return json.MarshalIndent(r, "", "  ") }

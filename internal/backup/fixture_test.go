@@ -62,7 +62,8 @@ func newFixture(t testing.TB, db *store.DB) *fixture {
 
 func (f *fixture) service(t testing.TB, target Target, mut func(*Options)) *Service {
 	t.Helper()
-	o := Options{DB: f.db, DatabaseURL: f.url, KEK: f.kek, Target: target, Region: "us-west-2",
+	o := Options{DB: f.db, DatabaseURL: f.url, KEK: f.ring.KEK(), Keys: keys.Options{KeyFile: filepath.Join(f.dir, "kek.json")},
+		Target: target, Region: "us-west-2",
 		WorkDir: filepath.Join(f.dir, "work"), Every: 24 * time.Hour, Version: "test"}
 	if mut != nil {
 		mut(&o)

@@ -548,14 +548,18 @@ func (s *Service) drill(ctx context.Context, id string, d *DrillResult, check fu
 	if !check("migrations", err, fmt.Sprintf("at migration %d as recorded; this binary's migrations are current", m.SchemaVersion)) {
 		return false
 	}
-	tenants, days, err := openAllKeys(ctx, sdb, s.o.KEK)
+	tenants, days, err := openAllKeys(ctx, sdb, s.o.Keys)
 	return check("keys", err, fmt.Sprintf("%d tenant keysets and %d log day keys open with the KEK", tenants, days))
 }
 
 // openAllKeys opens every live tenant keyset and log-day key of a restored
-// database through the key ring, as the restored server would.
-func openAllKeys(ctx context.Context, db *store.DB, kek keys.KEK) (tenants, days int, err error) {
-	ring := keys.NewRing(db, kek)
+// database through a key ring opened as the restored server would open it:
+// every KEK version it records must open its check value.
+func openAllKeys(ctx context.Context, db *store.DB, o keys.Options) (tenants, days int, err error) {
+	ring, err := keys.Open(ctx, db, o)
+	if err != nil {
+		return 0, 0, err
+	}
 	rows, err := db.SQL.QueryContext(ctx, `SELECT tenant_id FROM tenant_keys WHERE shredded_at IS NULL`)
 	if err != nil {
 		return 0, 0, err

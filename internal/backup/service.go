@@ -25,8 +25,9 @@ import (
 // Options configures a Service.
 type Options struct {
 	DB          *store.DB
-	DatabaseURL string   // PostgreSQL: for pg_dump, pg_restore and drill databases
-	KEK         keys.KEK // wraps the backup key; opens restored tenant keys in drills
+	DatabaseURL string       // PostgreSQL: for pg_dump, pg_restore and drill databases
+	KEK         Wrapper      // seals the backup key: the key ring's KEK (keys.Ring.KEK)
+	Keys        keys.Options // where the KEK versions live, to open a drilled database's keys
 	Target      Target
 	Region      string          // FERRY_REGION: an S3 bucket must be in it
 	Recipients  []age.Recipient // operators' offline recipients (FERRY_BACKUP_RECIPIENTS)
@@ -195,20 +196,9 @@ func (s *Service) Backup(ctx context.Context) (m Manifest, err error) {
 	if err != nil {
 		return m, err
 	}
-	rec, err := s.keys.rewrap(ctx, k)
-	if err != nil {
-		return m, fmt.Errorf("re-wrap backup key: %w", err)
-	}
-	// Beside the backups, for a new server after a disaster: with the same
-	// KEK it can open the identity and read them.
-	kb, err := marshalKeyRecord(rec)
-	if err != nil {
+	if _, err := s.storeKey(ctx, k, s.o.KEK); err != nil {
 		return m, err
 	}
-	if _, err := s.o.Target.Put(ctx, identityObject(k.ID), bytes.NewReader(kb)); err != nil {
-		return m, fmt.Errorf("store backup key: %w", err)
-	}
-	s.remember(k)
 
 	recipients := append([]age.Recipient{k.Identity.Recipient()}, s.o.Recipients...)
 	m = Manifest{Format: "ferry-backup/1", ID: id, CreatedAt: start, FerryVersion: s.o.Version,
@@ -286,6 +276,25 @@ func (s *Service) Backup(ctx context.Context) (m Manifest, err error) {
 	forgetStatus()
 	s.o.Log.Info("backup stored", "id", id, "bytes", obj.Size+kobj.Size, "target", s.o.Target.String())
 	return m, nil
+}
+
+// storeKey wraps k under kek's primary version and stores it in the
+// database and beside the backups, where a new server after a disaster
+// finds it: with the same KEK it can open the identity and read them.
+func (s *Service) storeKey(ctx context.Context, k *backupKey, kek Wrapper) (keyRecord, error) {
+	rec, err := s.keys.rewrap(ctx, k, kek)
+	if err != nil {
+		return rec, fmt.Errorf("wrap backup key: %w", err)
+	}
+	kb, err := marshalKeyRecord(rec.portable())
+	if err != nil {
+		return rec, err
+	}
+	if _, err := s.o.Target.Put(ctx, identityObject(k.ID), bytes.NewReader(kb)); err != nil {
+		return rec, fmt.Errorf("store backup key: %w", err)
+	}
+	s.remember(k)
+	return rec, nil
 }
 
 func (s *Service) snapshot(ctx context.Context, data, keys io.Writer) (snapshotInfo, error) {

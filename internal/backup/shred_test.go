@@ -121,7 +121,7 @@ func TestContractShreddedTenantCannotBeDecryptedFromAnOlderBackupOnceKeyBackupsE
 // restoredSecret restores backup id with the key object of keysFrom into a
 // scratch database and returns the tenant's decrypted shared secret ("" if
 // it does not open).
-func restoredSecret(t *testing.T, svc *Service, kek keys.KEK, id, keysFrom, tenantID string) string {
+func restoredSecret(t *testing.T, svc *Service, kek *keys.LocalKEK, id, keysFrom, tenantID string) string {
 	t.Helper()
 	ctx := context.Background()
 	to := filepath.Join(t.TempDir(), "window.db")
@@ -183,7 +183,7 @@ func objectsHold(t *testing.T, svc *Service, tg Target, needle []byte) bool {
 	return found
 }
 
-func restoredSecretIn(t *testing.T, rdb *store.DB, kek keys.KEK, tenantID string) string {
+func restoredSecretIn(t *testing.T, rdb *store.DB, kek *keys.LocalKEK, tenantID string) string {
 	t.Helper()
 	s, err := tenant.NewStore(rdb, keys.NewRing(rdb, kek)).SharedSecret(context.Background(), tenantID)
 	if err != nil {

@@ -19,7 +19,10 @@ import (
 // KeyTables are left out of the main backup and backed up separately with
 // short retention: a tenant shredded (or a log day destroyed) is unreadable
 // in every older backup once the key backups of the time before have expired.
-var KeyTables = []string{"tenant_keys", "log_day_keys"}
+// kek_versions travels with them: the keys name their KEK version, and the
+// versions must be those of the keys restored, not of an older main backup.
+// It comes first, as the others refer to it.
+var KeyTables = []string{"kek_versions", "tenant_keys", "log_day_keys"}
 
 func isKeyTable(name string) bool { return slices.Contains(KeyTables, name) }
 

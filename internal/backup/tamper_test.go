@@ -217,7 +217,8 @@ func TestANewServerWithTheSameKEKRestoresFromTheTargetAlone(t *testing.T) {
 	if n != 0 {
 		t.Fatal("the new database already has a backup key")
 	}
-	svc, err := New(Options{DB: fresh, KEK: old.kek, Target: old.target, Region: "us-west-2",
+	svc, err := New(Options{DB: fresh, KEK: keys.NewRing(fresh, old.kek).KEK(), Keys: keys.Options{KeyFile: filepath.Join(old.dir, "kek.json")},
+		Target: old.target, Region: "us-west-2",
 		WorkDir: filepath.Join(t.TempDir(), "work"), Every: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -235,11 +236,14 @@ func TestANewServerWithTheSameKEKRestoresFromTheTargetAlone(t *testing.T) {
 		t.Fatalf("recovered secret %q", got)
 	}
 
-	otherKEK, err := keys.OpenLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
+	otherPath := filepath.Join(t.TempDir(), "kek.json")
+	otherKEK, err := keys.OpenLocalKEK(otherPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stranger, err := New(Options{DB: storetest.SQLite(t), KEK: otherKEK, Target: old.target, Region: "us-west-2",
+	strangerDB := storetest.SQLite(t)
+	stranger, err := New(Options{DB: strangerDB, KEK: keys.NewRing(strangerDB, otherKEK).KEK(), Keys: keys.Options{KeyFile: otherPath},
+		Target: old.target, Region: "us-west-2",
 		WorkDir: filepath.Join(t.TempDir(), "work"), Every: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)

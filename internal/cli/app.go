@@ -133,7 +133,8 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 		db.Close()
 		return nil, err
 	}
-	gate.SetTenantSites(a.tenants) // Jira calls only to installed, not-deleted sites
+	a.keys.RegisterWrapped("backup keys", a.backups.Wrapped()) // KEK rotation and retirement move them too
+	gate.SetTenantSites(a.tenants)                             // Jira calls only to installed, not-deleted sites
 	a.connect, err = atlassian.New(atlassian.Options{Config: cfg, Tenants: a.tenants, Keys: a.keys, Log: log,
 		InstallKeysClient: gate.Client(egress.InstallKeys), JiraClient: gate.Client(egress.Jira), OAuthClient: gate.Client(egress.OAuth),
 		Accounts: a.accounts})

@@ -59,7 +59,7 @@ func newBackups(cfg config.Config, a *app) (*backup.Service, error) {
 		}
 		recipients = append(recipients, rec)
 	}
-	return backup.New(backup.Options{DB: a.db, DatabaseURL: cfg.DatabaseURL, KEK: a.keys.KEK(), Target: target,
+	return backup.New(backup.Options{DB: a.db, DatabaseURL: cfg.DatabaseURL, KEK: a.keys.KEK(), Keys: keyOptions(cfg, a.gate), Target: target,
 		Region: cfg.Region, Recipients: recipients, WorkDir: filepath.Join(cfg.DataDir, "backup-work"),
 		Every: cfg.BackupEvery, Log: a.log, Version: Version,
 		Retention: backup.Retention{Daily: cfg.BackupKeepDaily, Weekly: cfg.BackupKeepWeekly, Monthly: cfg.BackupKeepMonthly, KeyDays: cfg.BackupKeyDays}})

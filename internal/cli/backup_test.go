@@ -87,7 +87,7 @@ func TestBackupCommands(t *testing.T) {
 		t.Fatalf("restore with the offline identity: %v\n%s", err, out)
 	}
 
-	before := snapshotDir(t, dir)
+	before := backupDirState(t, dir)
 	for name, args := range map[string][]string{
 		"restore over an existing file": {"backup", "restore", id, "--to", to},
 		"restore without --to":          {"backup", "restore", id},
@@ -102,7 +102,7 @@ func TestBackupCommands(t *testing.T) {
 		}
 		t.Logf("%s: exit %d: %v", name, cli.ExitCode(err), err)
 	}
-	if after := snapshotDir(t, dir); after != before {
+	if after := backupDirState(t, dir); after != before {
 		t.Errorf("refused commands changed the data directory:\nbefore %s\nafter  %s", before, after)
 	}
 	out, _, err = ferry(t, env, "jobs", "list")
@@ -111,9 +111,9 @@ func TestBackupCommands(t *testing.T) {
 	}
 }
 
-// snapshotDir lists files with sizes (not the SQLite WAL/SHM, which reads
+// backupDirState lists files with sizes (not the SQLite WAL/SHM, which reads
 // may touch) to detect changes.
-func snapshotDir(t *testing.T, dir string) string {
+func backupDirState(t *testing.T, dir string) string {
 	var b strings.Builder
 	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
 		if err == nil && !info.IsDir() && !strings.HasSuffix(p, "-wal") && !strings.HasSuffix(p, "-shm") && !strings.HasSuffix(p, "lock") {
@@ -310,9 +310,11 @@ func TestKilledBackupIsNeverListedAsGood(t *testing.T) {
 	}
 }
 
-// TestBackupsSurviveKEKRotation: after `ferry keys rotate-kek` drops the old
-// key, the backups made before are still listed as good, restore, and new
-// backups are made with the same backup key.
+// TestBackupsSurviveKEKRotation: `ferry keys rotate-kek` moves the backup
+// key (in the database and beside the backups) to the new KEK version, so
+// `retire-kek` can drop the old one; the backups made before are still
+// listed as good, restore, and new backups use the same backup key. A
+// rebuilt server with the key file and an empty database still opens them.
 func TestBackupsSurviveKEKRotation(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"FERRY_DATA_DIR": filepath.Join(dir, "data"), "FERRY_LOG_LEVEL": "error"}
@@ -321,8 +323,11 @@ func TestBackupsSurviveKEKRotation(t *testing.T) {
 		t.Fatalf("backup now: %v\n%s", err, out)
 	}
 	id := strings.Fields(out)[1]
-	if out, _, err = ferry(t, env, "keys", "rotate-kek"); err != nil || !strings.Contains(out, "re-wrapped 1 backup keys") {
+	if out, _, err = ferry(t, env, "keys", "rotate-kek"); err != nil {
 		t.Fatalf("rotate-kek: %v\n%s", err, out)
+	}
+	if out, _, err = ferry(t, env, "keys", "retire-kek", "1"); err != nil {
+		t.Fatalf("retire-kek 1 after rotation: %v\n%s", err, out)
 	}
 	out, _, err = ferry(t, env, "backup", "list")
 	if err != nil || !strings.Contains(out, id) || strings.Count(out, " good ") != 1 {
@@ -333,5 +338,19 @@ func TestBackupsSurviveKEKRotation(t *testing.T) {
 	}
 	if out, _, err = ferry(t, env, "backup", "now"); err != nil {
 		t.Fatalf("backup after rotation: %v\n%s", err, out)
+	}
+	// After a disaster: a new data directory with only the key file, and the
+	// same backup directory.
+	rebuilt := filepath.Join(dir, "rebuilt")
+	os.MkdirAll(rebuilt, 0o700)
+	kek, _ := os.ReadFile(filepath.Join(dir, "data", "kek.json"))
+	os.WriteFile(filepath.Join(rebuilt, "kek.json"), kek, 0o600)
+	renv := map[string]string{"FERRY_DATA_DIR": rebuilt, "FERRY_LOG_LEVEL": "error", "FERRY_BACKUP_DIR": filepath.Join(dir, "data", "backups")}
+	out, _, err = ferry(t, renv, "backup", "list")
+	if err != nil || strings.Count(out, " good ") < 1 || strings.Contains(out, "invalid") {
+		t.Fatalf("rebuilt server's list: %v\n%s", err, out)
+	}
+	if out, _, err = ferry(t, renv, "backup", "restore", "--to", filepath.Join(dir, "recovered.db")); err != nil {
+		t.Fatalf("rebuilt server's restore: %v\n%s", err, out)
 	}
 }

@@ -38,6 +38,9 @@ func TestDefaults(t *testing.T) {
 		"FERRY_CONNECT_INSTALL_KEYS_URL": "https://connect-install-keys.atlassian.com",
 		"FERRY_CONNECT_OAUTH_URL":        "https://oauth-2-authorization-server.services.atlassian.com",
 		"FERRY_CONNECT_JS_URL":           "https://connect-cdn.atl-paas.net/all.js",
+		"FERRY_BACKUP_EVERY":             "24h0m0s", "FERRY_BACKUP_DIR": "", "FERRY_BACKUP_RECIPIENTS": "",
+		"FERRY_BACKUP_KEEP_DAILY": "14", "FERRY_BACKUP_KEEP_WEEKLY": "8", "FERRY_BACKUP_KEEP_MONTHLY": "12",
+		"FERRY_BACKUP_KEY_DAYS": "7", "FERRY_S3_ACCESS_KEY_ID": "", "FERRY_S3_SECRET_ACCESS_KEY": "",
 	}
 	got := dump(&cfg)
 	for k, v := range want {
@@ -129,6 +132,17 @@ func TestValidValues(t *testing.T) {
 		{map[string]string{"FERRY_TOKEN_MAX_DAYS": "3650"}, func(c Config) bool { return c.TokenMaxDays == 3650 }},
 		{map[string]string{"FERRY_SHUTDOWN_TIMEOUT": "90s"}, func(c Config) bool { return c.ShutdownTimeout == 90*time.Second }},
 		{map[string]string{"FERRY_METRICS_ADDR": "off"}, func(c Config) bool { return c.MetricsAddr == "off" }},
+		{map[string]string{"FERRY_BACKUP_EVERY": "6h"}, func(c Config) bool { return c.BackupEvery == 6*time.Hour }},
+		{map[string]string{"FERRY_BACKUP_EVERY": "15m"}, func(c Config) bool { return c.BackupEvery == 15*time.Minute }},
+		{map[string]string{"FERRY_BACKUP_DIR": "/mnt/backups"}, func(c Config) bool { return c.BackupDir == "/mnt/backups" && c.BackupPath() == "/mnt/backups" }},
+		{map[string]string{"FERRY_BACKUP_RECIPIENTS": testRecipient + ", " + testRecipient2}, func(c Config) bool {
+			return len(c.BackupRecipients) == 2 && c.BackupRecipients[1] == testRecipient2
+		}},
+		{map[string]string{"FERRY_BACKUP_KEEP_DAILY": "30", "FERRY_BACKUP_KEEP_WEEKLY": "0", "FERRY_BACKUP_KEEP_MONTHLY": "24"}, func(c Config) bool {
+			return c.BackupKeepDaily == 30 && c.BackupKeepWeekly == 0 && c.BackupKeepMonthly == 24
+		}},
+		{map[string]string{"FERRY_BACKUP_KEY_DAYS": "1"}, func(c Config) bool { return c.BackupKeyDays == 1 }},
+		{map[string]string{"FERRY_S3_ACCESS_KEY_ID": "AKIAEXAMPLE"}, func(c Config) bool { return c.S3AccessKeyID == "AKIAEXAMPLE" }},
 		{map[string]string{"FERRY_METRICS_ADDR": "0.0.0.0:9100"}, func(c Config) bool { return c.MetricsAddr == "0.0.0.0:9100" }},
 		{map[string]string{"FERRY_CONSOLE_ADDR": "[::1]:0"}, func(c Config) bool { return c.ConsoleAddr == "[::1]:0" && c.ConsoleBaseURL() == "http://[::1]:0" }},
 		{map[string]string{"FERRY_CONSOLE_ADDR": "0.0.0.0:8443", "FERRY_TLS_CERT": "c.pem", "FERRY_TLS_KEY": "k.pem"}, func(c Config) bool {
@@ -195,6 +209,17 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"FERRY_SHUTDOWN_TIMEOUT": "0s"}, nil, "FERRY_SHUTDOWN_TIMEOUT"},
 		{map[string]string{"FERRY_SHUTDOWN_TIMEOUT": "soon"}, nil, "FERRY_SHUTDOWN_TIMEOUT"},
 		{map[string]string{"FERRY_METRICS_ADDR": "9464"}, nil, "FERRY_METRICS_ADDR"},
+		{map[string]string{"FERRY_BACKUP_EVERY": "25h"}, nil, "FERRY_BACKUP_EVERY"},
+		{map[string]string{"FERRY_BACKUP_EVERY": "168h"}, nil, "FERRY_BACKUP_EVERY"},
+		{map[string]string{"FERRY_BACKUP_EVERY": "14m"}, nil, "FERRY_BACKUP_EVERY"},
+		{map[string]string{"FERRY_BACKUP_EVERY": "daily"}, nil, "FERRY_BACKUP_EVERY"},
+		{map[string]string{"FERRY_BACKUP_RECIPIENTS": "age1notarecipient"}, nil, "FERRY_BACKUP_RECIPIENTS"},
+		{map[string]string{"FERRY_BACKUP_RECIPIENTS": testRecipient + ",AGE-SECRET-KEY-1QQQ"}, nil, "FERRY_BACKUP_RECIPIENTS"},
+		{map[string]string{"FERRY_BACKUP_KEEP_DAILY": "0"}, nil, "FERRY_BACKUP_KEEP_DAILY"},
+		{map[string]string{"FERRY_BACKUP_KEEP_WEEKLY": "-1"}, nil, "FERRY_BACKUP_KEEP_WEEKLY"},
+		{map[string]string{"FERRY_BACKUP_KEEP_MONTHLY": "many"}, nil, "FERRY_BACKUP_KEEP_MONTHLY"},
+		{map[string]string{"FERRY_BACKUP_KEY_DAYS": "31"}, nil, "FERRY_BACKUP_KEY_DAYS"},
+		{nil, []string{"--backup-every", "48h"}, "--backup-every"},
 		{map[string]string{"FERRY_ADDR": "127.0.0.1:9000", "FERRY_METRICS_ADDR": "127.0.0.1:9000"}, nil, "FERRY_METRICS_ADDR"},
 		{map[string]string{"FERRY_CONSOLE_ADDR": "0.0.0.0:8081"}, nil, "FERRY_CONSOLE_ADDR"},
 		{map[string]string{"FERRY_CONSOLE_ADDR": "8081"}, nil, "FERRY_CONSOLE_ADDR"},
@@ -223,6 +248,7 @@ func TestSecretFileVariants(t *testing.T) {
 		"FERRY_DATABASE_URL":               "postgres://ferry:s3cret-pw@db.internal:5432/ferry",
 		"FERRY_SENTRY_DSN":                 "https://s3cretkey@o1.ingest.sentry.io/1",
 		"FERRY_CONSOLE_OIDC_CLIENT_SECRET": "s3cret-oidc-client-secret",
+		"FERRY_S3_SECRET_ACCESS_KEY":       "s3cret/AbCdEf0123456789+xyz",
 	}
 	n := 0
 	for _, f := range fields() {
@@ -286,3 +312,9 @@ func TestHelpAndUsage(t *testing.T) {
 		}
 	}
 }
+
+// Two well-formed age recipients (public keys; no identity exists for them).
+const (
+	testRecipient  = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+	testRecipient2 = "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg"
+)
