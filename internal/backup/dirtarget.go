@@ -29,16 +29,15 @@ var (
 
 const partialDir = ".partial"
 
-// NewDirTarget returns a target rooted at dir, creating it owner-only.
+// NewDirTarget returns a target rooted at dir. The directory is created
+// (owner-only) by the first Put, not here: commands that never back up
+// leave no trace.
 func NewDirTarget(dir string) (*DirTarget, error) {
 	if dir == "" {
 		return nil, errors.New("backup directory: empty path")
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("backup directory: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(abs, partialDir), 0o700); err != nil {
 		return nil, fmt.Errorf("backup directory: %w", err)
 	}
 	return &DirTarget{root: abs}, nil
@@ -57,6 +56,9 @@ func (t *DirTarget) Put(ctx context.Context, name string, r io.Reader) (Object, 
 	dst, err := t.path(name)
 	if err != nil {
 		return Object{}, err
+	}
+	if err := os.MkdirAll(filepath.Join(t.root, partialDir), 0o700); err != nil {
+		return Object{}, fmt.Errorf("backup directory: %w", err)
 	}
 	f, err := os.CreateTemp(filepath.Join(t.root, partialDir), "put-*")
 	if err != nil {
@@ -164,6 +166,9 @@ func (t *DirTarget) Delete(_ context.Context, name string) error {
 // Sweep removes partial files of puts that never finished (a killed process).
 func (t *DirTarget) Sweep(_ context.Context, cutoff time.Time) (int, error) {
 	ents, err := os.ReadDir(filepath.Join(t.root, partialDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}

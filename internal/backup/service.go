@@ -484,6 +484,8 @@ func (s *Service) List(ctx context.Context) ([]Backup, error) {
 		case errors.Is(err, ErrSignature):
 			b.State, b.Problem = StateInvalid, err.Error()
 			continue
+		case errors.Is(err, ErrNotFound):
+			continue // deleted since the listing (retention elsewhere): what is left is incomplete
 		case err != nil:
 			return nil, err
 		}
@@ -506,6 +508,9 @@ func (s *Service) List(ctx context.Context) ([]Backup, error) {
 		}
 		var d DrillResult
 		raw, err := s.read(ctx, drillObject(id), 1<<20)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
