@@ -38,6 +38,11 @@ func TestBackupCommands(t *testing.T) {
 	if out, _, err := ferry(t, env, "migrate"); err != nil {
 		t.Fatal(err, out)
 	}
+	for _, d := range []string{"backups", "backup-work"} {
+		if _, err := os.Stat(filepath.Join(dir, "data", d)); err == nil {
+			t.Errorf("migrate created %s: only a backup should", d)
+		}
+	}
 	db, err := sql.Open("sqlite", store.SQLiteDSN(filepath.Join(dir, "data", "ferry.db")))
 	if err != nil {
 		t.Fatal(err)
