@@ -53,15 +53,6 @@ type tSet struct {
 	Props []tProp
 }
 
-func (s tSet) prop(name string) tProp {
-	for _, p := range s.Props {
-		if p.Name == name {
-			return p
-		}
-	}
-	return tProp{}
-}
-
 // readMetadata reads the entity sets from $metadata with encoding/xml.
 func readMetadata(t *testing.T, feed, token string) map[string]tSet {
 	t.Helper()
