@@ -19,6 +19,15 @@ const (
 // ownApp checks the caller is the app named in the path, authenticated by
 // its own JWT: app properties belong to that app alone.
 func ownApp(w http.ResponseWriter, r *http.Request, p *principal) bool {
+	if p.kind == "forge-app" && p.connectKey != "" && p.connectKey == r.PathValue("addonKey") {
+		// Connect on Forge: the Forge app reads its Connect properties (same
+		// app.connect.key); the docs document no Forge writes.
+		if r.Method == http.MethodGet {
+			return true
+		}
+		opMessage(w, http.StatusForbidden, "A Forge app may read, but not write, the properties of the Connect app it was migrated from.")
+		return false
+	}
 	if p.kind != "app" || p.addonKey != r.PathValue("addonKey") {
 		opMessage(w, http.StatusUnauthorized, "Access to this resource must be authenticated as the app that owns it.")
 		return false

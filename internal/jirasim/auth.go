@@ -14,11 +14,12 @@ import (
 
 // principal is who a request acts as.
 type principal struct {
-	kind     string // "user" (Basic), "app" (Connect JWT), "bearer" (app acting as a user)
-	user     int    // user index; -1 for the app itself
-	addonKey string
-	browse   []bool // project indexes this caller may browse
-	scope    int    // scope level (scopeRead…); users are not limited
+	kind       string // "user" (Basic), "app" (Connect JWT), "bearer" (app acting as a user), "forge-app", "forge-user"
+	user       int    // user index; -1 for the app itself
+	addonKey   string
+	connectKey string // a Forge app's app.connect.key: it may read that Connect app's properties
+	browse     []bool // project indexes this caller may browse
+	scope      int    // scope level (scopeRead…); users are not limited
 }
 
 // Connect scope levels: each implies the ones below it.
@@ -66,6 +67,9 @@ var errNoCredentials = errors.New(notAuthenticated)
 // authenticate resolves the caller from HTTP Basic, a Connect JWT
 // (Authorization: JWT or ?jwt=) or an OAuth bearer token.
 func (s *Sim) authenticate(r *http.Request) (*principal, error) {
+	if viaGateway(r) {
+		return s.authGateway(r) // /ex/jira/{cloudId}: Forge bearer tokens only
+	}
 	h := r.Header.Get("Authorization")
 	scheme, cred, _ := strings.Cut(h, " ")
 	switch {

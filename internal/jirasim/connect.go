@@ -65,8 +65,8 @@ type Installation struct {
 	ClientKey         string   `json:"client_key"`    // stable for this site
 	SharedSecret      string   `json:"shared_secret"` // new on every install
 	OAuthClientID     string   `json:"oauth_client_id"`
-	InstallationID    string   `json:"installation_id"`
-	BaseURL           string   `json:"base_url"` // the site URL sent to the app
+	InstallationID    string   `json:"installation_id"` // Connect on Forge only: the Forge installation
+	BaseURL           string   `json:"base_url"`        // the site URL sent to the app
 	DisplayURL        string   `json:"display_url"`
 	AppBaseURL        string   `json:"app_base_url"` // the descriptor's baseUrl
 	SEN               string   `json:"sen"`
@@ -259,7 +259,6 @@ func (s *Sim) Install(ctx context.Context, appBaseURL string, v InstallVariant) 
 		ClientKey:         s.uuidFrom("clientKey"),
 		SharedSecret:      hex.EncodeToString(secret[:]),
 		OAuthClientID:     s.uuidFrom("oauth/" + d.Key),
-		InstallationID:    "ari:cloud:ecosystem::installation/" + s.uuidFrom("installation/"+d.Key),
 		BaseURL:           base,
 		DisplayURL:        base,
 		AppBaseURL:        d.BaseURL,
@@ -279,6 +278,7 @@ func (s *Sim) Install(ctx context.Context, appBaseURL string, v InstallVariant) 
 	s.mu.RLock()
 	if old := s.installs[d.Key]; old != nil {
 		in.License = old.License // a reinstall keeps the marketplace license
+		in.InstallationID = old.InstallationID
 	}
 	s.mu.RUnlock()
 	if d.Lifecycle.Installed != "" {
@@ -387,8 +387,9 @@ func (s *Sim) Uninstall(ctx context.Context, addonKey string) error {
 	if in == nil {
 		return errNotInstalled
 	}
+	preErr := s.removeForge(ctx, in.InstallationID) // Connect on Forge: one app, one uninstall
 	_, err := s.sendLifecycle(ctx, in, "uninstalled", InstallValid)
-	return err
+	return errors.Join(preErr, err)
 }
 
 // SetLicense switches an installed app's license: "active", "expired" or
@@ -438,9 +439,12 @@ func (s *Sim) sendLifecycle(ctx context.Context, in *installation, event string,
 		"key": in.AddonKey, "clientKey": in.ClientKey, "sharedSecret": in.SharedSecret,
 		"baseUrl": in.BaseURL, "displayUrl": in.DisplayURL, "productType": "jira",
 		"description": "Atlassian JIRA at " + in.BaseURL, "eventType": event,
-		"oauthClientId": in.OAuthClientID, "installationId": in.InstallationID,
+		"oauthClientId":  in.OAuthClientID,
 		"cloudId":        s.uuidFrom("cloudId"),
 		"pluginsVersion": "1001.0.0-SNAPSHOT", "serverVersion": "100274",
+	}
+	if in.InstallationID != "" { // Connect on Forge: the site's Forge installation
+		payload["installationId"] = in.InstallationID
 	}
 	if in.License != "none" {
 		payload["serviceEntitlementNumber"] = strings.TrimPrefix(in.SEN, "SEN-")

@@ -21,10 +21,13 @@ func TestInstallSendsSignedInstalledCallback(t *testing.T) {
 		t.Fatalf("events: %+v", events)
 	}
 	body := events[0].Body
-	for _, k := range []string{"key", "clientKey", "sharedSecret", "baseUrl", "displayUrl", "productType", "description", "serviceEntitlementNumber", "entitlementId", "entitlementNumber", "oauthClientId", "installationId", "eventType", "pluginsVersion", "serverVersion"} {
+	for _, k := range []string{"key", "clientKey", "sharedSecret", "baseUrl", "displayUrl", "productType", "description", "serviceEntitlementNumber", "entitlementId", "entitlementNumber", "oauthClientId", "eventType", "pluginsVersion", "serverVersion"} {
 		if v, _ := body[k].(string); v == "" {
 			t.Errorf("installed payload lacks %s", k)
 		}
+	}
+	if id, ok := body["installationId"]; ok {
+		t.Errorf("a Connect app not on Forge got installationId %v", id) // see TestMigrateConnectToForge
 	}
 	if body["key"] != "ferry" || body["productType"] != "jira" || body["baseUrl"] != srv.URL || body["clientKey"] != in.ClientKey || body["sharedSecret"] != in.SharedSecret {
 		t.Errorf("payload %v", body)

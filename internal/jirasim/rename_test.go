@@ -21,9 +21,8 @@ func TestRenameSendsInstalledWithTheNewURLAndTheSameSecret(t *testing.T) {
 	if ev.Event != "installed" || ev.Err != "" || ev.Body["baseUrl"] != renamed || ev.Body["displayUrl"] != renamed {
 		t.Fatalf("rename callback: %+v", ev)
 	}
-	for _, k := range []string{"clientKey", "sharedSecret", "oauthClientId", "installationId"} {
-		if want := map[string]string{"clientKey": in.ClientKey, "sharedSecret": in.SharedSecret, "oauthClientId": in.OAuthClientID,
-			"installationId": in.InstallationID}[k]; ev.Body[k] != want {
+	for _, k := range []string{"clientKey", "sharedSecret", "oauthClientId"} {
+		if want := map[string]string{"clientKey": in.ClientKey, "sharedSecret": in.SharedSecret, "oauthClientId": in.OAuthClientID}[k]; ev.Body[k] != want {
 			t.Errorf("%s changed in the rename callback: %v", k, ev.Body[k])
 		}
 	}

@@ -47,6 +47,7 @@ func (s *Sim) routes() {
 	m.HandleFunc("GET /jira/apps/{addonKey}/{moduleKey}", s.handleJiraPage)
 	m.HandleFunc("GET /atlassian-connect/all.js", handleConnectJS)
 	s.controlRoutes(m)
+	s.forgeRoutes(m)
 	s.mux = m
 }
 

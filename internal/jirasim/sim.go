@@ -50,6 +50,8 @@ type Sim struct {
 	knobs    Knobs
 	sorted   map[string][]int // cache of sorted result lists, by query fingerprint
 
+	forge *forgeState // the Forge platform (forge*.go)
+
 	frags  atomic.Pointer[fragments]
 	limits *limiter
 	faults *faulter
