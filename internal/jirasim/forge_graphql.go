@@ -72,6 +72,11 @@ func (s *Sim) handleForgeGraphQL(w http.ResponseWriter, r *http.Request) {
 		case "__typename":
 			data[fld.alias] = "Mutation"
 		case "offlineUserAuthToken":
+			// Validate before executing: a bad selection must not mint a token.
+			if err := validateSel(fld.sel, "OfflineUserAuthTokenPayload"); err != nil {
+				gqlFail(w, http.StatusOK, err.Error())
+				return
+			}
 			input, err := fld.arg("input", req.Variables, op.vars)
 			if err != nil {
 				gqlFail(w, http.StatusOK, err.Error())
@@ -107,7 +112,35 @@ func orderedData(data map[string]any, order []string) []byte {
 }
 
 func gqlFail(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]any{"errors": []map[string]any{{"message": msg, "extensions": map[string]any{"statusCode": status}}}, "data": nil})
+	e := map[string]any{"message": msg}
+	if status != http.StatusOK {
+		e["extensions"] = map[string]any{"statusCode": status}
+	}
+	writeJSON(w, status, map[string]any{"errors": []map[string]any{e}, "data": nil})
+}
+
+// validateSel checks a selection against the payload's schema.
+func validateSel(sel []gqlField, typ string) error {
+	if len(sel) == 0 {
+		return fmt.Errorf("Validation error: a selection of subfields is required on type %s", typ)
+	}
+	for _, f := range sel {
+		if f.name == "__typename" {
+			continue
+		}
+		ft, ok := gqlTypes[typ][f.name]
+		switch {
+		case !ok:
+			return fmt.Errorf("Validation error: field %q is not defined on type %s", f.name, typ)
+		case ft == "" && len(f.sel) > 0:
+			return fmt.Errorf("Validation error: field %q of type %s is a scalar and takes no selection", f.name, typ)
+		case ft != "":
+			if err := validateSel(f.sel, ft); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // offlineUserAuthToken runs the mutation and returns the full payload;

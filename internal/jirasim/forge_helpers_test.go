@@ -29,6 +29,7 @@ type forgeRemote struct {
 	srv     *httptest.Server
 	jwksURL string
 	appID   string
+	now     func() time.Time // the clock FITs are checked against (the sim's, when a test moves it)
 
 	mu      sync.Mutex
 	calls   []remoteCall
@@ -48,7 +49,7 @@ type remoteCall struct {
 const testForgeAppID = "ari:cloud:ecosystem::app/3f1c9a52-7d4e-4b0a-9c61-2e8f5d7a1b03"
 
 func newForgeRemote(t testing.TB, s *Sim) *forgeRemote {
-	rm := &forgeRemote{t: t, jwksURL: s.ForgeJWKSURL(), appID: testForgeAppID, jtis: map[string]bool{}}
+	rm := &forgeRemote{t: t, jwksURL: s.ForgeJWKSURL(), appID: testForgeAppID, jtis: map[string]bool{}, now: s.now}
 	rm.srv = httptest.NewServer(http.HandlerFunc(rm.serve))
 	t.Cleanup(rm.srv.Close)
 	return rm
@@ -58,7 +59,7 @@ func (rm *forgeRemote) serve(w http.ResponseWriter, r *http.Request) {
 	raw, _ := io.ReadAll(r.Body)
 	c := remoteCall{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone()}
 	json.Unmarshal(raw, &c.Body)
-	claims, kid, err := verifyFIT(r.Context(), rm.jwksURL, rm.appID, r.Header)
+	claims, kid, err := verifyFITAt(r.Context(), rm.jwksURL, rm.appID, r.Header, rm.now)
 	if err == nil {
 		jti, _ := claims["jti"].(string)
 		rm.mu.Lock()
@@ -123,6 +124,10 @@ func (rm *forgeRemote) last(path string) remoteCall {
 
 // verifyFIT checks a Forge invocation as a careful remote does.
 func verifyFIT(ctx context.Context, jwksURL, appID string, h http.Header) (jwt.MapClaims, string, error) {
+	return verifyFITAt(ctx, jwksURL, appID, h, time.Now)
+}
+
+func verifyFITAt(ctx context.Context, jwksURL, appID string, h http.Header, now func() time.Time) (jwt.MapClaims, string, error) {
 	if h.Get("x-b3-traceid") == "" || h.Get("x-b3-spanid") == "" {
 		return nil, "", errors.New("missing x-b3 trace headers")
 	}
@@ -130,10 +135,10 @@ func verifyFIT(ctx context.Context, jwksURL, appID string, h http.Header) (jwt.M
 	if !ok {
 		return nil, "", errors.New("no bearer FIT")
 	}
-	return parseFIT(ctx, jwksURL, appID, tok)
+	return parseFIT(ctx, jwksURL, appID, tok, now)
 }
 
-func parseFIT(ctx context.Context, jwksURL, appID, tok string) (jwt.MapClaims, string, error) {
+func parseFIT(ctx context.Context, jwksURL, appID, tok string, now func() time.Time) (jwt.MapClaims, string, error) {
 	var kid string
 	claims := jwt.MapClaims{}
 	_, err := jwt.ParseWithClaims(tok, claims, func(t *jwt.Token) (any, error) {
@@ -143,7 +148,7 @@ func parseFIT(ctx context.Context, jwksURL, appID, tok string) (jwt.MapClaims, s
 		}
 		return fetchJWK(ctx, jwksURL, kid)
 	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithIssuer("forge/invocation-token"), jwt.WithAudience(appID),
-		jwt.WithExpirationRequired(), jwt.WithIssuedAt())
+		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithTimeFunc(now))
 	if err != nil {
 		return nil, kid, err
 	}
