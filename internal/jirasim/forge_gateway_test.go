@@ -200,7 +200,9 @@ func TestForgeGatewayRefusals(t *testing.T) {
 	}
 
 	// Writes need write:jira-work; without it the issue is not created.
-	count := func() int { return len(searchKeys(t, srv.URL, "", basicAuth(s.Users()[0]), "project = "+s.ProjectKeys()[0])) }
+	count := func() int {
+		return len(searchKeys(t, srv.URL, "", basicAuth(s.Users()[0]), "project = "+s.ProjectKeys()[0]))
+	}
 	before := count()
 	nwRemote := newForgeRemote(t, s)
 	nwRemote.appID = "ari:cloud:ecosystem::app/" + s.uuidFrom("no-write-app")
@@ -249,4 +251,3 @@ func (s *Sim) forgeTokenFor(id string) (string, time.Time, error) {
 	tok, exp := s.mintForgeToken(in, tokenSystem, -1, in.botScope, s.ForgeTimings().SystemTokenTTL)
 	return tok, exp, nil
 }
-
