@@ -268,7 +268,7 @@ func (s *Sim) handleForgeCDN(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(src, "/")+"/"+file, nil)
-		resp, err := forgeClient.Do(req)
+		resp, err := http.DefaultClient.Do(req) // dev servers redirect index.html to /
 		if err != nil {
 			http.Error(w, "resource unreachable: "+err.Error(), http.StatusBadGateway)
 			return
