@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -224,6 +225,13 @@ var (
 // normalise fills defaults and checks the app the way `forge lint` and the
 // platform would: references resolve, URLs are absolute, scopes allow tokens.
 func (s *Sim) normaliseForgeApp(app ForgeApp) (ForgeApp, []string, error) {
+	// The sim keeps its own copy: the caller's maps and slices stay theirs.
+	app.Remotes, app.Endpoints, app.Resources = maps.Clone(app.Remotes), maps.Clone(app.Endpoints), maps.Clone(app.Resources)
+	app.Triggers, app.Scheduled, app.Pages = slices.Clone(app.Triggers), slices.Clone(app.Scheduled), slices.Clone(app.Pages)
+	app.Scopes, app.Impersonation = slices.Clone(app.Scopes), slices.Clone(app.Impersonation)
+	for i := range app.Triggers {
+		app.Triggers[i].Events = slices.Clone(app.Triggers[i].Events)
+	}
 	if app.ID == "" {
 		app.ID = appARIPrefix + s.uuidFrom("forge-app/"+app.Name)
 	}
@@ -341,6 +349,9 @@ func forgeScopeLevel(scopes []string) int {
 // retries. The installation stands even when the remote never accepts the
 // event, as on Atlassian; the error then says why.
 func (s *Sim) InstallForge(ctx context.Context, app ForgeApp) (ForgeInstallation, error) {
+	if _, ok := s.Installation(app.ConnectKey); ok && app.ConnectKey != "" {
+		return ForgeInstallation{}, fmt.Errorf("jirasim: Connect app %q is installed on this site: its Forge version arrives with MigrateConnectToForge", app.ConnectKey)
+	}
 	fi, err := s.addForgeInstall(app)
 	if err != nil {
 		return ForgeInstallation{}, err

@@ -29,6 +29,9 @@ func TestMigrateConnectToForge(t *testing.T) {
 		t.Fatal("migrated a Connect app that is not installed")
 	}
 	app.ConnectKey = cin.AddonKey
+	if _, err := s.InstallForge(context.Background(), app); err == nil || !strings.Contains(err.Error(), "MigrateConnectToForge") {
+		t.Fatalf("a plain Forge install over a Connect install: %v", err)
+	}
 	fi, err := s.MigrateConnectToForge(context.Background(), app)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -345,4 +346,28 @@ func TestParseForgeManifest(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// FuzzParseForgeManifest: any text is parsed or refused without a panic,
+// the same way twice, and what parses installs or is refused cleanly.
+func FuzzParseForgeManifest(f *testing.F) {
+	if b, err := os.ReadFile("testdata/forge/manifest.yml"); err == nil {
+		f.Add(string(b))
+	}
+	for _, seed := range []string{"", "app: [", "modules:\n  endpoint:\n    - key: a\n      remote: r\n", "permissions:\n  scopes:\n    read:jira-work: {allowImpersonation: true}\n",
+		"remotes:\n  - key: r\n    baseUrl: {default: https://x.example}\n", "${X}", "modules: {jira:adminPage: [{key: p, resource: r, resolver: {endpoint: e}}]}"} {
+		f.Add(seed)
+	}
+	s := New(Options{Issues: -1, Users: 2, Seed: 1, AllowHTTPApp: true})
+	f.Fuzz(func(t *testing.T, text string) {
+		vars := map[string]string{"APP_ID": testForgeAppID, "FERRY_URL": "https://ferry.example", "X": "1"}
+		a1, err1 := ParseForgeManifest([]byte(text), ".", vars)
+		a2, err2 := ParseForgeManifest([]byte(text), ".", vars)
+		if (err1 == nil) != (err2 == nil) || err1 == nil && !equalJSON(t, a1, a2) {
+			t.Fatal("parsing is not deterministic")
+		}
+		if err1 == nil {
+			_, _, _ = s.normaliseForgeApp(a1)
+		}
+	})
 }

@@ -123,7 +123,7 @@ func validKVSKey(w http.ResponseWriter, key *string) bool {
 	for _, c := range *key {
 		space := unicode.IsSpace(c)
 		allSpace = allSpace && space
-		if !space && !(c < utf8.RuneSelf && (isNameChar(byte(c)) || strings.IndexRune(":.-#", c) >= 0)) {
+		if !space && !(c < utf8.RuneSelf && (isNameChar(byte(c)) || strings.ContainsRune(":.-#", c))) {
 			forgeError(w, http.StatusBadRequest, "INVALID_KEY", `the key does not match /^(?!\s+$)[a-zA-Z0-9:._\s-#]+$/`)
 			return false
 		}
