@@ -68,9 +68,11 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			Admin     bool   `json:"admin"`
 		}
 		out := struct {
-			BaseURL string `json:"base_url"`
-			Users   []user `json:"users"`
-		}{BaseURL: base}
+			BaseURL string            `json:"base_url"`
+			Users   []user            `json:"users"`
+			Forge   map[string]string `json:"forge"`
+		}{BaseURL: base, Forge: map[string]string{"jwks_url": s.ForgeJWKSURL(), "graphql_url": s.ForgeGraphQLURL(),
+			"storage_url": s.ForgeStorageURL(), "api_base_url": s.ForgeAPIBaseURL(), "cloud_id": s.CloudID()}}
 		for _, u := range s.credentials() {
 			if !u.Closed {
 				out.Users = append(out.Users, user{u.Email, u.APIToken, u.AccountID, u.Admin})
@@ -96,6 +98,8 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", role, u.Email, u.APIToken, u.AccountID, strings.Join(u.Projects, ","))
 		}
 		tw.Flush()
+		fmt.Fprintf(stdout, "Forge: JWKS %s, GraphQL %s, apiBaseUrl %s (install with POST %s/_sim/forge/install)\n",
+			s.ForgeJWKSURL(), s.ForgeGraphQLURL(), s.ForgeAPIBaseURL(), base)
 	}
 	<-ctx.Done()
 	return nil

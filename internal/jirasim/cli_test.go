@@ -34,10 +34,15 @@ func TestCLIServesAndInstalls(t *testing.T) {
 			AccountID string `json:"account_id"`
 			Admin     bool   `json:"admin"`
 		} `json:"users"`
+		Forge map[string]string `json:"forge"`
 	}
 	if err := json.Unmarshal([]byte(line), &first); err != nil || first.BaseURL == "" || len(first.Users) == 0 || !first.Users[0].Admin {
 		t.Fatalf("first line %q: %v", line, err)
 	}
+	if first.Forge["jwks_url"] != first.BaseURL+"/forge/.well-known/jwks.json" || first.Forge["graphql_url"] != first.BaseURL+"/graphql" {
+		t.Errorf("forge URLs %v", first.Forge)
+	}
+	call(t, first.Forge["jwks_url"], "GET", "", "", nil).status(t, 200)
 	u := User{Email: first.Users[0].Email, APIToken: first.Users[0].APIToken}
 	var count struct{ Count int }
 	call(t, first.BaseURL, "POST", "/rest/api/3/search/approximate-count", basicAuth(u), map[string]string{"jql": "created > 2000-01-01"}).status(t, 200).decode(t, &count)

@@ -2,7 +2,11 @@
 // and benchmarks. It behaves like the real site where Ferry can tell:
 // response shapes (checked against Atlassian's OpenAPI document and by
 // jira.js), paging, permissions, Connect JWT, signed installs, OAuth user
-// impersonation, rate limits and failures.
+// impersonation, rate limits and failures. It also plays Forge for a Forge
+// Remote app: JWKS-signed invocation tokens, system and user tokens,
+// lifecycle events, the scheduled trigger, preUninstall, the /ex/jira
+// gateway, offline user impersonation over GraphQL, the KVS storage API,
+// Connect-on-Forge migration and a Custom UI host with a bridge stand-in.
 //
 // It shares no code with what it stands in for: it imports no other Ferry
 // package, and its qsh, JWT, paging and JQL are written separately, so a bug
@@ -29,6 +33,18 @@
 //	s.SetReportCyclePeriod(d); s.ReportCalls(); s.ResetReportCalls() // personal data reporting, scripted
 //	jirasim.QSH(method, escapedPath, basePath, rawQuery) // reference qsh
 //	jirasim.RunCLI(ctx, args, stdout, stderr) // `ferry sim …`
+//
+// Forge (forge*.go; docs/jirasim.md has the contract and the choices):
+//
+//	app, err := jirasim.LoadForgeManifest("forge/manifest.yml", vars) // or a ForgeApp literal
+//	in, err := s.InstallForge(ctx, app)   // avi:forge:installed:app to the remote, with retries
+//	s.ForgeJWKSURL(); s.ForgeGraphQLURL(); s.ForgeStorageURL(); in.APIBaseURL
+//	s.FireForgeTrigger(ctx, in.ID); s.StopForgeTriggers(in.ID); s.RunForgeTriggers(ctx, time.Hour)
+//	s.InvokeForge(ctx, in.ID, module, accountID, req); s.ForgePageURL(in.ID, module, accountID)
+//	s.UpgradeForge(ctx, in.ID, v); s.UninstallForge(ctx, in.ID); s.MigrateConnectToForge(ctx, app)
+//	s.RotateForgeKeys(); s.RetireForgeKeys(); s.SetForgeLicense(in.ID, "inactive"); s.SetServiceAccount(id, true)
+//	s.NewForgeRequest(ctx, in.ID, jirasim.ForgeCall{…, Variant: jirasim.FITExpired}) // attack tables
+//	s.ForgeStats(); s.ForgeStorage(in.ID); s.SetForgeTimings(jirasim.ForgeTimings{RetryDelay: time.Millisecond})
 //
 // Install returns a *LifecycleError carrying the app's HTTP status when the
 // app refuses a callback; InstallVariants lists deliberately broken installs
