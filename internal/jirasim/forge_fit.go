@@ -164,6 +164,11 @@ func (s *Sim) newForgeRequest(ctx context.Context, in *forgeInstall, c ForgeCall
 		return nil, err
 	}
 	for k, v := range c.Headers {
+		// The platform owns these; a page cannot forge or smuggle them.
+		lk := strings.ToLower(k)
+		if lk == "authorization" || lk == "host" || lk == "content-length" || strings.HasPrefix(lk, "x-forge-") || strings.HasPrefix(lk, "x-b3-") {
+			continue
+		}
 		req.Header.Set(k, v)
 	}
 	if body != nil {

@@ -226,3 +226,25 @@ func TestForgeJWKSRotation(t *testing.T) {
 		t.Fatal("the current key must survive retirement")
 	}
 }
+
+// TestForgeUICallsCannotSetPlatformHeaders: invokeRemote headers reach the
+// remote, but not over the FIT, the tokens or the trace headers.
+func TestForgeUICallsCannotSetPlatformHeaders(t *testing.T) {
+	s, _ := newTestSim(t, Options{Issues: 5, Seed: 14})
+	rm := newForgeRemote(t, s)
+	in := installForge(t, s, testForgeApp(rm))
+	_, err := s.InvokeForge(context.Background(), in.ID, "ferry-admin", s.Users()[0].AccountID, ForgeRequest{Method: "GET", Path: "/forge/ui/h",
+		Headers: map[string]string{"Authorization": "Bearer forged", "X-Forge-Oauth-System": "forged", "x-forge-oauth-user": "forged", "x-b3-traceid": "forged", "x-custom": "kept"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rm.last("/forge/ui/h")
+	if c.Err != "" || c.Header.Get("x-custom") != "kept" {
+		t.Fatalf("call: %+v", c)
+	}
+	for _, h := range []string{"Authorization", "x-forge-oauth-system", "x-forge-oauth-user", "x-b3-traceid"} {
+		if vs := c.Header.Values(h); len(vs) != 1 || strings.Contains(vs[0], "forged") {
+			t.Errorf("%s: %v", h, vs)
+		}
+	}
+}
