@@ -1,8 +1,28 @@
 package logging
 
-import "regexp"
+import (
+	"regexp"
 
-// Test hooks for the pre-check fuzz target.
-var MayHoldSecret = mayHoldSecret
+	"ferry/internal/scrub"
+)
 
-func ValuePatterns() []*regexp.Regexp { return valuePatterns }
+// Test hooks for the pre-check fuzz target: the pre-check is the logs
+// rules' hints, and the patterns their candidate patterns (a rule never
+// changes text outside a match of its pattern).
+
+func MayHoldSecret(s string) bool {
+	for _, r := range scrub.Logs.TextRules() {
+		if scrub.MayMatch(r, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func ValuePatterns() []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, r := range scrub.Logs.TextRules() {
+		out = append(out, regexp.MustCompile(r.Pattern()))
+	}
+	return out
+}

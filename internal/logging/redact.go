@@ -1,8 +1,10 @@
 // Package logging builds Ferry's slog logger. Every record passes through a
-// redacting handler: attributes whose key names a secret are replaced whole,
-// and values that look like JWTs, bearer/basic credentials, access tokens or
-// email addresses are replaced wherever they appear — including inside error
-// strings and nested groups. Debug and error logs are thereby anonymized
+// redacting handler: attributes whose key names a secret, personal data or
+// Jira content are replaced whole, and values that look like JWTs,
+// bearer/basic credentials, access tokens, email addresses, accountIds or
+// card numbers are replaced wherever they appear — including inside error
+// strings and nested groups. The rules are internal/scrub's, shared with
+// error tracking, so logs and error events are scrubbed by one table. Debug and error logs are thereby anonymized
 // (statement: Logs Data) without relying on every call site to be careful.
 package logging
 
@@ -11,119 +13,24 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"regexp"
-	"strings"
 
 	"golang.org/x/term"
+
+	"ferry/internal/scrub"
 )
 
 // Redacted replaces anything removed from a log record.
-const Redacted = "[redacted]"
+const Redacted = scrub.Redacted
 
-// secretKeys are attribute-key fragments whose values are never logged.
-// Matching is case-insensitive on the key with "_" and "-" removed.
-var secretKeys = []string{
-	"secret", "token", "password", "passwd", "authorization", "cookie", "jwt",
-	"apikey", "credential", "assertion", "privatekey", "dsn", "email", "accountid",
-	"body", "summary", "description", "jql",
-}
+// Scrub replaces every secret-looking substring of s, with the rules of
+// internal/scrub marked for logs: JWTs, bearer/basic credentials, Ferry
+// tokens, secret name=value pairs, cookies, user:pass@ in URLs, emails,
+// accountIds, card numbers and IBANs. The same table scrubs error events
+// before they reach Sentry; logs keep IP addresses (listen addresses) and
+// non-secret query parameters.
+func Scrub(s string) string { return scrub.Logs.Text(s) }
 
-// allowedKeys end in a secret-looking fragment but hold no secret.
-var allowedKeys = map[string]bool{
-	"tokenprefix": true, "tokenid": true, "tokens": true, "accountpseudonym": true,
-	"bodybytes": true, "tokencount": true,
-}
-
-var valuePatterns = []*regexp.Regexp{
-	// JWTs: three base64url parts, the first two starting with '{"'.
-	regexp.MustCompile(`eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*`),
-	// Authorization header values.
-	regexp.MustCompile(`(?i)\b(bearer|basic|jwt)\s+[A-Za-z0-9._~+/=-]{8,}`),
-	// Ferry's own personal access tokens.
-	regexp.MustCompile(`\bfry_[A-Za-z0-9_-]{8,}`),
-	// Email addresses.
-	regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`),
-	// Secrets passed in query strings.
-	regexp.MustCompile(`(?i)([?&](jwt|token|access_token|skiptoken|\$skiptoken|sentry_key|signature|assertion)=)[^&\s"]+`),
-	// Atlassian accountIds: "557058:<uuid>" and 24-hex forms.
-	regexp.MustCompile(`\b\d{6}:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b`),
-	regexp.MustCompile(`\b[0-9a-f]{24}\b`),
-}
-
-// Scrub replaces every secret-looking substring of s.
-func Scrub(s string) string {
-	if !mayHoldSecret(s) {
-		return s // most log values (routes, codes, counts) need no regexp at all
-	}
-	for i, p := range valuePatterns {
-		if i == 4 {
-			s = p.ReplaceAllString(s, "${1}"+Redacted)
-			continue
-		}
-		s = p.ReplaceAllString(s, Redacted)
-	}
-	return s
-}
-
-// mayHoldSecret is a one-pass pre-check: false only when no pattern of
-// valuePatterns can match s — no '@', '=' or ':', no "eyJ", "fry_", "bearer",
-// "basic" or "jwt" (any case), and no run of 24 hexadecimal digits.
-func mayHoldSecret(s string) bool {
-	run := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '@' || c == '=' || c == ':':
-			return true
-		case c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F':
-			if run++; run >= 24 {
-				return true
-			}
-		default:
-			run = 0
-		}
-	}
-	for _, w := range []string{"eyj", "fry_", "bearer", "basic", "jwt"} {
-		if containsFold(s, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// containsFold reports whether s contains the lower-case ASCII word w in
-// any case, without allocating.
-func containsFold(s, w string) bool {
-	for i := 0; i+len(w) <= len(s); i++ {
-		j := 0
-		for ; j < len(w); j++ {
-			c := s[i+j]
-			if c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != w[j] {
-				break
-			}
-		}
-		if j == len(w) {
-			return true
-		}
-	}
-	return false
-}
-
-func secretKey(k string) bool {
-	k = strings.ToLower(strings.NewReplacer("_", "", "-", "", ".", "").Replace(k))
-	if allowedKeys[k] {
-		return false
-	}
-	for _, f := range secretKeys {
-		if strings.Contains(k, f) {
-			return true
-		}
-	}
-	return false
-}
+func secretKey(k string) bool { return scrub.Logs.SecretKey(k) }
 
 // redactAttr is slog's ReplaceAttr: it sees every attribute, groups included.
 func redactAttr(_ []string, a slog.Attr) slog.Attr {

@@ -173,7 +173,7 @@ var jwtRule = &textRule{
 }
 
 var bearerRule = &textRule{
-	re: regexp.MustCompile(`(?i)\b(bearer|basic|jwt)(\s+)([A-Za-z0-9._~+/=-]{8,})`),
+	re: regexp.MustCompile(`(?i)\b(bearer|basic|jwt)(\s+)([A-Za-z0-9._~+/=_-]{8,})`),
 	hint: func(s string, f *feat) bool {
 		return f.word && containsAnyFold(s, "bearer", "basic", "jwt")
 	},
