@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 
@@ -16,6 +17,7 @@ import (
 	"ferry/internal/backup"
 	"ferry/internal/config"
 	"ferry/internal/egress"
+	"ferry/internal/errortrack"
 	"ferry/internal/export"
 	"ferry/internal/jobs"
 	"ferry/internal/keys"
@@ -60,6 +62,12 @@ type app struct {
 	reporter *privacy.Reporter // reports them; erases closed accounts
 	purger   *tenant.Purger    // end of a subscription: deletes a tenant's rows, shreds its keyset
 	backups  *backup.Service   // encrypted backups, restore drills, retention
+
+	errorStore   *errortrack.Store        // scrubbed error events and their outbox (Real-time Error Tracking Data)
+	errorIngest  *errortrack.Tracker      // the Sentry-protocol ingest endpoints
+	forwarder    *errortrack.Forwarder    // outbox → FERRY_SENTRY_UPSTREAM_DSN; nil without one
+	serverErrors *errortrack.ServerErrors // Ferry's own errors through sentry-go
+	stopForward  func()                   // stops the forwarder started by deps (serve only)
 }
 
 // openApp checks the key file's permissions before touching the data
@@ -115,6 +123,11 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 		log.Warn("using a local key file as KEK; production should set FERRY_KEK to a KMS key", "kek", ring.Describe())
 	}
 	a := &app{cfg: cfg, log: log, db: db, keys: ring, jobs: jobs.NewRegistry(), gate: gate}
+	if err := a.wireErrorTracking(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	log = a.log // error-level records now also reach error tracking
 	a.tenants = tenant.NewStore(db, a.keys)
 	a.tenants.SetPolicy(tenant.Policy{Grace: cfg.PurgeGrace, LicenseLapse: cfg.PurgeLicenseInactive, DisabledLapse: cfg.PurgeDisabled})
 	a.accounts = privacy.NewRegister(db, a.keys)
@@ -152,6 +165,9 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 // Close flushes the request log (HTTP has already stopped) and closes the
 // database.
 func (a *app) Close() error {
+	if a.stopForward != nil {
+		a.stopForward()
+	}
 	if a.requestLog != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 		a.requestLog.Close(ctx)
@@ -164,8 +180,66 @@ func (a *app) deps() server.Deps {
 	if a.requestLog == nil {
 		a.requestLog = reqlog.New(a.requests, reqlog.Options{Logger: a.log})
 	}
+	if a.forwarder != nil && a.stopForward == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); a.forwarder.Run(ctx) }()
+		a.stopForward = func() { cancel(); <-done }
+	}
 	return server.Deps{Config: a.cfg, Log: a.log, DB: a.db, Keys: a.keys, Connect: a.connect, RequestLog: a.requestLog,
-		Feeds: a.feeds, App: a.appAPI, Pages: a.pages}
+		Feeds: a.feeds, App: a.appAPI, Pages: a.pages, Errors: a.errorIngest}
+}
+
+// wireErrorTracking builds the error relay: its store, the ingest for the
+// browser project (FERRY_ERRORS_PUBLIC_KEY), the forwarder to
+// FERRY_SENTRY_UPSTREAM_DSN through the egress gate, and sentry-go for
+// Ferry's own errors, whose logger wrap reports every error-level record.
+func (a *app) wireErrorTracking(ctx context.Context) error {
+	a.keys.RegisterWrapped("error-tracking pseudonym key", errortrack.WrappedPseudonymKey{DB: a.db})
+	ps, err := errortrack.LoadPseudonyms(ctx, a.db, a.keys.KEK())
+	if err != nil {
+		return err
+	}
+	a.errorStore = errortrack.NewStore(a.db)
+	var projects []errortrack.Project
+	if a.cfg.ErrorsPublicKey != "" {
+		projects = append(projects, errortrack.Project{ID: a.cfg.ErrorsProjectID, PublicKey: a.cfg.ErrorsPublicKey})
+	}
+	var nudge func()
+	if a.cfg.SentryUpstreamDSN != "" {
+		dsn, err := errortrack.ParseDSN(a.cfg.SentryUpstreamDSN)
+		if err != nil {
+			return &config.Error{Var: "FERRY_SENTRY_UPSTREAM_DSN", Reason: err.Error()}
+		}
+		a.forwarder = &errortrack.Forwarder{Store: a.errorStore, Client: a.gate.Client(egress.Sentry), DSN: dsn,
+			SentryClient: "ferry/" + Version, Log: a.log}
+		nudge = a.forwarder.Nudge
+	}
+	origin := ""
+	if u, err := url.Parse(a.cfg.BaseURL); err == nil {
+		origin = u.Scheme + "://" + u.Host
+	}
+	a.errorIngest = errortrack.New(errortrack.Options{Store: a.errorStore, Projects: projects, AllowedOrigins: []string{origin},
+		Forward: a.forwarder != nil, Pseudonyms: ps, Rate: float64(a.cfg.ErrorsRate), Log: a.log, Nudge: nudge})
+	a.serverErrors, err = errortrack.NewServerErrors(a.errorIngest, Version, "")
+	if err != nil {
+		return err
+	}
+	a.log = a.serverErrors.Logger(a.log)
+	return nil
+}
+
+// browserDSN is the DSN the app's pages give the Sentry browser SDK, or ""
+// when browser error tracking is off.
+func (a *app) browserDSN() string {
+	if a.cfg.ErrorsPublicKey == "" {
+		return ""
+	}
+	dsn, err := errortrack.BrowserDSN(a.cfg.BaseURL, a.cfg.ErrorsPublicKey, a.cfg.ErrorsProjectID)
+	if err != nil {
+		return ""
+	}
+	return dsn
 }
 
 // wireConnector builds the feeds and the app's JSON API. Data sources live
@@ -178,7 +252,8 @@ func (a *app) wireConnector() {
 		Keys: a.keys, JiraHTTP: jiraHTTP, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
 	a.appAPI = &export.App{Log: a.log, Connect: a.connect, Sources: sources, Tokens: tokens, Feeds: a.feeds,
 		JiraHTTP: jiraHTTP, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
-	a.pages = &web.Pages{Connect: a.connect, Config: a.cfg, Log: a.log}
+	a.pages = &web.Pages{Connect: a.connect, Config: a.cfg, Log: a.log,
+		ErrorTracking: web.ErrorTracking{DSN: a.browserDSN(), Release: Version}}
 }
 
 // wireErasure lists what each area keeps of a tenant and of an Atlassian
@@ -236,6 +311,10 @@ func (a *app) registerJobs() {
 	a.jobs.Register(tenant.ExpiryJob(a.tenants, a.connect.LicenseActive, a.log))
 	a.jobs.Register(privacy.ReportJob(a.reporter, a.log))
 	a.jobs.Register(backup.Job(a.backups, a.log))
+	a.jobs.Register(errortrack.RetentionJob(a.errorStore, a.cfg.ErrorsRetentionDays, a.log))
+	if a.forwarder != nil {
+		a.jobs.Register(errortrack.ForwardJob(a.forwarder))
+	}
 }
 
 // newGate builds the egress gate; its start-up checks (region pinning,
@@ -247,7 +326,7 @@ func newGate(cfg config.Config) (*egress.Gate, error) {
 		S3Endpoint:          cfg.S3Endpoint,
 		S3Bucket:            cfg.S3Bucket,
 		S3Region:            cfg.S3Region,
-		SentryDSN:           cfg.SentryDSN,
+		SentryUpstreamDSN:   cfg.SentryUpstreamDSN,
 		SMTPAddr:            cfg.SMTPAddr,
 		AllowLoopback:       cfg.AllowLoopback,
 		AllowedHostPatterns: cfg.ConnectAllowedHosts,

@@ -245,7 +245,7 @@ func TestBadConfigurationExitsTwoWithOneLineAndWritesNothing(t *testing.T) {
 
 func TestPrintConfigRedactsSecrets(t *testing.T) {
 	var out bytes.Buffer
-	env := map[string]string{"FERRY_DATABASE_URL": "postgres://ferry:hunter2@db.internal:5432/ferry?sslmode=require", "FERRY_SENTRY_DSN": "https://abc123@o1.ingest.sentry.io/1"}
+	env := map[string]string{"FERRY_DATABASE_URL": "postgres://ferry:hunter2@db.internal:5432/ferry?sslmode=require", "FERRY_SENTRY_UPSTREAM_DSN": "https://abc123@o1.ingest.sentry.io/1"}
 	if err := cli.Run(context.Background(), []string{"ferry", "serve", "--print-config"}, envFunc(env), nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
@@ -266,15 +266,33 @@ func TestSecretFromFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := cli.Run(context.Background(), []string{"ferry", "serve", "--print-config"}, envFunc(map[string]string{"FERRY_SENTRY_DSN_FILE": f}), nil, &out, io.Discard); err != nil {
+	if err := cli.Run(context.Background(), []string{"ferry", "serve", "--print-config"}, envFunc(map[string]string{"FERRY_SENTRY_UPSTREAM_DSN_FILE": f}), nil, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "FERRY_SENTRY_DSN=[redacted]") {
+	if !strings.Contains(out.String(), "FERRY_SENTRY_UPSTREAM_DSN=[redacted]") {
 		t.Fatalf("secret from file not loaded:\n%s", out.String())
 	}
-	err := cli.Run(context.Background(), []string{"ferry", "serve"}, envFunc(map[string]string{"FERRY_SENTRY_DSN_FILE": "/nonexistent/x"}), nil, io.Discard, io.Discard)
-	if cli.ExitCode(err) != 2 || !strings.Contains(err.Error(), "FERRY_SENTRY_DSN_FILE") {
+	err := cli.Run(context.Background(), []string{"ferry", "serve"}, envFunc(map[string]string{"FERRY_SENTRY_UPSTREAM_DSN_FILE": "/nonexistent/x"}), nil, io.Discard, io.Discard)
+	if cli.ExitCode(err) != 2 || !strings.Contains(err.Error(), "FERRY_SENTRY_UPSTREAM_DSN_FILE") {
 		t.Fatalf("missing secret file: %v", err)
+	}
+}
+
+// The old variable is refused, naming its replacement: silently ignoring a
+// DSN someone set would drop their error events on the floor.
+func TestRenamedSentryDSNFailsStartUp(t *testing.T) {
+	for _, env := range []map[string]string{
+		{"FERRY_SENTRY_DSN": "https://abc123@o1.ingest.sentry.io/1"},
+		{"FERRY_SENTRY_DSN_FILE": "/nonexistent/x"},
+	} {
+		err := cli.Run(context.Background(), []string{"ferry", "serve", "--print-config"}, envFunc(env), nil, io.Discard, io.Discard)
+		if cli.ExitCode(err) != 2 || !strings.Contains(err.Error(), "FERRY_SENTRY_UPSTREAM_DSN") || strings.Contains(err.Error(), "abc123") {
+			t.Errorf("%v: err = %v, want exit 2 naming FERRY_SENTRY_UPSTREAM_DSN", env, err)
+		}
+	}
+	err := cli.Run(context.Background(), []string{"ferry", "serve", "--print-config"}, envFunc(map[string]string{"FERRY_SENTRY_UPSTREAM_DSN": "https://o1.ingest.sentry.io/1"}), nil, io.Discard, io.Discard)
+	if cli.ExitCode(err) != 2 || !strings.Contains(err.Error(), "public key") {
+		t.Errorf("DSN without a key: %v", err)
 	}
 }
 

@@ -45,12 +45,12 @@ type Config struct {
 	AllowLoopback       bool     // FERRY_EGRESS_ALLOW_LOOPBACK (simulator and demo only)
 	AddonKey            string   // FERRY_ADDON_KEY
 
-	RequestLogDays int    // FERRY_REQUEST_LOG_DAYS, at most 60
-	SentryDSN      string // FERRY_SENTRY_DSN (secret)
-	S3Endpoint     string // FERRY_S3_ENDPOINT
-	S3Bucket       string // FERRY_S3_BUCKET
-	S3Region       string // FERRY_S3_REGION
-	SMTPAddr       string // FERRY_SMTP_ADDR
+	RequestLogDays    int    // FERRY_REQUEST_LOG_DAYS, at most 60
+	SentryUpstreamDSN string // FERRY_SENTRY_UPSTREAM_DSN (secret): where scrubbed error events go; empty keeps them local
+	S3Endpoint        string // FERRY_S3_ENDPOINT
+	S3Bucket          string // FERRY_S3_BUCKET
+	S3Region          string // FERRY_S3_REGION
+	SMTPAddr          string // FERRY_SMTP_ADDR
 
 	ExportWorkers int // FERRY_EXPORT_WORKERS
 	TokenMaxDays  int // FERRY_TOKEN_MAX_DAYS
@@ -78,6 +78,11 @@ type Config struct {
 	BackupKeyDays        int           // FERRY_BACKUP_KEY_DAYS: how long key backups are kept
 	S3AccessKeyID        string        // FERRY_S3_ACCESS_KEY_ID
 	S3SecretAccessKey    string        // FERRY_S3_SECRET_ACCESS_KEY (secret)
+
+	ErrorsPublicKey     string // FERRY_ERRORS_PUBLIC_KEY: the app's browser Sentry project key; empty: no browser error tracking
+	ErrorsProjectID     string // FERRY_ERRORS_PROJECT_ID: that project's id in the DSN
+	ErrorsRetentionDays int    // FERRY_ERRORS_RETENTION_DAYS: days scrubbed error events are kept locally
+	ErrorsRate          int    // FERRY_ERRORS_RATE: envelopes per second per public key
 }
 
 // Error is a configuration error: it names the variable and says what is
@@ -125,6 +130,10 @@ func Default() Config {
 		BackupKeepWeekly:     8,
 		BackupKeepMonthly:    12,
 		BackupKeyDays:        7,
+
+		ErrorsProjectID:     "1",
+		ErrorsRetentionDays: 30,
+		ErrorsRate:          50,
 	}
 }
 
@@ -201,7 +210,7 @@ func fields() []field {
 			get: func(c *Config) string { return strconv.FormatBool(c.AllowLoopback) }},
 		mk("FERRY_ADDON_KEY", "addon-key", false, "the Connect app key", func(c *Config) *string { return &c.AddonKey }),
 		intf("FERRY_REQUEST_LOG_DAYS", "request-log-days", "days request logs are kept (at most 60)", func(c *Config) *int { return &c.RequestLogDays }, 1, 60),
-		mk("FERRY_SENTRY_DSN", "sentry-dsn", true, "upstream Sentry DSN", func(c *Config) *string { return &c.SentryDSN }),
+		mk("FERRY_SENTRY_UPSTREAM_DSN", "sentry-upstream-dsn", true, "Sentry DSN that scrubbed error events are forwarded to; empty keeps them local", func(c *Config) *string { return &c.SentryUpstreamDSN }),
 		mk("FERRY_S3_ENDPOINT", "s3-endpoint", false, "S3 endpoint for backups", func(c *Config) *string { return &c.S3Endpoint }),
 		mk("FERRY_S3_BUCKET", "s3-bucket", false, "S3 bucket for backups", func(c *Config) *string { return &c.S3Bucket }),
 		mk("FERRY_S3_REGION", "s3-region", false, "region of the S3 bucket", func(c *Config) *string { return &c.S3Region }),
@@ -266,6 +275,10 @@ func fields() []field {
 		intf("FERRY_BACKUP_KEY_DAYS", "backup-key-days", "days key backups (tenant and log keys) are kept; after that a shredded tenant is unreadable in every backup", func(c *Config) *int { return &c.BackupKeyDays }, 1, 30),
 		mk("FERRY_S3_ACCESS_KEY_ID", "s3-access-key-id", false, "access key id for the S3 bucket", func(c *Config) *string { return &c.S3AccessKeyID }),
 		mk("FERRY_S3_SECRET_ACCESS_KEY", "s3-secret-access-key", true, "secret access key for the S3 bucket", func(c *Config) *string { return &c.S3SecretAccessKey }),
+		mk("FERRY_ERRORS_PUBLIC_KEY", "errors-public-key", false, "public key of the app's browser error-tracking project (16–64 letters or digits); empty: off", func(c *Config) *string { return &c.ErrorsPublicKey }),
+		mk("FERRY_ERRORS_PROJECT_ID", "errors-project-id", false, "project id in the browser DSN (digits)", func(c *Config) *string { return &c.ErrorsProjectID }),
+		intf("FERRY_ERRORS_RETENTION_DAYS", "errors-retention-days", "days scrubbed error events are kept locally", func(c *Config) *int { return &c.ErrorsRetentionDays }, 1, 365),
+		intf("FERRY_ERRORS_RATE", "errors-rate", "error envelopes accepted per second per public key", func(c *Config) *int { return &c.ErrorsRate }, 1, 100000),
 	}
 }
 
@@ -313,11 +326,22 @@ func fmtDays(d time.Duration) string {
 	return d.String()
 }
 
+// renamed lists variables that no longer exist, with what replaced them: a
+// setting that is silently ignored is worse than a refusal to start.
+var renamed = map[string]string{
+	"FERRY_SENTRY_DSN": "FERRY_SENTRY_UPSTREAM_DSN (the Sentry project scrubbed error events are forwarded to)",
+}
+
 // Load reads the environment, then the flags in args (flags override), then
 // validates. Unknown flags and bad values are *Error. The returned FlagSet's
 // remaining arguments are returned as rest.
 func Load(name string, args []string, getenv func(string) string, extra func(fs *flag.FlagSet)) (cfg Config, rest []string, err error) {
 	cfg = Default()
+	for old, now := range renamed {
+		if getenv(old) != "" || getenv(old+"_FILE") != "" {
+			return cfg, nil, &Error{Var: old, Reason: "renamed: set " + now}
+		}
+	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var flagErr *Error // the flag package keeps only the text of a value's error
@@ -446,6 +470,17 @@ func (c *Config) Validate() error {
 	if len(c.ConnectAllowedHosts) == 0 {
 		return &Error{Var: "FERRY_CONNECT_ALLOWED_HOSTS", Reason: "must list at least one host pattern"}
 	}
+	if c.SentryUpstreamDSN != "" {
+		if err := checkSentryDSN(c.SentryUpstreamDSN); err != nil {
+			return &Error{Var: "FERRY_SENTRY_UPSTREAM_DSN", Reason: err.Error()}
+		}
+	}
+	if c.ErrorsPublicKey != "" && !alnum(c.ErrorsPublicKey, 16, 64) {
+		return &Error{Var: "FERRY_ERRORS_PUBLIC_KEY", Reason: "must be 16 to 64 letters or digits (a Sentry public key is 32 hex digits)"}
+	}
+	if !digits(c.ErrorsProjectID) {
+		return &Error{Var: "FERRY_ERRORS_PROJECT_ID", Reason: fmt.Sprintf("%q is not a project id (digits, as Sentry SDKs require)", c.ErrorsProjectID)}
+	}
 	if c.AddonKey == "" || strings.ContainsAny(c.AddonKey, "/?#& ") {
 		return &Error{Var: "FERRY_ADDON_KEY", Reason: "must be a non-empty key without / ? # & or spaces"}
 	}
@@ -519,6 +554,48 @@ func checkHostPort(addr string) error {
 		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
 	}
 	return nil
+}
+
+// checkSentryDSN checks the shape scheme://PUBLICKEY@host/…/PROJECT without
+// naming the key in the message (the DSN is a secret).
+func checkSentryDSN(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("not a DSN like https://PUBLICKEY@o0.ingest.sentry.io/PROJECT")
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return fmt.Errorf("has no public key before the @")
+	}
+	path := strings.TrimRight(u.Path, "/")
+	if !digits(path[strings.LastIndexByte(path, '/')+1:]) {
+		return fmt.Errorf("does not end in a numeric project id")
+	}
+	return nil
+}
+
+func digits(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func alnum(s string, lo, hi int) bool {
+	if len(s) < lo || len(s) > hi {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 func checkHTTPURL(s string) error {

@@ -17,7 +17,7 @@ const (
 	envS3Region       = "FERRY_S3_REGION"
 	envKEK            = "FERRY_KEK"
 	envKMSEndpoint    = "FERRY_KMS_ENDPOINT"
-	envSentryDSN      = "FERRY_SENTRY_DSN"
+	envSentryDSN      = "FERRY_SENTRY_UPSTREAM_DSN"
 	envSMTPAddr       = "FERRY_SMTP_ADDR"
 	envAllowedHosts   = "FERRY_CONNECT_ALLOWED_HOSTS"
 	envInstallKeysURL = "FERRY_CONNECT_INSTALL_KEYS_URL"
@@ -60,9 +60,10 @@ type Config struct {
 	// KMSEndpoint (FERRY_KMS_ENDPOINT) overrides the KMS endpoint URL; empty
 	// means https://kms.<key region>.amazonaws.com.
 	KMSEndpoint string
-	// SentryDSN is the upstream Sentry DSN (FERRY_SENTRY_DSN); empty disables
+	// SentryUpstreamDSN is the upstream Sentry DSN that scrubbed error
+	// events are forwarded to (FERRY_SENTRY_UPSTREAM_DSN); empty disables
 	// the Sentry category.
-	SentryDSN string
+	SentryUpstreamDSN string
 	// SMTPAddr is host:port of the mail relay (FERRY_SMTP_ADDR).
 	SMTPAddr string
 	// AllowLoopback permits http:// and 127.0.0.0/8, ::1 destinations, for

@@ -77,8 +77,8 @@ func TestNewRefusesDestinationsOfUndeclaredSubprocessors(t *testing.T) {
 	}{
 		{"smtp elsewhere", func(c *Config) { c.SMTPAddr = "smtp.mailgun.org:587" },
 			"FERRY_SMTP_ADDR: smtp.mailgun.org is not operated by a declared subprocessor; declare it before sending data there"},
-		{"sentry self-hosted elsewhere", func(c *Config) { c.SentryDSN = "https://key@errors.example.com/1" },
-			"FERRY_SENTRY_DSN: errors.example.com is not operated by a declared subprocessor; declare it before sending data there"},
+		{"sentry self-hosted elsewhere", func(c *Config) { c.SentryUpstreamDSN = "https://key@errors.example.com/1" },
+			"FERRY_SENTRY_UPSTREAM_DSN: errors.example.com is not operated by a declared subprocessor; declare it before sending data there"},
 		{"install keys not atlassian", func(c *Config) { c.InstallKeysURL = "https://keys.example.com" },
 			"FERRY_CONNECT_INSTALL_KEYS_URL: keys.example.com is not an Atlassian host (*.atlassian.com)"},
 		{"oauth over http", func(c *Config) { c.OAuthURL = "http://oauth-2-authorization-server.services.atlassian.com" },
@@ -103,11 +103,11 @@ func TestNewRefusesDestinationsOfUndeclaredSubprocessors(t *testing.T) {
 
 func TestNewAcceptsTheProductionConfiguration(t *testing.T) {
 	g, err := New(Config{
-		Region:    "us-west-2",
-		S3Bucket:  "ferry-backups",
-		KMSKeyURI: testKey,
-		SentryDSN: "https://abc@o12345.ingest.us.sentry.io/678",
-		SMTPAddr:  "email-smtp.us-west-2.amazonaws.com:587",
+		Region:            "us-west-2",
+		S3Bucket:          "ferry-backups",
+		KMSKeyURI:         testKey,
+		SentryUpstreamDSN: "https://abc@o12345.ingest.us.sentry.io/678",
+		SMTPAddr:          "email-smtp.us-west-2.amazonaws.com:587",
 	})
 	if err != nil {
 		t.Fatal(err)

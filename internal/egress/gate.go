@@ -158,8 +158,8 @@ func (g *Gate) buildAllowlists() error {
 		}
 		return nil
 	}
-	if cfg.SentryDSN != "" {
-		p, _, err := urlPattern(envSentryDSN, cfg.SentryDSN, cfg.AllowLoopback)
+	if cfg.SentryUpstreamDSN != "" {
+		p, _, err := urlPattern(envSentryDSN, cfg.SentryUpstreamDSN, cfg.AllowLoopback)
 		if err == nil {
 			err = declared(envSentryDSN, p)
 		}

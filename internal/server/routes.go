@@ -43,6 +43,12 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		a.Routes(mux, d.Connect.RequireAPI)
 	}
 
+	// Error tracking: Sentry SDKs post envelopes (and legacy store events)
+	// here; Ferry scrubs them and forwards them to the upstream Sentry.
+	if e := d.Errors; e != nil {
+		e.Routes(mux)
+	}
+
 	// The app's pages inside Jira (Connect page JWT auth) and their static
 	// files: GET /app/data-sources, GET /app/admin, GET /static/{file}.
 	if p := d.Pages; p != nil {

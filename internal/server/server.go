@@ -19,6 +19,7 @@ import (
 	"ferry/internal/apperr"
 	"ferry/internal/atlassian"
 	"ferry/internal/config"
+	"ferry/internal/errortrack"
 	"ferry/internal/export"
 	"ferry/internal/keys"
 	"ferry/internal/reqinfo"
@@ -44,6 +45,8 @@ type Deps struct {
 	Pages   *web.Pages         // the app's pages inside Jira and their static files; nil: absent
 
 	RequestLog *reqlog.Log // request log for app, API, feed, lifecycle and ingest routes; nil: none
+
+	Errors *errortrack.Tracker // Sentry-protocol error ingest (/errors/api/…); nil: absent
 }
 
 var (
@@ -64,6 +67,11 @@ func NewServer(d Deps) http.Handler {
 	addRoutes(mux, d)
 	var h http.Handler = mux
 	cop := http.NewCrossOriginProtection()
+	if d.Errors != nil {
+		// Browsers post errors from the app's pages as text/plain; the
+		// ingest checks Origin itself (CORS for the app's origin only).
+		cop.AddInsecureBypassPattern(errortrack.CrossOriginBypass)
+	}
 	h = cop.Handler(h)
 	h = limitBody(h)
 	h = securityHeaders(d.Config, h)

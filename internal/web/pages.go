@@ -36,6 +36,23 @@ type Pages struct {
 	Connect *atlassian.Connect
 	Config  config.Config
 	Log     *slog.Logger
+
+	ErrorTracking ErrorTracking // the Sentry browser SDK's settings; zero: not loaded
+}
+
+// ErrorTracking configures the Sentry browser SDK the pages load
+// (static/sentry.js, started by static/sentry-init.js) so that errors of the
+// app's code in the user's browser reach Ferry's scrubbing relay.
+type ErrorTracking struct {
+	DSN     string // Ferry's own ingest, e.g. https://KEY@ferry.example.com/errors/1; "" turns it off
+	Release string
+}
+
+// sentryData is what sentry-init.js reads from its script tag: the DSN and
+// release, and which tenant and user (as Ferry's per-tenant pseudonym,
+// never an accountId or email) an error happened for.
+type sentryData struct {
+	DSN, Release, Tenant, User string
 }
 
 // Routes registers the pages (behind Connect page JWT auth) and the static
@@ -65,6 +82,7 @@ type pageData struct {
 	Token      string // context token for /app-api/ calls (ContextTokenTTL)
 	ConnectJS  string // Atlassian's all.js: Jira waits for it to show (and size) the frame
 	Unlicensed string // atlassian.UnlicensedMessage when Jira says the site is unlicensed
+	Sentry     *sentryData
 }
 
 func (p *Pages) handlePage(t *template.Template, csp string) http.Handler {
@@ -80,6 +98,9 @@ func (p *Pages) handlePage(t *template.Template, csp string) http.Handler {
 			return
 		}
 		d := pageData{Token: tok, ConnectJS: p.Config.ConnectJSURL}
+		if et := p.ErrorTracking; et.DSN != "" {
+			d.Sentry = &sentryData{DSN: et.DSN, Release: et.Release, Tenant: pr.Installation.TenantID, User: pr.UserPseudonym}
+		}
 		if !pr.PageLicensed() {
 			d.Unlicensed = atlassian.UnlicensedMessage
 		}
