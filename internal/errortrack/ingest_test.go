@@ -369,7 +369,7 @@ func TestUnknownItemTypesAreSkipped(t *testing.T) {
 	feedback := `{"event_id":"` + eventID(9) + `","name":"Ada Lovelace","email":"ada.lovelace@example.org","comments":"it broke"}`
 	resp, msg := post(t, r.url+"/errors/api/1/envelope/?sentry_key="+key, envelopeOf(
 		[2]string{"user_report", feedback}, [2]string{"transaction", `{"spans":[]}`}, [2]string{"attachment", "binary\x00data"},
-		[2]string{"client_report", `{"discarded_events":[]}`}, [2]string{"event", `{"event_id":"`+eventID(1)+`","message":"m"}`}), nil)
+		[2]string{"client_report", `{"discarded_events":[]}`}, [2]string{"event", `{"event_id":"` + eventID(1) + `","message":"m"}`}), nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, msg)
 	}
