@@ -91,7 +91,7 @@ func (f *Forwarder) Run(ctx context.Context) {
 		}
 		wait := time.Minute
 		if at, ok, err := f.Store.NextDue(ctx); err == nil && ok {
-			wait = min(wait, max(time.Until(at), 50*time.Millisecond))
+			wait = min(wait, max(at.Sub(f.Store.Now()), 50*time.Millisecond))
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -134,9 +134,10 @@ func (f *Forwarder) RunOnce(ctx context.Context) (int, error) {
 				}
 				forwardTotal.WithLabelValues("rejected").Inc()
 			default:
-				at := time.Now().Add(f.backoff(it.Attempts))
+				now := f.Store.Now()
+				at := now.Add(f.backoff(it.Attempts))
 				if res.retryAfter > 0 {
-					at = time.Now().Add(res.retryAfter)
+					at = now.Add(res.retryAfter)
 				}
 				if err := f.Store.Retry(ctx, it.ID, at, res.reason); err != nil {
 					return delivered, err

@@ -21,6 +21,10 @@ type Store struct {
 // NewStore returns the store over db.
 func NewStore(db *store.DB) *Store { return &Store{db: db} }
 
+// Now is the database's clock (replaceable in tests), which schedules the
+// outbox.
+func (s *Store) Now() time.Time { return s.db.Now() }
+
 // Item is one scrubbed envelope item ready to keep.
 type Item struct {
 	Type    string // ItemEvent, ItemSession or ItemSessions
@@ -262,11 +266,17 @@ func (s *Store) RetryNow(ctx context.Context) error {
 // NextDue is when the earliest pending row is due; ok is false when none is
 // pending.
 func (s *Store) NextDue(ctx context.Context) (at time.Time, ok bool, err error) {
-	var t sql.NullTime
-	if err := s.db.SQL.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM error_outbox WHERE state = $1`, statePending).Scan(&t); err != nil {
+	// ORDER BY … LIMIT 1 rather than MIN(): SQLite's driver knows the column
+	// is a timestamp only when it is read as the column.
+	err = s.db.SQL.QueryRowContext(ctx, `SELECT next_attempt_at FROM error_outbox WHERE state = $1
+		ORDER BY next_attempt_at LIMIT 1`, statePending).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
 		return time.Time{}, false, err
 	}
-	return t.Time.UTC(), t.Valid, nil
+	return at.UTC(), true, nil
 }
 
 // OutboxStats counts outbox rows by state.

@@ -199,6 +199,9 @@ func TestContractUnacknowledgedClaimsComeBackAfterTheLease(t *testing.T) {
 		if none, _ := s.Claim(ctx, 10, time.Minute); len(none) != 0 {
 			t.Fatalf("leased rows handed out again: %d", len(none))
 		}
+		if at, ok, err := s.NextDue(ctx); err != nil || !ok || !at.Equal(now.Add(time.Minute)) {
+			t.Fatalf("NextDue = %v %v %v, want the end of the lease %v", at, ok, err, now.Add(time.Minute))
+		}
 		s.Delivered(ctx, got[0].ID)
 		s.Reject(ctx, got[1].ID, "upstream answered 400")
 		now = now.Add(61 * time.Second)
