@@ -90,7 +90,9 @@ func startFerry(t *testing.T, dir string, env map[string]string) *ferry {
 	return nil
 }
 
-func (f *ferry) dsn() string { return "http://" + key + "@" + strings.TrimPrefix(f.url, "http://") + "/errors/1" }
+func (f *ferry) dsn() string {
+	return "http://" + key + "@" + strings.TrimPrefix(f.url, "http://") + "/errors/1"
+}
 
 // waitFor waits until the upstream has n items of type typ, or fails.
 func (u *upstream) waitFor(t *testing.T, typ string, n int, within time.Duration) []received {
