@@ -142,6 +142,9 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		"FERRY_CONNECT_JS_URL": simURL + "/atlassian-connect/all.js",
 		"FERRY_CONSOLE_ADDR":   cln.Addr().String(), "FERRY_CONSOLE_URL": "http://" + cln.Addr().String(),
 		"FERRY_LOG_LEVEL": "error", // the demo's own output is the interface; FERRY_LOG_LEVEL overrides
+		// The pages load the Sentry browser SDK; errors stay in the local
+		// store (no upstream). A public key is public: every page shows it.
+		"FERRY_ERRORS_PUBLIC_KEY": "demo0000000000000000000000000000",
 	}
 	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT", "FERRY_LOG_LEVEL", "FERRY_EXPORT_WORKERS"} {
 		if v := e.getenv(k); v != "" {

@@ -33,7 +33,7 @@ func TestFrameAncestorsComeFromConnectAllowedHosts(t *testing.T) {
 }
 
 func TestEveryTemplateAssetExists(t *testing.T) {
-	for _, name := range []string{"app.js", "app.css"} {
+	for _, name := range []string{"app.js", "app.css", "sentry.js", "sentry-init.js"} {
 		if _, ok := assets[name]; !ok {
 			t.Errorf("static/%s not embedded", name)
 		}
