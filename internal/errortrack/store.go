@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"ferry/internal/store"
@@ -16,6 +18,22 @@ import (
 // and error_pseudonym_key.
 type Store struct {
 	db *store.DB
+
+	// Group commit: envelopes that arrive while a transaction is being
+	// written wait and are written together in the next one, so a burst
+	// costs one commit (one WAL sync) instead of one per envelope, and a
+	// lone envelope waits for nobody.
+	mu      sync.Mutex
+	writing bool
+	queue   []*acceptReq
+}
+
+type acceptReq struct {
+	items   []Item
+	forward bool
+	n       int
+	err     error
+	done    chan struct{}
 }
 
 // NewStore returns the store over db.
@@ -42,20 +60,96 @@ const (
 	ItemSessions = "sessions"
 )
 
-// Accept keeps one envelope's items in one transaction: events in the local
-// store, and, when forward is set, every item in the outbox. An event whose
-// id the project already has (an SDK's retry) is neither stored nor queued
-// again. It returns how many items were new.
+// maxGroup bounds the envelopes written in one transaction.
+const maxGroup = 256
+
+// Accept keeps one envelope's items: events in the local store, and, when
+// forward is set, every item in the outbox — all of them or none, committed
+// before Accept returns. An event whose id the project already has (an
+// SDK's retry) is neither stored nor queued again. It returns how many
+// items were new.
 func (s *Store) Accept(ctx context.Context, items []Item, forward bool) (int, error) {
-	n := 0
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		n = 0
-		for _, it := range items {
+	req := &acceptReq{items: items, forward: forward, done: make(chan struct{})}
+	s.mu.Lock()
+	s.queue = append(s.queue, req)
+	if s.writing {
+		s.mu.Unlock()
+		select {
+		case <-req.done:
+			return req.n, req.err
+		case <-ctx.Done():
+			// Still written if its group was taken; the SDK may retry, and
+			// the retry is deduplicated by event id.
+			return 0, ctx.Err()
+		}
+	}
+	s.writing = true
+	s.mu.Unlock()
+	s.drain(req)
+	<-req.done
+	return req.n, req.err
+}
+
+// drain writes queued groups until the one holding own is written; if more
+// are queued by then, a new goroutine goes on writing them, so the caller
+// answers its SDK without waiting for later arrivals.
+func (s *Store) drain(own *acceptReq) {
+	s.mu.Lock()
+	for len(s.queue) > 0 {
+		group := s.queue[:min(len(s.queue), maxGroup)]
+		s.queue = s.queue[len(group):]
+		s.mu.Unlock()
+		s.write(group)
+		s.mu.Lock()
+		if own != nil && slices.Contains(group, own) && len(s.queue) > 0 {
+			s.mu.Unlock()
+			go s.drain(nil)
+			return
+		}
+	}
+	s.writing = false
+	s.mu.Unlock()
+}
+
+// write commits a group in one transaction. If it fails, each envelope is
+// retried alone, so one bad envelope cannot fail the others.
+func (s *Store) write(group []*acceptReq) {
+	err := s.db.InTx(context.Background(), func(tx *store.Tx) error { return s.insert(tx, group) })
+	if err != nil && len(group) > 1 {
+		for _, r := range group {
+			s.write([]*acceptReq{r})
+		}
+		return
+	}
+	for _, r := range group {
+		if err != nil {
+			r.n, r.err = 0, err
+		}
+		close(r.done)
+	}
+}
+
+func (s *Store) insert(tx *store.Tx, group []*acceptReq) error {
+	ctx := context.Background()
+	ev, err := tx.PrepareContext(ctx, `INSERT INTO error_events
+		(event_id, project, received_at, level, release, environment, platform, title, browser, os, payload)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (project, event_id) DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
+	ob, err := tx.PrepareContext(ctx, `INSERT INTO error_outbox (item_type, event_id, payload, created_at, next_attempt_at)
+		VALUES ($1, $2, $3, $4, $4)`)
+	if err != nil {
+		return err
+	}
+	defer ob.Close()
+	for _, r := range group {
+		r.n = 0
+		for _, it := range r.items {
 			if it.Type == ItemEvent {
-				res, err := tx.ExecContext(ctx, `INSERT INTO error_events
-					(event_id, project, received_at, level, release, environment, platform, title, browser, os, payload)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (project, event_id) DO NOTHING`,
-					it.EventID, it.Project, tx.Now(), it.Level, it.Release, it.Environment, it.Platform, it.Title, it.Browser, it.OS, it.Payload)
+				res, err := ev.ExecContext(ctx, it.EventID, it.Project, tx.Now(), it.Level, it.Release, it.Environment,
+					it.Platform, it.Title, it.Browser, it.OS, it.Payload)
 				if err != nil {
 					return fmt.Errorf("store event: %w", err)
 				}
@@ -63,18 +157,16 @@ func (s *Store) Accept(ctx context.Context, items []Item, forward bool) (int, er
 					continue // already have it
 				}
 			}
-			n++
-			if !forward {
+			r.n++
+			if !r.forward {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO error_outbox (item_type, event_id, payload, created_at, next_attempt_at)
-				VALUES ($1, $2, $3, $4, $4)`, it.Type, it.EventID, it.Payload, tx.Now()); err != nil {
+			if _, err := ob.ExecContext(ctx, it.Type, it.EventID, it.Payload, tx.Now()); err != nil {
 				return fmt.Errorf("queue item: %w", err)
 			}
 		}
-		return nil
-	})
-	return n, err
+	}
+	return nil
 }
 
 // Filter selects events for Recent. Empty fields match everything.

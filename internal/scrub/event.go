@@ -224,17 +224,30 @@ func (f *flexString) UnmarshalJSON(b []byte) error {
 	case len(b) == 0 || string(b) == "null":
 		*f = ""
 	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*f = flexString(s)
+		*f = flexString(jsonString(b))
 	case b[0] == '{' || b[0] == '[':
 		return fmt.Errorf("want a string or number, not %s", kindOf(b[0]))
 	default:
 		*f = flexString(b)
 	}
 	return nil
+}
+
+// jsonString decodes a JSON string token the decoder has already checked:
+// without escapes its text is the string itself.
+func jsonString(b []byte) string {
+	simple := len(b) >= 2 && b[len(b)-1] == '"'
+	for i := 1; simple && i < len(b)-1; i++ {
+		if b[i] == '\\' || b[i] < 0x20 || b[i] >= 0x80 {
+			simple = false
+		}
+	}
+	if simple {
+		return string(b[1 : len(b)-1])
+	}
+	var s string
+	json.Unmarshal(b, &s)
+	return s
 }
 
 func kindOf(c byte) string {
@@ -304,6 +317,7 @@ func Event(raw []byte, o EventOptions) (*SentryEvent, error) {
 		return nil, decodeError("event", err)
 	}
 	p := Events
+	m := memo{}
 	out := &SentryEvent{}
 	id, err := EventID(in.EventID)
 	if err != nil {
@@ -347,7 +361,7 @@ func Event(raw []byte, o EventOptions) (*SentryEvent, error) {
 			if x.Mechanism != nil {
 				x.Mechanism.Type = cleanWord(x.Mechanism.Type)
 			}
-			x.Stacktrace = scrubStack(x.Stacktrace)
+			x.Stacktrace = scrubStack(x.Stacktrace, m)
 			if out.Exception == nil {
 				out.Exception = &values[exception]{}
 			}
@@ -358,7 +372,7 @@ func Event(raw []byte, o EventOptions) (*SentryEvent, error) {
 		for _, t := range in.Threads.Values {
 			t.ID = flexString(cleanWord(string(t.ID)))
 			t.Name = p.Text(t.Name)
-			t.Stacktrace = scrubStack(t.Stacktrace)
+			t.Stacktrace = scrubStack(t.Stacktrace, m)
 			if out.Threads == nil {
 				out.Threads = &values[thread]{}
 			}
@@ -369,7 +383,7 @@ func Event(raw []byte, o EventOptions) (*SentryEvent, error) {
 		for _, b := range in.Breadcrumbs.Values {
 			b.Timestamp = cleanTimestamp(b.Timestamp)
 			b.Type = cleanWord(b.Type)
-			b.Category = p.Text(b.Category)
+			b.Category = m.text(b.Category)
 			b.Level = cleanWord(b.Level)
 			if out.Breadcrumbs == nil {
 				out.Breadcrumbs = &values[breadcrumb]{}
@@ -475,24 +489,39 @@ func EventID(s string) (string, error) {
 	return id, nil
 }
 
-func scrubStack(st *stacktrace) *stacktrace {
+// memo remembers Text results within one event: the frames of a stack
+// mostly share a handful of file names and modules.
+type memo map[string]string
+
+func (m memo) text(s string) string {
+	if s == "" {
+		return s
+	}
+	if out, ok := m[s]; ok {
+		return out
+	}
+	out := Events.Text(s)
+	m[s] = out
+	return out
+}
+
+func scrubStack(st *stacktrace, m memo) *stacktrace {
 	if st == nil {
 		return nil
 	}
-	p := Events
 	for i := range st.Frames {
 		f := &st.Frames[i]
-		f.Filename = p.Text(f.Filename)
-		f.AbsPath = p.Text(f.AbsPath)
-		f.Function = p.Text(f.Function)
-		f.Module = p.Text(f.Module)
-		f.Package = p.Text(f.Package)
-		f.ContextLine = p.Text(f.ContextLine)
+		f.Filename = m.text(f.Filename)
+		f.AbsPath = m.text(f.AbsPath)
+		f.Function = m.text(f.Function)
+		f.Module = m.text(f.Module)
+		f.Package = m.text(f.Package)
+		f.ContextLine = m.text(f.ContextLine)
 		for j := range f.PreContext {
-			f.PreContext[j] = p.Text(f.PreContext[j])
+			f.PreContext[j] = m.text(f.PreContext[j])
 		}
 		for j := range f.PostContext {
-			f.PostContext[j] = p.Text(f.PostContext[j])
+			f.PostContext[j] = m.text(f.PostContext[j])
 		}
 		f.Platform = cleanWord(f.Platform)
 	}
