@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,6 +258,45 @@ func TestContractPseudonymKeyIsWrappedAndStable(t *testing.T) {
 			if bytes.Contains(append(raw, wal...), []byte("ada@example.org")) {
 				t.Fatal("database holds the pseudonymized value")
 			}
+		}
+	})
+}
+
+// Envelopes accepted concurrently are written in shared transactions: each
+// caller learns its own count, every event is kept once, and an event sent
+// ten times at once is new for exactly one of the senders.
+func TestContractConcurrentAcceptsShareCommitsAndDeduplicate(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, db *store.DB) {
+		s := errortrack.NewStore(db)
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		var newDup atomic.Int64
+		for i := 1; i <= 50; i++ {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				if n, err := s.Accept(ctx, []errortrack.Item{item("1", eventID(i), "error", "")}, true); err != nil || n != 1 {
+					t.Errorf("Accept %d = %d, %v", i, n, err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				if i > 10 {
+					return
+				}
+				n, err := s.Accept(ctx, []errortrack.Item{item("1", eventID(999), "error", "")}, true)
+				if err != nil {
+					t.Errorf("duplicate Accept: %v", err)
+				}
+				newDup.Add(int64(n))
+			}()
+		}
+		wg.Wait()
+		if newDup.Load() != 1 {
+			t.Errorf("the event sent 10 times was new %d times", newDup.Load())
+		}
+		if ev, ob := count(t, db, "error_events"), count(t, db, "error_outbox"); ev != 51 || ob != 51 {
+			t.Errorf("stored %d events and %d outbox rows, want 51 and 51", ev, ob)
 		}
 	})
 }
