@@ -70,7 +70,8 @@ func dump(c *Config) map[string]string {
 func TestEveryVariableRoundTrips(t *testing.T) {
 	base := map[string]string{"FERRY_TLS_CERT": "/etc/ferry/tls.crt", "FERRY_TLS_KEY": "/etc/ferry/tls.key",
 		"FERRY_KEK": "aws-kms://arn:aws:kms:us-west-2:111122223333:key/k1", "FERRY_KMS_ENDPOINT": "https://kms.us-west-2.amazonaws.com",
-		"FERRY_DATABASE_URL": "postgres://ferry:pw@db.internal:5432/ferry", "FERRY_SENTRY_DSN": "https://k@o1.ingest.sentry.io/1"}
+		"FERRY_DATABASE_URL": "postgres://ferry:pw@db.internal:5432/ferry", "FERRY_SENTRY_UPSTREAM_DSN": "https://k@o1.ingest.sentry.io/1",
+		"FERRY_ERRORS_PUBLIC_KEY": "0123456789abcdef0123456789abcdef"}
 	want, err := load(t, base)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +124,12 @@ func TestValidValues(t *testing.T) {
 		{map[string]string{"FERRY_ADDON_KEY": "my-app.key_1"}, func(c Config) bool { return c.AddonKey == "my-app.key_1" }},
 		{map[string]string{"FERRY_REQUEST_LOG_DAYS": "1"}, func(c Config) bool { return c.RequestLogDays == 1 }},
 		{map[string]string{"FERRY_REQUEST_LOG_DAYS": " 60 "}, func(c Config) bool { return c.RequestLogDays == 60 }},
-		{map[string]string{"FERRY_SENTRY_DSN": "https://k@o1.ingest.sentry.io/1"}, func(c Config) bool { return c.SentryDSN != "" }},
+		{map[string]string{"FERRY_SENTRY_UPSTREAM_DSN": "https://k@o1.ingest.sentry.io/1"}, func(c Config) bool { return c.SentryUpstreamDSN != "" }},
+		{map[string]string{"FERRY_SENTRY_UPSTREAM_DSN": "http://k@127.0.0.1:9000/sentry/42/"}, func(c Config) bool { return c.SentryUpstreamDSN != "" }},
+		{map[string]string{"FERRY_ERRORS_PUBLIC_KEY": "0123456789abcdef0123456789abcdef"}, func(c Config) bool { return c.ErrorsPublicKey == "0123456789abcdef0123456789abcdef" }},
+		{map[string]string{"FERRY_ERRORS_PROJECT_ID": "4505"}, func(c Config) bool { return c.ErrorsProjectID == "4505" }},
+		{map[string]string{"FERRY_ERRORS_RETENTION_DAYS": "365"}, func(c Config) bool { return c.ErrorsRetentionDays == 365 }},
+		{map[string]string{"FERRY_ERRORS_RATE": "1"}, func(c Config) bool { return c.ErrorsRate == 1 }},
 		{map[string]string{"FERRY_S3_ENDPOINT": "https://s3.us-west-2.amazonaws.com", "FERRY_S3_BUCKET": "b", "FERRY_S3_REGION": "us-west-2"}, func(c Config) bool {
 			return c.S3Endpoint != "" && c.S3Bucket == "b" && c.S3Region == "us-west-2"
 		}},
@@ -228,6 +234,15 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"FERRY_CONSOLE_OIDC_CLIENT_ID": "ferry"}, nil, "FERRY_CONSOLE_OIDC_ISSUER"},
 		{map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "http://login.example.com", "FERRY_CONSOLE_OIDC_CLIENT_ID": "ferry"}, nil, "FERRY_CONSOLE_OIDC_ISSUER"},
 		{map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "http://127.0.0.1:5556", "FERRY_CONSOLE_OIDC_CLIENT_ID": "ferry"}, nil, "FERRY_CONSOLE_OIDC_ISSUER"},
+		{map[string]string{"FERRY_SENTRY_DSN": "https://k@o1.ingest.sentry.io/1"}, nil, "FERRY_SENTRY_DSN"},
+		{map[string]string{"FERRY_SENTRY_UPSTREAM_DSN": "https://o1.ingest.sentry.io/1"}, nil, "FERRY_SENTRY_UPSTREAM_DSN"},
+		{map[string]string{"FERRY_SENTRY_UPSTREAM_DSN": "https://k@o1.ingest.sentry.io/project"}, nil, "FERRY_SENTRY_UPSTREAM_DSN"},
+		{map[string]string{"FERRY_SENTRY_UPSTREAM_DSN": "ftp://k@o1.ingest.sentry.io/1"}, nil, "FERRY_SENTRY_UPSTREAM_DSN"},
+		{map[string]string{"FERRY_ERRORS_PUBLIC_KEY": "short"}, nil, "FERRY_ERRORS_PUBLIC_KEY"},
+		{map[string]string{"FERRY_ERRORS_PUBLIC_KEY": "0123456789abcdef0123456789abcde!"}, nil, "FERRY_ERRORS_PUBLIC_KEY"},
+		{map[string]string{"FERRY_ERRORS_PROJECT_ID": "browser"}, nil, "FERRY_ERRORS_PROJECT_ID"},
+		{map[string]string{"FERRY_ERRORS_RETENTION_DAYS": "0"}, nil, "FERRY_ERRORS_RETENTION_DAYS"},
+		{map[string]string{"FERRY_ERRORS_RATE": "fast"}, nil, "FERRY_ERRORS_RATE"},
 		{nil, []string{"--request-log-days", "90"}, "--request-log-days"},
 		{nil, []string{"--colour"}, "flags"},
 	}
@@ -246,7 +261,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 func TestSecretFileVariants(t *testing.T) {
 	secrets := map[string]string{
 		"FERRY_DATABASE_URL":               "postgres://ferry:s3cret-pw@db.internal:5432/ferry",
-		"FERRY_SENTRY_DSN":                 "https://s3cretkey@o1.ingest.sentry.io/1",
+		"FERRY_SENTRY_UPSTREAM_DSN":        "https://s3cretkey@o1.ingest.sentry.io/1",
 		"FERRY_CONSOLE_OIDC_CLIENT_SECRET": "s3cret-oidc-client-secret",
 		"FERRY_S3_SECRET_ACCESS_KEY":       "s3cret/AbCdEf0123456789+xyz",
 	}

@@ -389,7 +389,7 @@ func TestEventsQueueWhileUpstreamIsDownAndArriveAfterARestart(t *testing.T) {
 	}
 	f.stop()
 	u.set(200, nil)
-	f = startFerry(t, dir, env)
+	startFerry(t, dir, env) // the same data directory: the outbox survived
 	got := u.waitFor(t, "event", len(want), 30*time.Second)
 	for _, g := range got {
 		delete(want, g.EventID)

@@ -28,10 +28,18 @@ type ServerErrors struct {
 func NewServerErrors(t *Tracker, release, environment string) (*ServerErrors, error) {
 	se := &ServerErrors{log: t.o.Log}
 	c, err := sentry.NewClient(sentry.ClientOptions{
-		Transport:            &storeTransport{t: t, log: t.o.Log},
-		BeforeSend:           BeforeSend,
-		AttachStacktrace:     true,
-		SendDefaultPII:       false,
+		Transport:        &storeTransport{t: t, log: t.o.Log},
+		BeforeSend:       BeforeSend,
+		AttachStacktrace: true,
+		// Collect nothing about users, cookies, headers, bodies or query
+		// parameters in the first place (the scrubber would drop them).
+		DataCollection: &sentry.DataCollection{
+			UserInfo:    sentry.Option[bool]{Value: false, IsSet: true},
+			Cookies:     &sentry.KeyValueCollectionBehavior{Mode: sentry.CollectionOff},
+			HTTPHeaders: &sentry.HeaderCollectionConfig{Request: &sentry.KeyValueCollectionBehavior{Mode: sentry.CollectionOff}, Response: &sentry.KeyValueCollectionBehavior{Mode: sentry.CollectionOff}},
+			HTTPBodies:  []sentry.BodyType{},
+			QueryParams: &sentry.KeyValueCollectionBehavior{Mode: sentry.CollectionOff},
+		},
 		Release:              release,
 		Environment:          environment,
 		ServerName:           "ferry",
