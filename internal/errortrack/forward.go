@@ -47,26 +47,30 @@ var forwardTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 	Help: "Items sent to the upstream Sentry by outcome (delivered, retry, rejected).",
 }, []string{"outcome"})
 
+// defaults fills unset fields once; Run, RunOnce and Nudge may be called
+// from different goroutines, so every write happens inside the Once.
 func (f *Forwarder) defaults() {
-	f.wakeOnce.Do(func() { f.wake = make(chan struct{}, 1) })
-	if f.BaseBackoff <= 0 {
-		f.BaseBackoff = 5 * time.Second
-	}
-	if f.MaxBackoff <= 0 {
-		f.MaxBackoff = 30 * time.Minute
-	}
-	if f.Lease <= 0 {
-		f.Lease = 2 * time.Minute
-	}
-	if f.Batch <= 0 {
-		f.Batch = 50
-	}
-	if f.Log == nil {
-		f.Log = slog.New(slog.DiscardHandler)
-	}
-	if f.SentryClient == "" {
-		f.SentryClient = "ferry"
-	}
+	f.wakeOnce.Do(func() {
+		f.wake = make(chan struct{}, 1)
+		if f.BaseBackoff <= 0 {
+			f.BaseBackoff = 5 * time.Second
+		}
+		if f.MaxBackoff <= 0 {
+			f.MaxBackoff = 30 * time.Minute
+		}
+		if f.Lease <= 0 {
+			f.Lease = 2 * time.Minute
+		}
+		if f.Batch <= 0 {
+			f.Batch = 50
+		}
+		if f.Log == nil {
+			f.Log = slog.New(slog.DiscardHandler)
+		}
+		if f.SentryClient == "" {
+			f.SentryClient = "ferry"
+		}
+	})
 }
 
 // Nudge wakes Run: new items are waiting.
