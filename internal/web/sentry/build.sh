@@ -4,6 +4,9 @@
 #   (cd interop && npm ci) && bash internal/web/sentry/build.sh
 # An optional argument writes the bundle elsewhere (the test that checks the
 # committed bundle is current uses it).
+# @sentry/core is pinned beside @sentry/browser in interop/package.json: other
+# interop packages bring older @sentry/* versions, and the pin keeps Sentry's
+# core hoisted, so exactly one copy of it is bundled.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
