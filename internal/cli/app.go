@@ -41,11 +41,12 @@ type app struct {
 	jobs *jobs.Registry
 	gate *egress.Gate // every outbound call goes through it
 
-	tenants *tenant.Store      // installations (Account Data)
-	connect *atlassian.Connect // Connect lifecycle, JWT auth, outbound signing
-	feeds   *export.Feeds      // OData and CSV feeds
-	appAPI  *export.App        // JSON API of the app's pages
-	pages   *web.Pages         // the app's pages inside Jira
+	tenants  *tenant.Store      // installations (Account Data)
+	connect  *atlassian.Connect // Connect lifecycle, JWT auth, outbound signing
+	feeds    *export.Feeds      // OData and CSV feeds
+	platform export.Platforms   // how the connector reaches each tenant's Jira: Connect or Forge
+	appAPI   *export.App        // JSON API of the app's pages
+	pages    *web.Pages         // the app's pages inside Jira
 
 	tlsCert   *tls.Certificate // FERRY_TLS_CERT and FERRY_TLS_KEY, checked before start-up writes anything
 	metricsLn net.Listener     // FERRY_METRICS_ADDR (serve only; nil: no metrics listener)
@@ -245,13 +246,13 @@ func (a *app) browserDSN() string {
 // wireConnector builds the feeds and the app's JSON API. Data sources live
 // in each tenant's Jira; tokens in Ferry's database as hashes.
 func (a *app) wireConnector() {
-	jiraHTTP := a.gate.Client(egress.Jira)
-	sources := &export.Sources{AddonKey: a.cfg.AddonKey}
+	a.platform = export.Platforms{Connect: export.ConnectPlatform{Connect: a.connect, HTTP: a.gate.Client(egress.Jira), AddonKey: a.cfg.AddonKey}}
+	sources := &export.Sources{}
 	tokens := &export.Tokens{DB: a.db, Keys: a.keys, Accounts: a.accounts}
-	a.feeds = &export.Feeds{Log: a.log, Connect: a.connect, Tenants: a.tenants, Tokens: tokens, Sources: sources,
-		Keys: a.keys, JiraHTTP: jiraHTTP, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
-	a.appAPI = &export.App{Log: a.log, Connect: a.connect, Sources: sources, Tokens: tokens, Feeds: a.feeds,
-		JiraHTTP: jiraHTTP, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
+	a.feeds = &export.Feeds{Log: a.log, Platform: a.platform, Tenants: a.tenants, Tokens: tokens, Sources: sources,
+		Keys: a.keys, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
+	a.appAPI = &export.App{Log: a.log, Platform: a.platform, Sources: sources, Tokens: tokens, Feeds: a.feeds,
+		MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
 	a.pages = &web.Pages{Connect: a.connect, Config: a.cfg, Log: a.log,
 		ErrorTracking: web.ErrorTracking{DSN: a.browserDSN(), Release: Version}}
 }

@@ -18,7 +18,6 @@ import (
 
 	"ferry/internal/config"
 	"ferry/internal/export"
-	"ferry/internal/jira"
 	"ferry/internal/jirasim"
 	"ferry/internal/staff"
 )
@@ -188,7 +187,7 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 	users := sim.Users()
 	admin := users[0]
 
-	app, err := jira.New(tn.BaseURL, a.gate.Client("jira"), a.connect.AppAuth(tn))
+	props, err := a.platform.Properties(ctx, tn)
 	if err != nil {
 		return stop(err)
 	}
@@ -200,9 +199,9 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		now := time.Now().UTC()
 		src = export.DataSource{ID: prev.SourceID, Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
 			Tables: []string{export.TableChangelog, export.TableIssues}, History: []export.Change{{Action: "created", By: admin.AccountID, At: now}}, Updated: now}
-		err = sources.Restore(ctx, app, tn.TenantID, src)
+		err = sources.Restore(ctx, props, tn.TenantID, src)
 	} else {
-		src, err = sources.Create(ctx, app, tn.TenantID, export.Input{Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
+		src, err = sources.Create(ctx, props, tn.TenantID, export.Input{Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
 			Tables: []string{export.TableChangelog, export.TableIssues}}, admin.AccountID, time.Now().UTC())
 	}
 	if err != nil {

@@ -17,9 +17,10 @@ import (
 	"ferry/internal/jira"
 )
 
-// Data sources live in the customer's Jira as Connect app properties, never
-// in Ferry's database (statement: Customer Data stays in the parent product).
-// Ferry reads them back on use and caches them in memory for a short time.
+// Data sources live in the customer's own Atlassian site — Connect app
+// properties, or Forge storage on Forge (PropertyStore) — never in Ferry's
+// database (statement: Customer Data stays in the parent product). Ferry
+// reads them back on use and caches them in memory for a short time.
 
 // Tables a data source can expose.
 const (
@@ -65,10 +66,9 @@ type Settings struct {
 // DefaultCreatorGroup may create data sources until an admin says otherwise.
 const DefaultCreatorGroup = "jira-administrators"
 
-// Sources reads and writes data sources through a tenant's app properties.
+// Sources reads and writes data sources through a tenant's PropertyStore.
 type Sources struct {
-	AddonKey string
-	TTL      time.Duration // memory cache lifetime; default 30 s
+	TTL time.Duration // memory cache lifetime; default 30 s
 
 	mu    sync.Mutex
 	cache map[string]cached // by tenant id + key
@@ -105,6 +105,10 @@ func (s *Sources) put(k string, v any) {
 	s.cache[k] = cached{v: v, at: time.Now()}
 }
 
+// Forget drops what is cached of a tenant (its sources moved to Forge
+// storage, or the tenant was purged).
+func (s *Sources) Forget(tenantID string) { s.forget(tenantID) }
+
 func (s *Sources) forget(tenantID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,29 +120,23 @@ func (s *Sources) forget(tenantID string) {
 }
 
 // List returns the tenant's data sources (not deleted), sorted by name.
-// app must sign as the app itself: app properties are visible only to it.
-func (s *Sources) List(ctx context.Context, app *jira.Client, tenantID string) ([]DataSource, error) {
+func (s *Sources) List(ctx context.Context, ps PropertyStore, tenantID string) ([]DataSource, error) {
 	ck := tenantID + "\x00list"
 	if v, ok := s.get(ck); ok {
 		return v.([]DataSource), nil
 	}
-	keys, err := app.PropertyKeys(ctx, s.AddonKey)
+	keys, err := ps.Keys(ctx, sourcePrefix)
 	if err != nil {
 		return nil, err
 	}
 	var out []DataSource
 	for _, k := range keys {
-		if !strings.HasPrefix(k, sourcePrefix) {
-			continue
-		}
 		var ds DataSource
-		if err := app.GetProperty(ctx, s.AddonKey, k, &ds); err != nil {
-			if jira.IsStatus(err, 404) {
-				continue // deleted between list and get
-			}
+		found, err := ps.Get(ctx, k, &ds)
+		if err != nil {
 			return nil, err
 		}
-		if !ds.Deleted {
+		if found && !ds.Deleted { // not found: deleted between list and get
 			out = append(out, ds)
 		}
 	}
@@ -151,7 +149,7 @@ func (s *Sources) List(ctx context.Context, app *jira.Client, tenantID string) (
 var ErrNoSource = apperr.New(apperr.ENOTFOUND, "No such data source. It may have been deleted; copy the feed URL again from the Ferry app in Jira.")
 
 // Get returns one data source, deleted ones included (for their history).
-func (s *Sources) Get(ctx context.Context, app *jira.Client, tenantID, id string) (DataSource, error) {
+func (s *Sources) Get(ctx context.Context, ps PropertyStore, tenantID, id string) (DataSource, error) {
 	if !validID(id) {
 		return DataSource{}, ErrNoSource
 	}
@@ -162,11 +160,12 @@ func (s *Sources) Get(ctx context.Context, app *jira.Client, tenantID, id string
 		return v.(DataSource), nil
 	}
 	var ds DataSource
-	if err := app.GetProperty(ctx, s.AddonKey, sourcePrefix+id, &ds); err != nil {
-		if jira.IsStatus(err, 404) {
-			return DataSource{}, ErrNoSource
-		}
+	found, err := ps.Get(ctx, sourcePrefix+id, &ds)
+	if err != nil {
 		return DataSource{}, err
+	}
+	if !found {
+		return DataSource{}, ErrNoSource
 	}
 	s.put(ck, ds)
 	return ds, nil
@@ -256,24 +255,24 @@ func newSourceID() string {
 }
 
 // Create stores a new data source; by is the creating user's accountId.
-func (s *Sources) Create(ctx context.Context, app *jira.Client, tenantID string, in Input, by string, now time.Time) (DataSource, error) {
+func (s *Sources) Create(ctx context.Context, ps PropertyStore, tenantID string, in Input, by string, now time.Time) (DataSource, error) {
 	ds := DataSource{ID: newSourceID(), Name: in.Name, JQL: in.JQL, Fields: in.Fields, Tables: in.Tables,
 		History: []Change{{Action: "created", By: by, At: now}}, Updated: now}
-	return ds, s.save(ctx, app, tenantID, ds)
+	return ds, s.save(ctx, ps, tenantID, ds)
 }
 
 // Restore stores a data source exactly as given (same id), for a demo that
 // recreates its sample source in a freshly started simulated Jira.
-func (s *Sources) Restore(ctx context.Context, app *jira.Client, tenantID string, ds DataSource) error {
+func (s *Sources) Restore(ctx context.Context, ps PropertyStore, tenantID string, ds DataSource) error {
 	if !validID(ds.ID) {
 		return apperr.Invalid("id", "invalid data source id")
 	}
-	return s.save(ctx, app, tenantID, ds)
+	return s.save(ctx, ps, tenantID, ds)
 }
 
 // Update edits a data source and appends to its history.
-func (s *Sources) Update(ctx context.Context, app *jira.Client, tenantID, id string, in Input, by string, now time.Time) (DataSource, error) {
-	ds, err := s.Get(ctx, app, tenantID, id)
+func (s *Sources) Update(ctx context.Context, ps PropertyStore, tenantID, id string, in Input, by string, now time.Time) (DataSource, error) {
+	ds, err := s.Get(ctx, ps, tenantID, id)
 	if err != nil {
 		return ds, err
 	}
@@ -282,13 +281,13 @@ func (s *Sources) Update(ctx context.Context, app *jira.Client, tenantID, id str
 	}
 	ds.Name, ds.JQL, ds.Fields, ds.Tables, ds.Updated = in.Name, in.JQL, in.Fields, in.Tables, now
 	ds.History = appendHistory(ds.History, Change{Action: "edited", By: by, At: now})
-	return ds, s.save(ctx, app, tenantID, ds)
+	return ds, s.save(ctx, ps, tenantID, ds)
 }
 
 // Delete marks a data source deleted; its feed stops at once and its history
 // stays readable to admins.
-func (s *Sources) Delete(ctx context.Context, app *jira.Client, tenantID, id, by string, now time.Time) error {
-	ds, err := s.Get(ctx, app, tenantID, id)
+func (s *Sources) Delete(ctx context.Context, ps PropertyStore, tenantID, id, by string, now time.Time) error {
+	ds, err := s.Get(ctx, ps, tenantID, id)
 	if err != nil {
 		return err
 	}
@@ -297,7 +296,7 @@ func (s *Sources) Delete(ctx context.Context, app *jira.Client, tenantID, id, by
 	}
 	ds.Deleted, ds.Updated = true, now
 	ds.History = appendHistory(ds.History, Change{Action: "deleted", By: by, At: now})
-	return s.save(ctx, app, tenantID, ds)
+	return s.save(ctx, ps, tenantID, ds)
 }
 
 // appendHistory keeps the newest 100 entries, so a property stays under
@@ -310,12 +309,12 @@ func appendHistory(h []Change, c Change) []Change {
 	return h
 }
 
-func (s *Sources) save(ctx context.Context, app *jira.Client, tenantID string, ds DataSource) error {
+func (s *Sources) save(ctx context.Context, ps PropertyStore, tenantID string, ds DataSource) error {
 	b, _ := json.Marshal(ds)
 	if len(b) > maxPropertyBytes {
 		return apperr.Invalid("fields", "This data source is too large to store in Jira (%d KB of 32 KB); pick fewer fields or shorten the JQL.", len(b)>>10)
 	}
-	if err := app.PutProperty(ctx, s.AddonKey, sourcePrefix+ds.ID, ds); err != nil {
+	if err := ps.Put(ctx, sourcePrefix+ds.ID, ds); err != nil {
 		return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira did not save the data source; try again.")
 	}
 	s.forget(tenantID)
@@ -323,13 +322,13 @@ func (s *Sources) save(ctx context.Context, app *jira.Client, tenantID string, d
 }
 
 // Settings returns the site's admin settings, with defaults.
-func (s *Sources) Settings(ctx context.Context, app *jira.Client, tenantID string, defaultMaxDays int) (Settings, error) {
+func (s *Sources) Settings(ctx context.Context, ps PropertyStore, tenantID string, defaultMaxDays int) (Settings, error) {
 	ck := tenantID + "\x00" + settingsKey
 	if v, ok := s.get(ck); ok {
 		return v.(Settings), nil
 	}
 	st := Settings{CreatorGroups: []string{DefaultCreatorGroup}, TokenMaxDays: defaultMaxDays}
-	if err := app.GetProperty(ctx, s.AddonKey, settingsKey, &st); err != nil && !jira.IsStatus(err, 404) {
+	if _, err := ps.Get(ctx, settingsKey, &st); err != nil {
 		return st, err
 	}
 	if st.TokenMaxDays <= 0 || st.TokenMaxDays > defaultMaxDays {
@@ -340,7 +339,7 @@ func (s *Sources) Settings(ctx context.Context, app *jira.Client, tenantID strin
 }
 
 // SaveSettings stores an admin's settings.
-func (s *Sources) SaveSettings(ctx context.Context, app *jira.Client, tenantID string, st Settings, maxDays int) error {
+func (s *Sources) SaveSettings(ctx context.Context, ps PropertyStore, tenantID string, st Settings, maxDays int) error {
 	if st.TokenMaxDays < 1 || st.TokenMaxDays > maxDays {
 		return apperr.Invalid("tokenMaxDays", "Token lifetime must be between 1 and %d days.", maxDays)
 	}
@@ -354,7 +353,7 @@ func (s *Sources) SaveSettings(ctx context.Context, app *jira.Client, tenantID s
 		return apperr.Invalid("creatorGroups", "Name at least one group that may create data sources.")
 	}
 	st.CreatorGroups = groups
-	if err := app.PutProperty(ctx, s.AddonKey, settingsKey, st); err != nil {
+	if err := ps.Put(ctx, settingsKey, st); err != nil {
 		return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira did not save the settings; try again.")
 	}
 	s.forget(tenantID)

@@ -26,16 +26,15 @@ import (
 // at a time and are never written anywhere.
 type Feeds struct {
 	Log      *slog.Logger
-	Connect  *atlassian.Connect
+	Platform Platform // Connect or Forge, per installation (Platforms)
 	Tenants  *tenant.Store
 	Tokens   *Tokens
 	Sources  *Sources
 	Keys     *keys.Ring
-	JiraHTTP *http.Client // from the egress gate
-	Workers  int          // parallel bulkfetch calls per export
-	MaxDays  int          // longest token lifetime any site may allow
-	PageSize int          // rows per OData page; default 5000 (one Jira id page)
-	BaseURL  string       // public URL, for @odata.context and nextLink
+	Workers  int    // parallel bulkfetch calls per export
+	MaxDays  int    // longest token lifetime any site may allow
+	PageSize int    // rows per OData page; default 5000 (one Jira id page)
+	BaseURL  string // public URL, for @odata.context and nextLink
 
 	fieldsMu sync.Mutex
 	fields   map[string]fieldsEntry
@@ -78,6 +77,7 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 	}
 	var inst tenant.Installation
 	var app *jira.Client
+	var props PropertyStore
 	owner, err := f.Tokens.Authenticate(ctx, tok, func(tenantID string) int {
 		// The site's policy lives in its Jira; without it the global cap holds.
 		i, err := f.Tenants.ByID(ctx, tenantID)
@@ -85,11 +85,13 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 			return f.MaxDays
 		}
 		inst = i
-		app, err = jira.New(i.BaseURL, f.JiraHTTP, f.Connect.AppAuth(i))
-		if err != nil {
+		if app, err = f.Platform.AppClient(ctx, i); err != nil {
 			return f.MaxDays
 		}
-		st, err := f.Sources.Settings(ctx, app, tenantID, f.MaxDays)
+		if props, err = f.Platform.Properties(ctx, i); err != nil {
+			return f.MaxDays
+		}
+		st, err := f.Sources.Settings(ctx, props, tenantID, f.MaxDays)
 		if err != nil {
 			return f.MaxDays
 		}
@@ -105,19 +107,29 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 	if inst.State != tenant.Active {
 		return nil, apperr.New(apperr.EFORBIDDEN, "Ferry is disabled or uninstalled on this Jira site; a Jira administrator can enable it under Apps → Manage apps.")
 	}
-	if err := f.Connect.RequireLicense(ctx, inst); err != nil {
+	if err := f.Platform.RequireLicense(ctx, inst); err != nil {
 		return nil, err
 	}
-	src, err := f.Sources.Get(ctx, app, inst.TenantID, r.PathValue("source"))
+	if app == nil || props == nil {
+		// The platform could not be reached while the token was checked; ask
+		// again for the error to answer.
+		if app, err = f.Platform.AppClient(ctx, inst); err != nil {
+			return nil, asUnavailable(err)
+		}
+		if props, err = f.Platform.Properties(ctx, inst); err != nil {
+			return nil, asUnavailable(err)
+		}
+	}
+	src, err := f.Sources.Get(ctx, props, inst.TenantID, r.PathValue("source"))
 	if err != nil {
 		return nil, asUnavailable(err)
 	}
 	if src.Deleted {
 		return nil, ErrNoSource
 	}
-	user, err := jira.New(inst.BaseURL, f.JiraHTTP, f.Connect.UserAuth(inst, owner.AccountID))
+	user, err := f.Platform.UserClient(ctx, inst, owner.AccountID)
 	if err != nil {
-		return nil, err
+		return nil, asUnavailable(err)
 	}
 	user.Retry = jira.DefaultRetry
 	fields, err := f.siteFields(ctx, inst.TenantID, app)

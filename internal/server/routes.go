@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 
+	"ferry/internal/export"
 	"ferry/internal/web/console"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -40,7 +41,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		mux.Handle("GET /export/{source}/{table}", f.HandleCSV())
 	}
 	if a := d.App; a != nil && d.Connect != nil {
-		a.Routes(mux, d.Connect.RequireAPI)
+		a.Routes(mux, "/app-api", d.Connect.RequireAPI, export.ConnectCaller)
 	}
 
 	// Error tracking: Sentry SDKs post envelopes (and legacy store events)
