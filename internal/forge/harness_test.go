@@ -209,6 +209,13 @@ func (f *fakeForge) handleKVS(w http.ResponseWriter, r *http.Request) {
 	case "set":
 		f.storage[req.Key] = append(json.RawMessage{}, req.Value...)
 		w.WriteHeader(204)
+	case "delete":
+		if _, ok := f.storage[req.Key]; !ok {
+			w.WriteHeader(404)
+			return
+		}
+		delete(f.storage, req.Key)
+		w.WriteHeader(204)
 	case "query":
 		var data []map[string]any
 		for k, v := range f.storage {
