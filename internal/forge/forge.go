@@ -143,6 +143,7 @@ func (f *Remote) OnForget(fn func(tenantID string)) {
 // after a purge or an uninstall.
 func (f *Remote) Forget(tenantID string) {
 	f.offline.forgetPrefix(tenantID + "\x00")
+	systemTokenAge.DeleteLabelValues(tenantID)
 	f.mu.Lock()
 	fns := append([]func(string){}, f.forget...)
 	f.mu.Unlock()
