@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ferry/internal/keys"
@@ -84,6 +85,7 @@ type Remote struct {
 	verifier *Verifier
 	log      *slog.Logger
 	now      func() time.Time
+	clk      *clock
 	apiHost  string // host of the API gateway
 
 	offline *tokenCache // offline user tokens, in memory only
@@ -108,6 +110,9 @@ func New(o Options) (*Remote, error) {
 	if o.LicenseMaxAge <= 0 {
 		o.LicenseMaxAge = DefaultLicenseMaxAge
 	}
+	clk := &clock{}
+	clk.set(o.Now)
+	o.Now = clk.now
 	gw, err := url.Parse(o.GraphQLURL)
 	if err != nil || gw.Host == "" {
 		return nil, errors.New("forge: FERRY_FORGE_GRAPHQL_URL is not an absolute URL")
@@ -117,8 +122,20 @@ func New(o Options) (*Remote, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Remote{o: o, verifier: v, log: o.Log, now: o.Now, apiHost: strings.ToLower(gw.Host), offline: newTokenCache()}, nil
+	return &Remote{o: o, verifier: v, log: o.Log, now: o.Now, clk: clk, apiHost: strings.ToLower(gw.Host), offline: newTokenCache()}, nil
 }
+
+// clock is the time every part of the Remote reads, replaceable at once.
+type clock struct {
+	p atomic.Pointer[func() time.Time]
+}
+
+func (c *clock) set(now func() time.Time) { c.p.Store(&now) }
+func (c *clock) now() time.Time           { return (*c.p.Load())() }
+
+// SetClock replaces the clock FITs, tokens and licences are judged by
+// (tests that move time on, as the database's SetClock does).
+func (f *Remote) SetClock(now func() time.Time) { f.clk.set(now) }
 
 // Verifier returns the FIT verifier (benchmarks, tests).
 func (f *Remote) Verifier() *Verifier { return f.verifier }
