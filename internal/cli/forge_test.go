@@ -19,6 +19,7 @@ import (
 	forgeapp "ferry/forge"
 	"ferry/internal/forge"
 	"ferry/internal/jirasim"
+	"ferry/internal/privacy"
 	"ferry/internal/store"
 	"ferry/internal/tenant"
 )
@@ -370,5 +371,24 @@ func TestWhenTheTriggerStopsFeedsSay503AndTheNextTriggerHeals(t *testing.T) {
 	in, _ := d.app.tenants.ByID(ctx, d.tenant)
 	if in.State != tenant.Active {
 		t.Errorf("the tenant: %+v", in)
+	}
+}
+
+// TestPersonalDataReportingDoesNotFailOnAForgeOnlySite: Atlassian's
+// report-accounts API is Connect's (signed with a site's shared secret), so
+// a Forge-only site's accounts can only be reported through a site
+// installed through Connect; with none, the job skips them and stays
+// healthy rather than failing every hour.
+func TestPersonalDataReportingDoesNotFailOnAForgeOnlySite(t *testing.T) {
+	ctx := context.Background()
+	d, _ := startOn(t, "", "forge")
+	if n, _ := d.app.accounts.CountTenant(ctx, d.tenant); n == 0 {
+		t.Fatal("the demo's token owner must be held for reporting")
+	}
+	if err := d.app.jobs.RunOnce(ctx, privacy.ReportJobName); err != nil {
+		t.Fatalf("the reporting job on a Forge-only site: %v", err)
+	}
+	if n, _ := d.app.accounts.CountTenant(ctx, d.tenant); n == 0 {
+		t.Fatal("an account that could not be reported must stay held")
 	}
 }
