@@ -90,10 +90,9 @@ type Remote struct {
 
 	offline *tokenCache // offline user tokens, in memory only
 
-	mu      sync.Mutex
-	kick    func(ctx context.Context) error // asks the job queue for a migration run
-	forget  []func(tenantID string)
-	migrate func(ctx context.Context, inst tenant.Installation) error
+	mu     sync.Mutex
+	kick   func(ctx context.Context) error // asks the job queue for a migration run
+	forget []func(tenantID string)
 }
 
 // New builds the Forge side of the app.
