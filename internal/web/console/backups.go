@@ -41,11 +41,18 @@ type backupsData struct {
 	Status    backup.Status  // from the runs table: the last drill
 	Backups   []backupRow
 	ListError string // the target could not be listed
-	Runs      []backup.Run
+	Runs      []runRow
 	Tasks     []Task
 	CanRun    bool
 	Flash     string
 	Problem   string
+}
+
+// runRow is one backup attempt; Gone says its backup completed but is no
+// longer in the target (retention removed it).
+type runRow struct {
+	backup.Run
+	Gone bool
 }
 
 // classOf groups a backup's state the way the page names it: good (drill
@@ -108,13 +115,18 @@ func (c *Console) backupsPage(w http.ResponseWriter, r *http.Request, p staff.Pr
 		return
 	}
 	d.Status.LastDrillErr = scrub.Logs.Text(d.Status.LastDrillErr)
-	if d.Runs, err = svc.Runs(ctx, 10); err != nil {
+	runs, err := svc.Runs(ctx, 10)
+	if err != nil {
 		c.errorPage(w, r, &p, err)
 		return
 	}
-	for i := range d.Runs {
-		d.Runs[i].Error = scrub.Logs.Text(d.Runs[i].Error)
-		d.Runs[i].DrillError = scrub.Logs.Text(d.Runs[i].DrillError)
+	inTarget := map[string]bool{}
+	for _, b := range list {
+		inTarget[b.ID] = true
+	}
+	for _, run := range runs {
+		run.Error, run.DrillError = scrub.Logs.Text(run.Error), scrub.Logs.Text(run.DrillError)
+		d.Runs = append(d.Runs, runRow{Run: run, Gone: d.ListError == "" && run.State == "complete" && !inTarget[run.ID]})
 	}
 	d.Tasks = c.tasks.list()
 	c.Render(w, r, &p, backupsTmpl, status, "Backups", d)

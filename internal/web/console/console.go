@@ -330,6 +330,17 @@ var funcs = template.FuncMap{
 	},
 	"asset": func(name string) string { return "/console/static/" + name },
 	"bytes": byteSize,
+	"every": func(d time.Duration) string {
+		switch {
+		case d == 24*time.Hour:
+			return "day"
+		case d%time.Hour == 0:
+			return fmt.Sprintf("%d hours", int(d.Hours()))
+		case d%time.Minute == 0:
+			return fmt.Sprintf("%d minutes", int(d.Minutes()))
+		}
+		return d.String()
+	},
 	"until": func(now, t time.Time) string {
 		if t.IsZero() {
 			return "—"
