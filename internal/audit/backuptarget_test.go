@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"ferry/internal/audit"
+	"ferry/internal/audit/backuptarget"
 	"ferry/internal/backup"
 	"ferry/internal/backup/backuptest"
 	"ferry/internal/egress"
@@ -85,7 +85,7 @@ func TestContractCutOffTailIsCaughtByCheckpointsInTheBackupTarget(t *testing.T) 
 					tg.Delete(ctx, o.Name)
 				}
 				f := newFixture(t, db)
-				f.trail = audit.New(db, f.ring, audit.BackupTarget{Objects: tg}, nil)
+				f.trail = audit.New(db, f.ring, backuptarget.Target{Objects: tg}, nil)
 				f.fill(t, rand.New(rand.NewPCG(21, 22)), 20)
 				c, written, err := f.trail.Checkpoint(ctx)
 				if err != nil || !written || c.Seq != 20 {
@@ -166,7 +166,7 @@ func TestBackupsNeitherListNorExpireTheCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.trail = audit.New(db, f.ring, audit.BackupTarget{Objects: tg}, nil)
+	f.trail = audit.New(db, f.ring, backuptarget.Target{Objects: tg}, nil)
 	svc, err := backup.New(backup.Options{DB: db, KEK: f.ring.KEK(), Keys: keys.Options{KeyFile: f.keyFile},
 		Target: tg, Region: "us-west-2", WorkDir: filepath.Join(dir, "work"), Every: 24 * time.Hour, Version: "test",
 		Retention: backup.Retention{Daily: 1, KeyDays: 1}})
@@ -228,7 +228,7 @@ func TestCheckpointsWrittenBeforeTheMoveStillCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.trail = audit.New(db, f.ring, audit.WithEarlier(audit.BackupTarget{Objects: tg}, audit.DirTarget{Dir: f.dir}), nil)
+	f.trail = audit.New(db, f.ring, audit.WithEarlier(backuptarget.Target{Objects: tg}, audit.DirTarget{Dir: f.dir}), nil)
 	rep := f.verify(t)
 	mustOK(t, rep, "after the move")
 	if rep.Checkpoints != 1 || !strings.Contains(rep.Target, "earlier checkpoints in directory "+f.dir) {
@@ -253,42 +253,3 @@ func TestCheckpointsWrittenBeforeTheMoveStillCount(t *testing.T) {
 	mustBreakAt(t, f.verify(t), 9, "cut off", "cut below the earlier directory's checkpoint")
 }
 
-// TestBackupTargetKeepsWhatItHoldsAndRefusesBadNames: a name the target
-// holds is never replaced (a checkpoint is written once); names outside
-// the checkpoint alphabet and oversized objects are refused.
-func TestBackupTargetKeepsWhatItHoldsAndRefusesBadNames(t *testing.T) {
-	ctx := context.Background()
-	tg, err := backup.NewDirTarget(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bt := audit.BackupTarget{Objects: tg}
-	name := "audit-checkpoint-00000000000000000007.json"
-	if err := bt.Write(ctx, name, []byte("first")); err != nil {
-		t.Fatal(err)
-	}
-	if err := bt.Write(ctx, name, []byte("second")); err != nil {
-		t.Fatal(err)
-	}
-	if b, err := bt.Read(ctx, name); err != nil || string(b) != "first" {
-		t.Errorf("read back %q, %v", b, err)
-	}
-	for _, bad := range []string{"../x", "audit-checkpoint-1.json/../../x", "manifests/x.json", "audit-checkpoint-7.JSON", ""} {
-		if err := bt.Write(ctx, bad, []byte("x")); err == nil {
-			t.Errorf("wrote %q", bad)
-		}
-		if _, err := bt.Read(ctx, bad); err == nil {
-			t.Errorf("read %q", bad)
-		}
-	}
-	big := "audit-checkpoint-00000000000000000008.json"
-	if _, err := tg.Put(ctx, "audit/"+big, bytes.NewReader(make([]byte, 1<<20))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bt.Read(ctx, big); err == nil {
-		t.Error("a 1 MiB object was read as a checkpoint")
-	}
-	if names, err := bt.List(ctx); err != nil || len(names) != 2 {
-		t.Errorf("List = %v, %v", names, err)
-	}
-}

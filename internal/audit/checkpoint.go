@@ -112,6 +112,11 @@ const (
 	keyPrefix        = "audit-key-"
 )
 
+// IsCheckpointName reports whether n is a name the trail writes to a
+// Target (a checkpoint or a signing key's public half): the only names a
+// Target needs to hold.
+func IsCheckpointName(n string) bool { return validName(n) }
+
 func validName(n string) bool {
 	if !(strings.HasPrefix(n, checkpointPrefix) && strings.HasSuffix(n, ".json")) && !(strings.HasPrefix(n, keyPrefix) && strings.HasSuffix(n, ".pub")) {
 		return false

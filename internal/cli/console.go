@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"ferry/internal/audit"
+	"ferry/internal/audit/backuptarget"
 	"ferry/internal/backup"
 	"ferry/internal/config"
 	"ferry/internal/egress"
@@ -91,7 +92,7 @@ func checkpointTarget(cfg config.Config, backups backup.Target) audit.Target {
 	if cfg.AuditCheckpointDir != "" || (cfg.S3Bucket == "" && cfg.BackupDir == "") {
 		return dir
 	}
-	t := audit.BackupTarget{Objects: backups}
+	t := backuptarget.Target{Objects: backups}
 	if st, err := os.Stat(dir.Dir); err == nil && st.IsDir() {
 		return audit.WithEarlier(t, dir)
 	}

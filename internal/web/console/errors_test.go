@@ -41,7 +41,6 @@ type sent struct {
 	errType                 string
 	user, forwarded         bool
 	at                      time.Time
-	id                      int64 // its id in the store, learnt from the list
 }
 
 // ingest serves error tracking's real ingest over the env's store: one
