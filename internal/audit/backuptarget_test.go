@@ -252,4 +252,3 @@ func TestCheckpointsWrittenBeforeTheMoveStillCount(t *testing.T) {
 	f.exec(t, `DELETE FROM audit_trail WHERE seq > 8`)
 	mustBreakAt(t, f.verify(t), 9, "cut off", "cut below the earlier directory's checkpoint")
 }
-
