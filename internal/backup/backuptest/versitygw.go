@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"ferry/internal/egress"
 )
 
 // VersityGWVersion is the S3-compatible server the S3 tests run against;
@@ -64,9 +66,17 @@ func VersityGW(t testing.TB, region, bucket, access, secret string) string {
 		cancel()
 		<-exited
 	})
+	// Waiting for it to listen goes through the egress gate like any
+	// connection to the S3 endpoint.
+	gate, err := egress.New(egress.Config{Region: region, S3Endpoint: "http://" + addr, S3Bucket: bucket, S3Region: region, AllowLoopback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		dctx, dcancel := context.WithTimeout(ctx, time.Second)
+		c, err := gate.DialContext(dctx, egress.S3, "tcp", addr)
+		dcancel()
 		if err == nil {
 			c.Close()
 			break
