@@ -61,6 +61,7 @@ func (s *Sim) handlePropertyKeys(w http.ResponseWriter, r *http.Request, p *prin
 	for _, k := range keys {
 		out.Keys = append(out.Keys, key{k, s.propertySelf(addon, k)})
 	}
+	chargeObjects(w, len(out.Keys))
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -87,6 +88,7 @@ func (s *Sim) handleGetProperty(w http.ResponseWriter, r *http.Request, p *princ
 		opMessage(w, http.StatusNotFound, fmt.Sprintf("Property with key '%s' does not exist.", key))
 		return
 	}
+	chargeObjects(w, 1)
 	writeJSON(w, http.StatusOK, map[string]any{"key": key, "value": json.RawMessage(v)})
 }
 
@@ -172,5 +174,6 @@ func (s *Sim) handleAddon(w http.ResponseWriter, r *http.Request, p *principal) 
 			"supportEntitlementNumber": in.SEN, "entitlementNumber": in.EntitlementNumber,
 		}
 	}
+	chargeObjects(w, 1)
 	writeJSON(w, http.StatusOK, out)
 }

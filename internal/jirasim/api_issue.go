@@ -67,6 +67,7 @@ func (s *Sim) handleBulkFetch(w http.ResponseWriter, r *http.Request, p *princip
 	if issueErrors == nil {
 		issueErrors = []issueError{}
 	}
+	chargeObjects(w, len(seen))
 	b = append(b, `],"issueErrors":`...)
 	b = append(b, mustJSON(issueErrors)...)
 	writeRaw(w, http.StatusOK, append(b, '}'))
@@ -94,6 +95,7 @@ func (s *Sim) handleGetIssue(w http.ResponseWriter, r *http.Request, p *principa
 		b = append(b, mustJSON(changelogsPage{StartAt: 0, MaxResults: len(hs), Total: len(hs), Histories: hs})...)
 		b = append(b, '}')
 	}
+	chargeObjects(w, 1)
 	writeRaw(w, http.StatusOK, b)
 }
 
@@ -220,6 +222,7 @@ func (s *Sim) handleChangelogBulkFetch(w http.ResponseWriter, r *http.Request, p
 			break
 		}
 	}
+	chargeObjects(w, emitted)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -35,6 +35,7 @@ func (s *Sim) handleFields(w http.ResponseWriter, r *http.Request, p *principal)
 			Schema:      &schema{Type: d.Type, Items: d.Items, System: d.System, Custom: d.CustomType, CustomID: d.CustomID},
 		})
 	}
+	chargeObjects(w, len(out))
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -90,6 +91,7 @@ func (s *Sim) handleProjectSearch(w http.ResponseWriter, r *http.Request, p *pri
 		"self": base + r.URL.RequestURI(), "maxResults": limit, "startAt": start, "total": len(all),
 		"isLast": end >= len(all), "values": page,
 	}
+	chargeObjects(w, len(page))
 	if end < len(all) {
 		out["nextPage"] = base + "/rest/api/3/project/search?startAt=" + strconv.Itoa(end) + "&maxResults=" + strconv.Itoa(limit)
 	}
@@ -118,6 +120,7 @@ func (s *Sim) handleMyself(w http.ResponseWriter, r *http.Request, p *principal)
 	if strings.Contains(r.URL.Query().Get("expand"), "groups") {
 		u.Groups = s.groupList(base, p.user)
 	}
+	chargeObjects(w, identityObjects)
 	writeJSON(w, http.StatusOK, u)
 }
 
@@ -140,6 +143,7 @@ func (s *Sim) handleUser(w http.ResponseWriter, r *http.Request, p *principal) {
 	if strings.Contains(q.Get("expand"), "groups") {
 		u.Groups = s.groupList(base, i)
 	}
+	chargeObjects(w, identityObjects)
 	writeJSON(w, http.StatusOK, u)
 }
 
@@ -163,6 +167,7 @@ func (s *Sim) handleUserBulk(w http.ResponseWriter, r *http.Request, p *principa
 	if start < len(all) {
 		page = all[start:end]
 	}
+	chargeObjects(w, identityObjects*len(page))
 	out := map[string]any{"self": base + r.URL.RequestURI(), "maxResults": limit, "startAt": start, "total": len(all), "isLast": end >= len(all), "values": page}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -187,7 +192,9 @@ func (s *Sim) handleUserGroups(w http.ResponseWriter, r *http.Request, p *princi
 		jiraError(w, http.StatusNotFound, noSuchUser)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.groupList(s.BaseURL(), i).Items)
+	items := s.groupList(s.BaseURL(), i).Items
+	chargeObjects(w, identityObjects*len(items))
+	writeJSON(w, http.StatusOK, items)
 }
 
 // handleGroupsPicker finds groups by name; with accountId it lists only
@@ -217,6 +224,7 @@ func (s *Sim) handleGroupsPicker(w http.ResponseWriter, r *http.Request, p *prin
 			groups = append(groups, found{Name: n, HTML: n, GroupID: groupID(n), Labels: []string{}})
 		}
 	}
+	chargeObjects(w, identityObjects*len(groups))
 	writeJSON(w, http.StatusOK, map[string]any{
 		"header": "Showing " + strconv.Itoa(len(groups)) + " of " + strconv.Itoa(len(groups)) + " matching groups",
 		"total":  len(groups), "groups": groups,

@@ -90,6 +90,7 @@ func (s *Sim) handleSearch(w http.ResponseWriter, r *http.Request, p *principal)
 	}
 	b = append(b, `,"isLast":`...)
 	b = strconv.AppendBool(b, next == "")
+	chargeObjects(w, len(idx))
 	writeRaw(w, http.StatusOK, append(b, '}'))
 }
 

@@ -19,6 +19,7 @@ import (
 //
 //	ferry sim [--addr 127.0.0.1:0] [--issues N] [--projects M] [--users U] [--seed S]
 //	          [--latency D] [--jitter D] [--rate R] [--fault-rate F] [--allow-http-app] [--json]
+//	          [--quota POINTS] [--quota-tier global|tenant] [--quota-window D] [--quota-beta]
 //	ferry sim install --sim URL --app URL [--variant NAME]
 //
 // The first form serves until ctx is cancelled; the second drives a running
@@ -40,6 +41,10 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Float64Var(&o.Rate, "rate", 0, "rate limit in requests/s per tenant×endpoint (0 = none)")
 	fs.Float64Var(&o.FaultRate, "fault-rate", 0, "fraction of REST requests that fail")
 	fs.BoolVar(&o.AllowHTTPApp, "allow-http-app", true, "accept app base URLs on loopback http")
+	fs.IntVar(&o.Quota.Points, "quota", 0, "hourly points quota of each pool for app traffic (Jira's Tier 1 default: 65000; 0 = none)")
+	fs.StringVar(&o.Quota.Tier, "quota-tier", "global", "quota pool: global (one per app, Tier 1) or tenant (one per app and site, Tier 2)")
+	fs.DurationVar(&o.Quota.Window, "quota-window", time.Hour, "quota window (Jira: one hour, reset at the top of each UTC hour)")
+	fs.BoolVar(&o.Quota.Beta, "quota-beta", false, "quota headers only, never a 429 (Jira before enforcement)")
 	asJSON := fs.Bool("json", false, "print one JSON line with the base URL and users first")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -49,6 +54,9 @@ func RunCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if o.Issues < 0 || o.Projects < 1 || o.Users < 1 || o.FaultRate < 0 || o.FaultRate > 1 || o.Rate < 0 {
 		return errors.New("ferry sim: need issues ≥ 0, projects ≥ 1, users ≥ 1, rate ≥ 0 and fault-rate within [0, 1]")
+	}
+	if err := o.Quota.valid(); err != nil {
+		return fmt.Errorf("ferry sim: %w", err)
 	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	if o.Issues == 0 {

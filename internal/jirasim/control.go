@@ -34,6 +34,8 @@ func (s *Sim) controlRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /_sim/stats/reset", func(w http.ResponseWriter, r *http.Request) { s.ResetStats(); w.WriteHeader(http.StatusNoContent) })
 	m.HandleFunc("GET /_sim/knobs", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, knobsJSON(s.getKnobs())) })
 	m.HandleFunc("POST /_sim/knobs", s.ctlKnobs)
+	m.HandleFunc("GET /_sim/quota", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, s.QuotaStatus()) })
+	m.HandleFunc("POST /_sim/quota", s.ctlQuota)
 	s.reportControlRoutes(m)
 }
 
@@ -228,4 +230,54 @@ func (s *Sim) ctlKnobs(w http.ResponseWriter, r *http.Request) {
 	k.Rate, k.FaultRate = req.Rate, req.FaultRate
 	s.SetKnobs(k)
 	writeJSON(w, 200, knobsJSON(k))
+}
+
+// ctlQuota configures the points pools: {"points": N, "tier": "global"|
+// "tenant", "window": "1h", "beta": false} replaces the configuration (an
+// omitted field keeps its value); {"spend": {"addon_key": K, "points": N}}
+// charges an app's pool now, as its other tenants would.
+func (s *Sim) ctlQuota(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Points *int    `json:"points"`
+		Tier   *string `json:"tier"`
+		Window *string `json:"window"`
+		Beta   *bool   `json:"beta"`
+		Spend  *struct {
+			AddonKey string `json:"addon_key"`
+			Points   int    `json:"points"`
+		} `json:"spend"`
+	}
+	if !ctlDecode(w, r, &req) {
+		return
+	}
+	q := s.quotas.get()
+	if req.Points != nil {
+		q.Points = *req.Points
+	}
+	if req.Tier != nil {
+		q.Tier = *req.Tier
+	}
+	if req.Window != nil {
+		d, err := time.ParseDuration(*req.Window)
+		if err != nil {
+			ctlFail(w, err)
+			return
+		}
+		q.Window = d
+	}
+	if req.Beta != nil {
+		q.Beta = *req.Beta
+	}
+	if err := s.SetQuota(q); err != nil {
+		ctlFail(w, err)
+		return
+	}
+	if req.Spend != nil {
+		if req.Spend.AddonKey == "" || req.Spend.Points < 0 {
+			ctlFail(w, errors.New("spend needs an addon_key and points ≥ 0"))
+			return
+		}
+		s.SpendQuota(req.Spend.AddonKey, req.Spend.Points)
+	}
+	writeJSON(w, 200, s.QuotaStatus())
 }

@@ -120,6 +120,14 @@ type Stats struct {
 	Requests      map[string]int64 `json:"requests"`  // by endpoint, e.g. "POST /rest/api/3/search/jql"
 	Throttled     map[string]int64 `json:"throttled"` // 429s served, by endpoint
 	RateLimited   int64            `json:"rate_limited"`
+	// ThrottledBy counts 429s by RateLimit-Reason (jira-burst-based,
+	// jira-quota-global-based, jira-quota-tenant-based).
+	ThrottledBy map[string]int64 `json:"throttled_by"`
+	// Points is what the requests served cost under Jira's points model
+	// (quota.go), whoever made them; PointsByKind splits it by principal
+	// ("user" for API tokens, "app", "bearer" for an app acting as a user).
+	Points       int64            `json:"points"`
+	PointsByKind map[string]int64 `json:"points_by_kind"`
 	Faults        map[string]int64 `json:"faults"` // injected, by kind
 	Unauthorized  int64            `json:"unauthorized"`
 	MaxConcurrent int64            `json:"max_concurrent"` // REST requests in flight at once
@@ -132,7 +140,7 @@ type stats struct {
 }
 
 func newStats() *stats {
-	return &stats{s: Stats{Requests: map[string]int64{}, Throttled: map[string]int64{}, Faults: map[string]int64{}}}
+	return &stats{s: emptyStats()}
 }
 
 func (st *stats) begin(endpoint string) {
@@ -161,14 +169,20 @@ func (s *Sim) Stats() Stats {
 	defer s.stats.mu.Unlock()
 	out := s.stats.s
 	out.Requests, out.Throttled, out.Faults = copyCounts(out.Requests), copyCounts(out.Throttled), copyCounts(out.Faults)
+	out.ThrottledBy, out.PointsByKind = copyCounts(out.ThrottledBy), copyCounts(out.PointsByKind)
 	return out
 }
 
 // ResetStats zeroes the counters (the in-flight gauge is kept).
 func (s *Sim) ResetStats() {
 	s.stats.mu.Lock()
-	s.stats.s = Stats{Requests: map[string]int64{}, Throttled: map[string]int64{}, Faults: map[string]int64{}}
+	s.stats.s = emptyStats()
 	s.stats.mu.Unlock()
+}
+
+func emptyStats() Stats {
+	return Stats{Requests: map[string]int64{}, Throttled: map[string]int64{}, Faults: map[string]int64{},
+		ThrottledBy: map[string]int64{}, PointsByKind: map[string]int64{}}
 }
 
 func copyCounts(m map[string]int64) map[string]int64 {

@@ -86,7 +86,8 @@ func (s *Sim) edge(endpoint string, h http.HandlerFunc) http.Handler {
 	})
 }
 
-// rest adds authentication and the per tenant×endpoint rate limit.
+// rest adds authentication, the hourly points quota (quota.go) and the
+// per tenant×endpoint burst limit, and charges each answer its points.
 func (s *Sim) rest(endpoint string, h func(http.ResponseWriter, *http.Request, *principal)) http.Handler {
 	return s.edge(endpoint, func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.authenticate(r)
@@ -99,19 +100,34 @@ func (s *Sim) rest(endpoint string, h func(http.ResponseWriter, *http.Request, *
 			jiraError(w, http.StatusUnauthorized, msgs...)
 			return
 		}
+		now := s.now()
+		m := &metered{ResponseWriter: w, s: s, p: p, kind: p.kind, now: now}
+		ok, st := s.quotas.admit(s.quotas.poolKey(p), now)
+		m.refused = st.quota > 0 && st.remaining <= 0
+		if !ok {
+			// All requests are denied until the window resets.
+			q := s.quotas.get()
+			_, reason := q.policy()
+			s.stats.add(func(st *Stats) { st.Throttled[endpoint]++; st.ThrottledBy[reason]++ })
+			quotaHeaders(w.Header(), q, st, now, true)
+			m.charged = true
+			jiraError(w, http.StatusTooManyRequests, "Rate limit exceeded.")
+			return
+		}
 		if rate := s.getKnobs().Rate; rate > 0 {
-			now := s.now()
 			ok, limit, remaining, wait := s.limits.take(p.tenant()+" "+endpoint, rate, math.Max(1, rate), now)
 			rateHeaders(w.Header(), limit, remaining, now.Add(wait).Add(time.Minute).Truncate(time.Minute))
+			burstHeaders(w.Header(), limit, remaining)
 			if !ok {
-				s.stats.add(func(st *Stats) { st.RateLimited++; st.Throttled[endpoint]++ })
+				s.stats.add(func(st *Stats) { st.RateLimited++; st.Throttled[endpoint]++; st.ThrottledBy[reasonBurst]++ })
 				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-				w.Header().Set("RateLimit-Reason", "jira-burst-based")
+				w.Header().Set("RateLimit-Reason", reasonBurst)
+				m.charged = true
 				jiraError(w, http.StatusTooManyRequests, "Rate limit exceeded.")
 				return
 			}
 		}
-		h(w, r, p)
+		h(m, r, p)
 	})
 }
 

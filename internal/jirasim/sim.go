@@ -20,6 +20,7 @@ type Options struct {
 	Latency, Jitter         time.Duration // added before every REST response
 	Rate                    float64       // requests/s per tenant×endpoint; 0 = unlimited
 	FaultRate               float64       // fraction of REST requests that fail (500/503/slow/dropped)
+	Quota                   Quota         // the hourly points pools (quota.go); zero: none
 	AllowHTTPApp            bool          // accept an app baseUrl on loopback http (tests, demo)
 	Logger                  *slog.Logger  // request lines without query strings; nil = silent
 }
@@ -54,6 +55,7 @@ type Sim struct {
 
 	frags  atomic.Pointer[fragments]
 	limits *limiter
+	quotas *quotas
 	faults *faulter
 	stats  *stats
 	report reportScript // personal data reporting: scripted answers and the calls seen (report.go)
@@ -93,6 +95,7 @@ func New(opts Options) *Sim {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.limits = newLimiter()
+	s.quotas = newQuotas(opts.Quota)
 	s.faults = newFaulter(opts.Seed)
 	s.routes()
 	return s
