@@ -117,17 +117,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // Stats counts what the sim served since it started (or ResetStats).
 type Stats struct {
-	Requests      map[string]int64 `json:"requests"`  // by endpoint, e.g. "POST /rest/api/3/search/jql"
-	Throttled     map[string]int64 `json:"throttled"` // 429s served, by endpoint
-	RateLimited   int64            `json:"rate_limited"`
+	Requests    map[string]int64 `json:"requests"`  // by endpoint, e.g. "POST /rest/api/3/search/jql"
+	Throttled   map[string]int64 `json:"throttled"` // 429s served, by endpoint
+	RateLimited int64            `json:"rate_limited"`
 	// ThrottledBy counts 429s by RateLimit-Reason (jira-burst-based,
 	// jira-quota-global-based, jira-quota-tenant-based).
 	ThrottledBy map[string]int64 `json:"throttled_by"`
 	// Points is what the requests served cost under Jira's points model
 	// (quota.go), whoever made them; PointsByKind splits it by principal
 	// ("user" for API tokens, "app", "bearer" for an app acting as a user).
-	Points       int64            `json:"points"`
-	PointsByKind map[string]int64 `json:"points_by_kind"`
+	Points        int64            `json:"points"`
+	PointsByKind  map[string]int64 `json:"points_by_kind"`
 	Faults        map[string]int64 `json:"faults"` // injected, by kind
 	Unauthorized  int64            `json:"unauthorized"`
 	MaxConcurrent int64            `json:"max_concurrent"` // REST requests in flight at once
