@@ -12,11 +12,17 @@ import (
 )
 
 // MaxIDPage is the most ids Jira returns per search/jql page when only ids
-// are requested; MaxBulkFetch the most issues per issue/bulkfetch call.
+// are requested; MaxBulkFetch the most issues per issue/bulkfetch call, and
+// MaxPage the most per search/jql page with fields.
 const (
 	MaxIDPage    = 5000
 	MaxBulkFetch = 100
+	MaxPage      = 100
 )
+
+// identityPoints is what Jira's points model charges per user or group read
+// (docs/jira-rate-limits.md); other objects cost 1.
+const identityPoints = 2
 
 // IDPage is one page of issue ids in the order the JQL asks for.
 type IDPage struct {
@@ -41,11 +47,64 @@ func (c *Client) SearchIDs(ctx context.Context, jql, pageToken string, maxResult
 	if err := c.do(ctx, http.MethodPost, "/rest/api/3/search/jql", nil, body, &out); err != nil {
 		return IDPage{}, err
 	}
+	c.charge(ctx, len(out.Issues))
 	p := IDPage{NextPageToken: out.NextPageToken, IDs: make([]string, len(out.Issues))}
 	for i, is := range out.Issues {
 		p.IDs[i] = is.ID
 	}
 	p.IsLast = out.NextPageToken == "" || (out.IsLast != nil && *out.IsLast)
+	return p, nil
+}
+
+// Page is one page of search/jql with fields: issues in the JQL's order.
+type Page struct {
+	Issues        []Issue
+	NextPageToken string
+	IsLast        bool
+}
+
+// Search reads one page of issues with the given fields (at most MaxPage)
+// after pageToken: the cheapest way to read issues in Jira's points model,
+// one point per issue plus one per page.
+func (c *Client) Search(ctx context.Context, jql string, fields []string, pageToken string, maxResults int) (Page, error) {
+	req := map[string]any{"jql": jql, "fields": fields, "maxResults": min(max(maxResults, 1), MaxPage), "fieldsByKeys": false}
+	if pageToken != "" {
+		req["nextPageToken"] = pageToken
+	}
+	var body []byte
+	if err := c.do(ctx, http.MethodPost, "/rest/api/3/search/jql", nil, req, &body); err != nil {
+		return Page{}, err
+	}
+	var p Page
+	var list []byte
+	var isLast *bool
+	ok := jsonscan.Object(body, func(k, v []byte) {
+		switch string(k) {
+		case "issues":
+			list = v
+		case "nextPageToken":
+			p.NextPageToken, _ = jsonscan.String(v)
+		case "isLast":
+			b := string(v) == "true"
+			isLast = &b
+		}
+	})
+	if ok && list != nil {
+		p.Issues, ok = scanIssueList(list)
+	}
+	if !ok {
+		var out struct {
+			Issues        []Issue `json:"issues"`
+			NextPageToken string  `json:"nextPageToken"`
+			IsLast        *bool   `json:"isLast"`
+		}
+		if err := json.Unmarshal(body, &out); err != nil {
+			return Page{}, fmt.Errorf("jira: search: malformed answer: %w", err)
+		}
+		p.Issues, p.NextPageToken, isLast = out.Issues, out.NextPageToken, out.IsLast
+	}
+	c.charge(ctx, len(p.Issues))
+	p.IsLast = p.NextPageToken == "" || (isLast != nil && *isLast)
 	return p, nil
 }
 
@@ -77,6 +136,7 @@ func (c *Client) BulkFetch(ctx context.Context, ids []string, fields []string) (
 		}
 		issues = out.Issues
 	}
+	c.charge(ctx, len(issues))
 	pos := make(map[string]int, len(ids))
 	for i, id := range ids {
 		pos[id] = i
@@ -108,6 +168,11 @@ func scanIssues(body []byte) ([]Issue, bool) {
 	}) || list == nil {
 		return nil, false
 	}
+	return scanIssueList(list)
+}
+
+// scanIssueList reads an array of issues.
+func scanIssueList(list []byte) ([]Issue, bool) {
 	var out []Issue
 	ok := jsonscan.Array(list, func(item []byte) bool {
 		var is Issue
@@ -175,6 +240,11 @@ func (c *Client) Changelogs(ctx context.Context, ids []string, pageToken string)
 	if err := c.do(ctx, http.MethodPost, "/rest/api/3/changelog/bulkfetch", nil, body, &out); err != nil {
 		return ChangelogPage{}, err
 	}
+	n := 0
+	for _, l := range out.IssueChangeLogs {
+		n += len(l.Histories)
+	}
+	c.charge(ctx, n) // each change history is an object
 	return ChangelogPage{Logs: out.IssueChangeLogs, NextPageToken: out.NextPageToken}, nil
 }
 
@@ -216,6 +286,7 @@ type Field struct {
 func (c *Client) Fields(ctx context.Context) ([]Field, error) {
 	var out []Field
 	err := c.do(ctx, http.MethodGet, "/rest/api/3/field", nil, nil, &out)
+	c.charge(ctx, len(out))
 	return out, err
 }
 
@@ -232,6 +303,9 @@ type User struct {
 func (c *Client) Myself(ctx context.Context) (User, error) {
 	var u User
 	err := c.do(ctx, http.MethodGet, "/rest/api/3/myself", nil, nil, &u)
+	if err == nil {
+		c.charge(ctx, identityPoints)
+	}
 	return u, err
 }
 
@@ -250,6 +324,7 @@ func (c *Client) Users(ctx context.Context, accountIDs []string) (map[string]Use
 		if err := c.do(ctx, http.MethodGet, "/rest/api/3/user/bulk", q, nil, &page); err != nil {
 			return nil, err
 		}
+		c.charge(ctx, identityPoints*len(page.Values))
 		for _, u := range page.Values {
 			out[u.AccountID] = u
 		}
@@ -265,6 +340,7 @@ func (c *Client) UserGroups(ctx context.Context, accountID string) ([]string, er
 	if err := c.do(ctx, http.MethodGet, "/rest/api/3/user/groups", url.Values{"accountId": {accountID}}, nil, &out); err != nil {
 		return nil, err
 	}
+	c.charge(ctx, identityPoints*len(out))
 	names := make([]string, len(out))
 	for i, g := range out {
 		names[i] = g.Name
@@ -292,6 +368,7 @@ func (c *Client) GetProperty(ctx context.Context, addonKey, key string, out any)
 	if err := c.do(ctx, http.MethodGet, propPath(addonKey, key), nil, nil, &wrapper); err != nil {
 		return err
 	}
+	c.charge(ctx, 1)
 	return json.Unmarshal(wrapper.Value, out)
 }
 
@@ -315,6 +392,7 @@ func (c *Client) PropertyKeys(ctx context.Context, addonKey string) ([]string, e
 	if err := c.do(ctx, http.MethodGet, propPath(addonKey, ""), nil, nil, &out); err != nil {
 		return nil, err
 	}
+	c.charge(ctx, len(out.Keys))
 	keys := make([]string, len(out.Keys))
 	for i, k := range out.Keys {
 		keys[i] = k.Key
@@ -337,5 +415,6 @@ func (c *Client) AppLicense(ctx context.Context, addonKey string) (License, erro
 	if err := c.do(ctx, http.MethodGet, "/rest/atlassian-connect/1/addons/"+url.PathEscape(addonKey), nil, nil, &out); err != nil {
 		return License{}, err
 	}
+	c.charge(ctx, 1)
 	return License{Active: out.License != nil && out.License.Active}, nil
 }

@@ -34,6 +34,35 @@ type Client struct {
 	http  *http.Client
 	auth  Authorizer
 	Retry RetryPolicy
+	// Limits, when set, paces every call by the tenant's standing with
+	// Jira's rate limits (limits.go) and counts the points each costs.
+	Limits *Tenant
+}
+
+type spendKey struct{}
+
+type spendTag struct {
+	label string
+	res   *Reservation
+}
+
+// WithSpend labels the points of the calls made with ctx (for the admin
+// page: a data source's id, or "app") and counts them against res, an
+// export's reservation (nil: none).
+func WithSpend(ctx context.Context, label string, res *Reservation) context.Context {
+	return context.WithValue(ctx, spendKey{}, spendTag{label, res})
+}
+
+// charge records points spent by a call made with ctx.
+func (c *Client) charge(ctx context.Context, points int) {
+	if c.Limits == nil || points <= 0 {
+		return
+	}
+	tag, _ := ctx.Value(spendKey{}).(spendTag)
+	if tag.label == "" {
+		tag.label = "other"
+	}
+	c.Limits.spend(tag.label, points, tag.res)
 }
 
 // RetryPolicy bounds how hard the client tries.
@@ -98,10 +127,22 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	u.Path = c.base.Path + path
 	u.RawQuery = query.Encode()
 	attempts := max(c.Retry.MaxAttempts, 1)
+	endpoint := method + " " + path
 	var lastErr error
-	for attempt := 1; attempt <= attempts; attempt++ {
+	throttled := 0 // 429s answered; paced by Limits, they are not failed attempts
+	for attempt := 1; attempt <= attempts; {
+		var release func(*http.Response, time.Duration)
+		if c.Limits != nil {
+			var err error
+			if release, err = c.Limits.acquire(ctx, endpoint); err != nil {
+				return err
+			}
+		}
 		req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(payload))
 		if err != nil {
+			if release != nil {
+				release(nil, 0)
+			}
 			return err
 		}
 		req.Header.Set("Accept", "application/json")
@@ -110,31 +151,50 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		if c.auth != nil {
 			if err := c.auth.Authorize(ctx, req); err != nil {
+				if release != nil {
+					release(nil, 0)
+				}
 				return err
 			}
 		}
+		start := time.Now()
 		resp, err := c.http.Do(req)
+		if release != nil {
+			release(resp, time.Since(start))
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			lastErr = fmt.Errorf("jira: %s %s: %w", method, path, unwrapURLError(err))
-			if !sleep(ctx, c.backoff(attempt)) {
-				return ctx.Err()
+			if attempt == attempts || !sleep(ctx, c.backoff(attempt)) {
+				break
 			}
+			attempt++
+			continue
+		}
+		if resp.StatusCode == http.StatusTooManyRequests && c.Limits != nil && throttled < maxThrottled {
+			// Limits has read the answer: the next acquire waits out the
+			// pause (or fails with a QuotaError when it is too long).
+			throttled++
+			lastErr = readError(resp)
 			continue
 		}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 			wait := c.backoff(attempt)
 			if resp.StatusCode == http.StatusTooManyRequests {
 				wait = c.retryAfter(resp.Header.Get("Retry-After"), attempt)
+			} else {
+				c.charge(ctx, 1)
 			}
 			lastErr = readError(resp)
 			if attempt == attempts || !sleep(ctx, wait) {
 				break
 			}
+			attempt++
 			continue
 		}
+		c.charge(ctx, 1) // the base point of every answered request
 		if resp.StatusCode >= 300 {
 			return readError(resp)
 		}
@@ -144,7 +204,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 			return nil
 		}
 		if raw, ok := out.(*[]byte); ok {
-			// The caller parses the body itself (bulkfetch's fast path).
+			// The caller parses the body itself (the paging fast path).
 			b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 			if err != nil {
 				return fmt.Errorf("jira: %s %s: %w", method, path, err)
@@ -162,6 +222,9 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	return lastErr
 }
+
+// maxThrottled bounds the 429s one call absorbs while paced by Limits.
+const maxThrottled = 30
 
 // unwrapURLError drops the URL (which may carry a jwt query parameter) from
 // transport errors.
