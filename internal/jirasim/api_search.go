@@ -112,8 +112,14 @@ func (s *Sim) handleApproximateCount(w http.ResponseWriter, r *http.Request, p *
 		return
 	}
 	n := 0
-	for i := 0; i < c.len(); i++ {
-		if p.browse[c.project(i)] && cq.match(i) {
+	for i := cq.genLo; i < c.len(); i++ {
+		if i == cq.genHi {
+			i = max(i, c.d.n) // past the created range: only issues created through REST remain
+			if i >= c.len() {
+				break
+			}
+		}
+		if p.browse[c.project(i)] && (cq.match == nil || cq.match(i)) {
 			n++
 		}
 	}
@@ -140,7 +146,8 @@ func (s *Sim) searchPage(c corpus, p *principal, jql, token string, limit int) (
 		return s.sortedPage(c, cq, visible, fp, pos, limit)
 	}
 	// Natural order walks indexes directly: pos is the next index to look
-	// at (counted from the end when descending).
+	// at (counted from the end when descending). Generated issues outside
+	// the query's created range are stepped over.
 	n := c.len()
 	at := func(k int) int {
 		if desc {
@@ -148,16 +155,35 @@ func (s *Sim) searchPage(c corpus, p *principal, jql, token string, limit int) (
 		}
 		return k
 	}
+	next := func(k int) int { // the first k' ≥ k not stepped over
+		for k < n {
+			i := at(k)
+			if !cq.skipGen(c, i) {
+				return k
+			}
+			switch {
+			case !desc && i < cq.genLo:
+				k = cq.genLo
+			case !desc:
+				k = c.d.n
+			case i >= cq.genHi:
+				k = n - cq.genHi
+			default:
+				return n
+			}
+		}
+		return n
+	}
 	var out []int
-	k := pos
-	for ; k < n && len(out) < limit; k++ {
+	k := next(pos)
+	for ; k < n && len(out) < limit; k = next(k + 1) {
 		if i := at(k); visible(i) {
 			out = append(out, i)
 		}
 	}
-	for look := k; look < n; look++ { // is there anything after this page?
+	for look := k; look < n; look = next(look + 1) { // is there anything after this page?
 		if visible(at(look)) {
-			return out, encodeToken(fp, k), nil
+			return out, encodeToken(fp, look), nil
 		}
 	}
 	return out, "", nil

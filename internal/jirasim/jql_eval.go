@@ -2,6 +2,7 @@ package jirasim
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,10 @@ import (
 type compiledJQL struct {
 	match func(i int) bool // nil: every visible issue
 	order []jqlSort        // canonical fields: key, created, updated
+	// genLo, genHi bound the generated issues that can match: generated
+	// issues are created in index order, so a range on created (ANDed at
+	// the top) is an index range, found by binary search as an index would.
+	genLo, genHi int
 }
 
 const unboundedJQL = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
@@ -43,12 +48,50 @@ func compileJQLIn(src string, c corpus, browse []bool, requireBound bool, zone *
 		}
 		out.order = append(out.order, jqlSort{Field: f, Desc: s.Desc})
 	}
+	out.genLo, out.genHi = 0, c.d.n
 	if q.Where != nil {
 		if out.match, err = compileNode(q.Where, c, browse, zone); err != nil {
 			return nil, err
 		}
+		createdRange(q.Where, c, zone, out)
 	}
 	return out, nil
+}
+
+// createdRange narrows genLo/genHi by the created comparisons ANDed at the
+// top of the query.
+func createdRange(n jqlNode, c corpus, zone *time.Location, out *compiledJQL) {
+	switch n := n.(type) {
+	case jqlAnd:
+		createdRange(n.L, c, zone, out)
+		createdRange(n.R, c, zone, out)
+	case *jqlClause:
+		if canonicalField(n.Field) != "created" || len(n.Values) != 1 {
+			return
+		}
+		t, err := parseJQLDate(n.Values[0].Text, n.Field, zone)
+		if err != nil {
+			return
+		}
+		atOrAfter := sort.Search(c.d.n, func(i int) bool { return !c.d.created(i).Before(t) })
+		after := sort.Search(c.d.n, func(i int) bool { return c.d.created(i).After(t) })
+		switch n.Op {
+		case ">=":
+			out.genLo = max(out.genLo, atOrAfter)
+		case ">":
+			out.genLo = max(out.genLo, after)
+		case "<":
+			out.genHi = min(out.genHi, atOrAfter)
+		case "<=":
+			out.genHi = min(out.genHi, after)
+		}
+	}
+}
+
+// skipGen reports whether index i is a generated issue outside the range
+// the query can match.
+func (cq *compiledJQL) skipGen(c corpus, i int) bool {
+	return i < c.d.n && (i < cq.genLo || i >= cq.genHi)
 }
 
 func canonicalField(f string) string {

@@ -149,14 +149,17 @@ func TestQuotaChargesPointsAsAtlassianDocumentsThem(t *testing.T) {
 // minutes into an hour.
 func quotaSetup(t *testing.T, q Quota) (*Sim, string, string, *fakeClock) {
 	t.Helper()
+	s, srv, in, clock := quotaSite(t, q)
+	return s, srv, bearerAt(t, srv, in, s.Users()[0].AccountID, "READ ACT_AS_USER", clock.now()), clock
+}
+
+func quotaSite(t *testing.T, q Quota) (*Sim, string, Installation, *fakeClock) {
+	t.Helper()
 	s, srv := newTestSim(t, Options{Issues: 300, Projects: 2, Users: 3, Seed: 5, Quota: q})
 	in := newTestApp(t, srv.URL, "quota-app").install(s)
-	bearer := bearerFor(t, srv.URL, in, s.Users()[0].AccountID, "READ ACT_AS_USER")
-	// Ten minutes into this hour: at most 50 minutes back, so the bearer
-	// token issued just now stays valid.
 	clock := &fakeClock{t: time.Now().UTC().Truncate(time.Hour).Add(10 * time.Minute)}
 	s.setClock(clock.now)
-	return s, srv.URL, bearer, clock
+	return s, srv.URL, in, clock
 }
 
 func fieldsPage(t *testing.T, base, auth string) result {
@@ -183,7 +186,8 @@ func policyEntry(h string, name string) map[string]string {
 }
 
 func TestQuotaExhaustedPoolRefusesEveryRequestUntilTheHourResets(t *testing.T) {
-	s, base, bearer, clock := quotaSetup(t, Quota{Points: 450})
+	s, base, in, clock := quotaSite(t, Quota{Points: 450})
+	bearer := bearerAt(t, base, in, s.Users()[0].AccountID, "READ ACT_AS_USER", clock.now())
 	admin := basicAuth(s.Users()[0])
 	served := 0
 	var last result
@@ -237,6 +241,7 @@ func TestQuotaExhaustedPoolRefusesEveryRequestUntilTheHourResets(t *testing.T) {
 	}
 	// The top of the hour refills the pool.
 	clock.advance(50 * time.Minute)
+	bearer = bearerAt(t, base, in, s.Users()[0].AccountID, "READ ACT_AS_USER", clock.now())
 	fieldsPage(t, base, bearer).status(t, 200)
 	if spentOf(t, s) != 101 {
 		t.Errorf("new window spent %d, want 101", spentOf(t, s))

@@ -187,7 +187,12 @@ func appJWT(t testing.TB, in Installation, method, pathAndQuery string) string {
 // bearerFor runs the JWT-bearer grant for accountID and returns the token.
 func bearerFor(t testing.TB, base string, in Installation, accountID, scope string) string {
 	t.Helper()
-	now := time.Now()
+	return bearerAt(t, base, in, accountID, scope, time.Now())
+}
+
+// bearerAt is bearerFor with the assertion dated now (a sim on a fake clock).
+func bearerAt(t testing.TB, base string, in Installation, accountID, scope string, now time.Time) string {
+	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"iss": clientIDPrefix + in.OAuthClientID, "sub": accountIDPrefix + accountID, "tnt": in.BaseURL,
 		"aud": oauthAudience, "iat": now.Unix(), "exp": now.Add(50 * time.Second).Unix(),
