@@ -20,6 +20,7 @@ import (
 	"ferry/internal/errortrack"
 	"ferry/internal/export"
 	"ferry/internal/forge"
+	"ferry/internal/jira"
 	"ferry/internal/jobs"
 	"ferry/internal/keys"
 	"ferry/internal/logging"
@@ -270,7 +271,8 @@ func (a *app) wireConnector() {
 	}
 	tokens := &export.Tokens{DB: a.db, Keys: a.keys, Accounts: a.accounts}
 	a.feeds = &export.Feeds{Log: a.log, Platform: a.platform, Tenants: a.tenants, Tokens: tokens, Sources: sources,
-		Keys: a.keys, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
+		Keys: a.keys, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL,
+		Limits: &jira.Limits{Cap: a.cfg.ExportWorkers}}
 	a.appAPI = &export.App{Log: a.log, Platform: a.platform, Sources: sources, Tokens: tokens, Feeds: a.feeds,
 		MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
 	a.pages = &web.Pages{Connect: a.connect, Config: a.cfg, Log: a.log,

@@ -101,6 +101,11 @@ type demoOptions struct {
 	// Platform is "forge" (ferry demo's default) or "connect"; empty is
 	// connect, which the in-process tests written before Forge expect.
 	Platform string
+	// sliceRows, set only by tests, makes the feeds slice walks of a few
+	// issues (export.Feeds.LeafRows), so that a small site exercises them.
+	sliceRows int
+	// simOptions, set only by tests, adjusts the simulated site.
+	simOptions func(*jirasim.Options)
 }
 
 // demoForgeAppID is the demo's Forge app: the simulated Jira's platform
@@ -119,7 +124,11 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	fail := func(err error) (*demo, error) { cancel(); return nil, err }
 
-	sim := jirasim.New(jirasim.Options{Issues: o.Issues, Projects: 4, Users: cmp.Or(o.Users, 20), Seed: 1, AllowHTTPApp: true})
+	so := jirasim.Options{Issues: o.Issues, Projects: 4, Users: cmp.Or(o.Users, 20), Seed: 1, AllowHTTPApp: true}
+	if o.simOptions != nil {
+		o.simOptions(&so)
+	}
+	sim := jirasim.New(so)
 	// A demo run again on its data directory brings the simulated site back
 	// where it was: Ferry refuses to move an installed site to another host.
 	prev := readDemoInfo(o.DataDir)
@@ -179,6 +188,7 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		cln.Close()
 		return fail(err)
 	}
+	a.feeds.LeafRows = o.sliceRows
 	served := make(chan error, 1)
 	a.consoleLn = cln
 	go func() { served <- serve(ctx, a, ln) }()

@@ -15,13 +15,21 @@ import (
 // directory, logging at debug level into the returned buffer.
 func startTestDemo(t *testing.T, issues int) (*demo, string, *LogBuffer) {
 	t.Helper()
+	return startTestDemoWith(t, demoOptions{Issues: issues})
+}
+
+// startTestDemoWith starts a demo with o's test options (Issues, sliceRows,
+// simOptions); the addresses and data directory are the test's.
+func startTestDemoWith(t *testing.T, o demoOptions) (*demo, string, *LogBuffer) {
+	t.Helper()
 	dir := filepath.Join(t.TempDir(), "demo")
 	logs := &LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := env{getenv: func(k string) string {
 		return map[string]string{"FERRY_LOG_FORMAT": "json", "FERRY_LOG_LEVEL": "debug"}[k]
 	}, stdout: io.Discard, stderr: logs}
-	d, err := startDemo(ctx, e, demoOptions{AppAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: dir, Issues: issues})
+	o.AppAddr, o.SimAddr, o.DataDir = "127.0.0.1:0", "127.0.0.1:0", dir
+	d, err := startDemo(ctx, e, o)
 	if err != nil {
 		cancel()
 		t.Fatalf("demo: %v\n%s", err, logs)

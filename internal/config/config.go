@@ -53,7 +53,7 @@ type Config struct {
 	S3Region          string // FERRY_S3_REGION
 	SMTPAddr          string // FERRY_SMTP_ADDR
 
-	ExportWorkers int // FERRY_EXPORT_WORKERS
+	ExportWorkers int // FERRY_EXPORT_WORKERS: a cap; concurrency adapts below it
 	TokenMaxDays  int // FERRY_TOKEN_MAX_DAYS
 
 	ShutdownTimeout time.Duration // FERRY_SHUTDOWN_TIMEOUT
@@ -124,7 +124,7 @@ func Default() Config {
 		ConnectJSURL:        "https://connect-cdn.atl-paas.net/all.js",
 		AddonKey:            "ferry-bi-connector",
 		RequestLogDays:      60,
-		ExportWorkers:       4,
+		ExportWorkers:       32,
 		TokenMaxDays:        365,
 		ShutdownTimeout:     15 * time.Second,
 		MetricsAddr:         "127.0.0.1:9464",
@@ -228,7 +228,7 @@ func fields() []field {
 		mk("FERRY_S3_BUCKET", "s3-bucket", false, "S3 bucket for backups", func(c *Config) *string { return &c.S3Bucket }),
 		mk("FERRY_S3_REGION", "s3-region", false, "region of the S3 bucket", func(c *Config) *string { return &c.S3Region }),
 		mk("FERRY_SMTP_ADDR", "smtp-addr", false, "SMTP server host:port", func(c *Config) *string { return &c.SMTPAddr }),
-		intf("FERRY_EXPORT_WORKERS", "export-workers", "parallel Jira requests per export", func(c *Config) *int { return &c.ExportWorkers }, 1, 32),
+		intf("FERRY_EXPORT_WORKERS", "export-workers", "most Jira requests in flight per site (concurrency adapts below it)", func(c *Config) *int { return &c.ExportWorkers }, 1, 64),
 		intf("FERRY_TOKEN_MAX_DAYS", "token-max-days", "longest access-token lifetime in days", func(c *Config) *int { return &c.TokenMaxDays }, 1, 3650),
 		{env: "FERRY_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", usage: "how long to wait for requests and jobs on shutdown",
 			set: func(c *Config, v string) error {

@@ -91,12 +91,15 @@ func (a *App) ctx(r *http.Request, who CallerOf) (appCtx, error) {
 	if err != nil {
 		return appCtx{}, err
 	}
+	// The app's pages spend from the same quota as the feeds.
+	app.Limits, user.Limits = a.Feeds.tenantLimits(p.TenantID()), a.Feeds.tenantLimits(p.TenantID())
 	return appCtx{p: p, app: app, user: user, props: props}, nil
 }
 
 // handle adapts a JSON handler: errors become problem+json.
 func (a *App) handle(who CallerOf, fn func(w http.ResponseWriter, r *http.Request, c appCtx) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(jira.WithSpend(r.Context(), "app", nil))
 		c, err := a.ctx(r, who)
 		if err == nil {
 			err = fn(w, r, c)

@@ -343,3 +343,6 @@ func ChangelogColumns() []Column {
 		{Name: "FromString", Edm: EdmString}, {Name: "ToValue", Edm: EdmString}, {Name: "ToString", Edm: EdmString},
 	}
 }
+
+// jsonString decodes a raw JSON string value.
+func jsonString(v []byte) (string, bool) { return jsonscan.String(v) }

@@ -246,7 +246,7 @@ func (f *Feeds) HandleCSV() http.Handler {
 				Message: "This data source has no " + strconv.Quote(r.PathValue("table")) + "; it offers " + offers + "."})
 			return
 		}
-		ctx := r.Context()
+		ctx := jira.WithSpend(r.Context(), fr.source.ID, nil)
 		jql := fr.source.JQL
 		fetch := f.fetcher(fr.user)
 		cols := ChangelogColumns()
@@ -255,9 +255,10 @@ func (f *Feeds) HandleCSV() http.Handler {
 		}
 		bw := bufio.NewWriterSize(w, 32<<10)
 		var cw *csvWriter
+		estimate := -1
 		fetch.OnFirst = func() error {
-			if n, err := fr.user.ApproximateCount(ctx, jql); err == nil {
-				w.Header().Set("Ferry-Estimated-Rows", strconv.Itoa(n))
+			if estimate >= 0 {
+				w.Header().Set("Ferry-Estimated-Rows", strconv.Itoa(estimate))
 			}
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8; header=present")
 			w.Header().Set("Content-Disposition", `attachment; filename="`+table+`.csv"`)
@@ -266,17 +267,55 @@ func (f *Feeds) HandleCSV() http.Handler {
 			cw, err = newCSVWriter(bw, cols, r.URL.Query().Get("bom") == "1")
 			return err
 		}
-		if table == "issues" {
-			_, err = fetch.StreamRows(ctx, jql, fieldIDs(cols), cols, Cursor{}, -1, func(vals []any) error { return cw.writeValues(vals) })
-		} else {
-			_, err = fetch.StreamChangelogs(ctx, jql, Cursor{}, -1, func(l jira.IssueChangelog, _ Pos) error {
-				for _, row := range changelogRows(l) {
-					if err := cw.writeValues(row); err != nil {
-						return err
-					}
+		var res *jira.Reservation
+		defer func() { res.Done() }()
+		// claim runs once the walk is counted, before any row: the export is
+		// refused now, with a clear message, if Jira's points quota cannot
+		// carry it (quota.go).
+		claim := func(n int, perRow float64) error {
+			if n < 0 {
+				c, err := fr.user.ApproximateCount(ctx, boundedJQL(jql))
+				if err != nil {
+					return err
 				}
+				n = c
+			}
+			estimate = n
+			if fr.user.Limits == nil {
 				return nil
-			})
+			}
+			var err error
+			if res, err = fr.user.Limits.Reserve(int(float64(n)*perRow)+1, quotaHorizon); err != nil {
+				return quotaError(err)
+			}
+			return nil
+		}
+		if table == "issues" {
+			where, order := splitOrderBy(jql)
+			zone, zerr := f.userZone(ctx, fr)
+			if zerr != nil {
+				f.writeFeedError(w, r, asUnavailable(zerr))
+				return
+			}
+			wk := Walk{Where: where, Order: order, Fields: fieldIDs(cols), Cols: cols, Zone: zone}
+			_, err = fetch.Rows(ctx, wk, Cursor{}, -1, func(n int, from Cursor) error {
+				per := pointsPerRowFields
+				if from.Mode != modeSlices {
+					per = pointsPerRowIDs
+				}
+				return claim(n, per)
+			}, func(vals []any, _, _ Cursor) error { return cw.writeValues(vals) })
+		} else {
+			if err = claim(-1, pointsPerRowIDs); err == nil {
+				_, err = fetch.StreamChangelogs(ctx, jql, Cursor{}, -1, func(l jira.IssueChangelog, _ Pos) error {
+					for _, row := range changelogRows(l) {
+						if err := cw.writeValues(row); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+			}
 		}
 		if err != nil && cw == nil {
 			f.writeFeedError(w, r, err)

@@ -31,13 +31,19 @@ type Feeds struct {
 	Tokens   *Tokens
 	Sources  *Sources
 	Keys     *keys.Ring
-	Workers  int    // parallel bulkfetch calls per export
+	Workers  int // parallel bulkfetch calls per export without Limits
+	// Limits paces every call to a tenant's Jira by what Jira says of its
+	// rate limits and counts the points spent (quota.go); shared by every
+	// feed and page of the process.
+	Limits   *jira.Limits
 	MaxDays  int    // longest token lifetime any site may allow
-	PageSize int    // rows per OData page; default 5000 (one Jira id page)
+	PageSize int    // most rows per OData page; default defaultPageSize
+	LeafRows int    // issues per slice of a sliced walk; default leafRows (tests)
 	BaseURL  string // public URL, for @odata.context and nextLink
 
 	fieldsMu sync.Mutex
 	fields   map[string]fieldsEntry
+	zones    zoneCache
 }
 
 type fieldsEntry struct {
@@ -88,6 +94,7 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 		if app, err = f.Platform.AppClient(ctx, i); err != nil {
 			return f.MaxDays
 		}
+		app.Limits = f.tenantLimits(tenantID)
 		if props, err = f.Platform.Properties(ctx, i); err != nil {
 			return f.MaxDays
 		}
@@ -132,6 +139,7 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 		return nil, asUnavailable(err)
 	}
 	user.Retry = jira.DefaultRetry
+	user.Limits = f.tenantLimits(inst.TenantID)
 	fields, err := f.siteFields(ctx, inst.TenantID, app)
 	if err != nil {
 		return nil, asUnavailable(err)
@@ -171,7 +179,7 @@ func (f *Feeds) siteFields(ctx context.Context, tenantID string, app *jira.Clien
 }
 
 func (f *Feeds) fetcher(c *jira.Client) *Fetcher {
-	return &Fetcher{Client: c, Workers: f.Workers}
+	return &Fetcher{Client: c, Workers: f.Workers, LeafRows: f.LeafRows}
 }
 
 // feedCodes maps Ferry's application errors to the feed's one vocabulary

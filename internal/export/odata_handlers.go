@@ -161,11 +161,14 @@ func fieldMap(cols []Column, zone *time.Location, wide bool) odata.FieldMap {
 // plan is one feed request worked out: which JQL Jira is asked, which rows
 // Ferry keeps, and which columns it computes and writes.
 type plan struct {
-	set  odata.EntitySet
-	q    odata.Query
-	fold odata.Fold
-	wide bool
-	jql  string
+	set   odata.EntitySet
+	q     odata.Query
+	fold  odata.Fold
+	wide  bool
+	jql   string
+	where string // jql's condition and order, apart
+	order string
+	zone  *time.Location
 	need []Column       // computed: the written columns and those the filter reads
 	out  []Column       // written, in $select order
 	idx  map[string]int // column name → index in need
@@ -190,7 +193,7 @@ func (f *Feeds) plan(ctx context.Context, fr *feedRequest, set odata.EntitySet, 
 	var zone *time.Location
 	if q.Filter != nil {
 		var err error
-		if zone, err = f.userZone(ctx, fr.user); err != nil {
+		if zone, err = f.userZone(ctx, fr); err != nil {
 			return nil, asUnavailable(err)
 		}
 	}
@@ -203,7 +206,14 @@ func (f *Feeds) plan(ctx context.Context, fr *feedRequest, set odata.EntitySet, 
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{set: set, q: q, fold: fold, wide: wide, jql: combineJQL(fr.source.JQL, fold.JQL, order)}
+	p := &plan{set: set, q: q, fold: fold, wide: wide, jql: combineJQL(fr.source.JQL, fold.JQL, order), zone: zone}
+	p.where, p.order = splitOrderBy(p.jql)
+	if p.zone == nil {
+		// Sliced reads write date-times in the user's zone too.
+		if p.zone, err = f.userZone(ctx, fr); err != nil {
+			return nil, asUnavailable(err)
+		}
+	}
 	p.columns(cols, selectedColumns(q.Columns(set), cols))
 	return p, nil
 }
@@ -243,17 +253,25 @@ func filterProperties(e *odata.Expr) []string {
 var errStop = errors.New("page complete")
 
 // rows streams the rows of the plan's set from cur with their positions:
-// at resumes at the row, next right after it. idLimit caps the issues read
-// (-1: no cap). Rows of Changelog are the items of each issue's history.
-func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, idLimit int, emit func(vals []any, at, next Cursor) error) (Cursor, error) {
+// at resumes at the row, next right after it. For Issues, rowCap ≥ 0 ends
+// the read at a clean boundary after at most rowCap rows (Fetcher.Rows);
+// for Changelog it caps the issues read. planned, if set, runs once the
+// walk's count is known (-1: not counted). Rows of Changelog are the items
+// of each issue's history.
+func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, rowCap int, planned func(total int, from Cursor) error,
+	emit func(vals []any, at, next Cursor) error) (Cursor, error) {
 	if p.set.Name != TableChangelog {
-		return fetch.StreamRowsAt(ctx, p.jql, fieldIDs(p.need), p.need, from, idLimit, func(vals []any, pos Pos) error {
-			return emit(vals, pos.Before, pos.After)
-		})
+		w := Walk{Where: p.where, Order: p.order, Fields: fieldIDs(p.need), Cols: p.need, Zone: p.zone}
+		return fetch.Rows(ctx, w, from, rowCap, planned, emit)
+	}
+	if planned != nil {
+		if err := planned(countOf(from), from); err != nil {
+			return from, err
+		}
 	}
 	skip := from.Row
 	start := Cursor{PageToken: from.PageToken, Offset: from.Offset, Done: from.Done}
-	return fetch.StreamChangelogs(ctx, p.jql, start, idLimit, func(l jira.IssueChangelog, pos Pos) error {
+	end, err := fetch.StreamChangelogs(ctx, p.jql, start, rowCap, func(l jira.IssueChangelog, pos Pos) error {
 		rows := changelogRows(l)
 		first := 0
 		if skip > 0 && pos.Before == start {
@@ -267,12 +285,15 @@ func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, 
 				next = pos.Before
 				next.Row = j + 1
 			}
+			at.Count, next.Count = from.Count, from.Count
 			if err := emit(rows[j], at, next); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	end.Count = from.Count
+	return end, err
 }
 
 // isRefusal is Jira refusing a query (HTTP 400): an unknown value in it, or
@@ -332,7 +353,7 @@ func (f *Feeds) serveSet(w http.ResponseWriter, r *http.Request, fr *feedRequest
 		if err != nil {
 			return err
 		}
-		committed, err := f.writePage(w, r, fetch, p, media, key, oc, cur, limit)
+		committed, err := f.writePage(w, r, fr, fetch, p, media, key, oc, cur, limit)
 		if err != nil && !committed && isRefusal(err) && p.fold.Refusable && !cur.Wide && q.SkipToken == "" && attempt == 0 {
 			// Jira refused a value it does not know (a status or issue that
 			// does not exist, a project the user cannot see): OData's answer
@@ -352,16 +373,24 @@ func (f *Feeds) serveSet(w http.ResponseWriter, r *http.Request, fr *feedRequest
 // writePage streams one page. It returns committed once response headers
 // are out; a failure after that aborts the connection so that the client
 // sees a broken payload rather than a silently short page.
-func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fetch *Fetcher, p *plan, media odata.Media, key []byte, oc odata.Cursor, cur Cursor, limit int) (bool, error) {
+//
+// A walk is planned once, on its first page: the plan (or, for a walk read
+// by id, the position in Jira's id pages), $count and what was served travel
+// in the $skiptoken, so every later page resumes where the last one stopped
+// and nothing is counted or listed twice.
+func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fr *feedRequest, fetch *Fetcher, p *plan, media odata.Media, key []byte, oc odata.Cursor, cur Cursor, limit int) (bool, error) {
 	ctx := r.Context()
 	q := p.q
-	var total int
-	if q.Count {
-		var err error
-		if total, err = f.count(ctx, fetch, p); err != nil {
+	exact := p.fold.Exact && p.set.Name == TableIssues
+	if q.Count && cur.Count == nil && (!exact || p.fold.Never) {
+		// Counting rows Jira cannot count reads them all, once per walk.
+		n, err := f.count(ctx, fetch, p)
+		if err != nil {
 			return false, err
 		}
+		cur.Count = &n
 	}
+	total := 0
 	bw := bufio.NewWriterSize(w, 32<<10)
 	rw := odata.NewRowWriter(bw, odata.ContextURL(f.serviceRoot(r), p.set, q), q.Columns(p.set))
 	rw.SetMedia(media, p.set, Namespace)
@@ -386,30 +415,54 @@ func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fetch *Fetcher
 	}
 	next := Cursor{Done: true}
 	var err error
+	var res *jira.Reservation
+	defer func() { res.Done() }()
+	// planned runs once the walk's count is known, before any row: $count,
+	// and the claim on Jira's points quota (an export that cannot finish
+	// within it is refused here, before anything is read).
+	planned := func(n int, from Cursor) error {
+		if cur.Count == nil && from.Count != nil {
+			cur.Count = from.Count
+		}
+		if q.Count && cur.Count == nil {
+			c, err := fetch.Client.ApproximateCount(ctx, boundedJQL(p.where))
+			if err != nil {
+				return err
+			}
+			cur.Count = &c
+		}
+		if cur.Count != nil {
+			total = *cur.Count
+		}
+		if n < 0 && cur.Count != nil {
+			n = *cur.Count
+		}
+		var err error
+		res, err = f.reserve(ctx, fr, p, from, n-oc.Served, limit)
+		return err
+	}
 	switch {
 	case p.fold.Never || limit == 0 || cur.Done:
-		err = fetch.started()
+		if err = planned(countOf(cur), cur); err == nil {
+			err = fetch.started()
+		}
 		next = Cursor{Done: true}
 	default:
-		if skip > 0 && p.fold.Exact && p.set.Name == TableIssues {
-			// Every id is one row: skip ids without hydrating them.
-			if cur, err = fetch.Skip(ctx, p.jql, cur, skip); err != nil {
-				return false, err
+		rowCap := -1
+		if exact && p.set.Name == TableIssues {
+			if skip > 0 {
+				// Whole pieces of a sliced walk are skipped by their counts.
+				cur, skip = f.skipCounted(ctx, fetch, p, cur, skip)
 			}
-			skip = 0
+			rowCap = limit + skip
 		}
-		idLimit := -1
 		fetch.FirstBatch = limit + skip + 1 // a small page may be done within its first few issues
-		if p.fold.Exact && p.set.Name == TableIssues && skip == 0 {
-			idLimit = limit + 1 // one more than the page: whether a next page exists
-			if limit == topLeft {
-				idLimit = limit
-			}
-		}
 		out := make(odata.Row, len(p.out))
 		written := 0
 		var end Cursor
-		end, err = f.rows(ctx, fetch, p, cur, idLimit, func(vals []any, at, after Cursor) error {
+		end, err = f.rows(jira.WithSpend(ctx, fr.source.ID, nil), fetch, p, cur, rowCap, func(n int, from Cursor) error {
+			return planned(n, from)
+		}, func(vals []any, at, after Cursor) error {
 			if !p.keep(vals) {
 				return nil
 			}
@@ -450,6 +503,9 @@ func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fetch *Fetcher
 	link := ""
 	if !next.Done {
 		next.Wide = p.wide
+		if next.Count == nil {
+			next.Count = cur.Count
+		}
 		link = odata.NextLink(f.serviceRoot(r)+"/"+p.set.Name, q, odata.EncodeCursor(key, q, odata.Cursor{Resume: encodeCursor(next), Served: oc.Served + rw.Rows()}))
 	}
 	if err := rw.Close(link); err != nil {
@@ -459,6 +515,33 @@ func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fetch *Fetcher
 		f.abort(r, err)
 	}
 	return true, nil
+}
+
+// skipCounted skips n rows of a fresh exact walk without reading them where
+// Jira's counts allow: whole pieces of a sliced walk (planned here, so the
+// plan is made once), or id pages of a walk read by id. It returns the
+// position and the rows left to skip on the stream.
+func (f *Feeds) skipCounted(ctx context.Context, fetch *Fetcher, p *plan, cur Cursor, n int) (Cursor, int) {
+	if !cur.fresh() {
+		return cur, n
+	}
+	if _, _, ok := sortKey(p.order); ok {
+		pl, err := planWalk(ctx, fetch.Client, p.where, p.order, p.zone, fetch.LeafRows)
+		if err != nil {
+			return cur, n // the stream will read and say what is wrong
+		}
+		total := pl.Total
+		c := Cursor{Mode: modeSlices, Plan: pl, Count: &total}
+		if pl.Total == 0 {
+			return Cursor{Done: true, Count: &total}, 0
+		}
+		return skipPieces(pl, pl.leaves(), c, n)
+	}
+	c, err := fetch.Skip(ctx, p.jql, cur, n)
+	if err != nil {
+		return cur, n
+	}
+	return c, 0
 }
 
 // serveEntity answers Set(key): the one row whose key is given, or 404.
@@ -497,7 +580,7 @@ func (f *Feeds) serveEntity(w http.ResponseWriter, r *http.Request, fr *feedRequ
 			return err
 		}
 		found = nil
-		_, err = f.rows(ctx, fetch, p, Cursor{}, -1, func(vals []any, _, _ Cursor) error {
+		_, err = f.rows(ctx, fetch, p, Cursor{}, -1, nil, func(vals []any, _, _ Cursor) error {
 			if p.keep(vals) {
 				found = vals
 				return errStop
@@ -547,11 +630,17 @@ func (f *Feeds) abort(r *http.Request, err error) {
 	panic(http.ErrAbortHandler)
 }
 
+// defaultPageSize is the most rows of an OData page unless the client asks
+// for fewer (Prefer: odata.maxpagesize): a walk's plan ends pages at whole
+// pieces, and a page long enough that the next request's first round trip
+// is a small part of it keeps a paged walk as fast as the CSV stream.
+const defaultPageSize = 50_000
+
 func (f *Feeds) pageSize() int {
 	if f.PageSize > 0 {
 		return f.PageSize
 	}
-	return jira.MaxIDPage
+	return defaultPageSize
 }
 
 // selectedColumns keeps the columns named by props, in props' order.
@@ -585,18 +674,19 @@ func fieldIDs(cols []Column) []string {
 	return ids
 }
 
-// count is the exact number of rows the plan selects: Jira counts ids when
-// the JQL is exact for Issues; otherwise every row is read and matched.
+// count is the number of rows the plan selects: Jira's count when the JQL
+// is exact for Issues (search/approximate-count: one point); otherwise every
+// row is read and matched.
 func (f *Feeds) count(ctx context.Context, fetch *Fetcher, p *plan) (int, error) {
 	switch {
 	case p.fold.Never:
 		return 0, nil
 	case p.fold.Exact && p.set.Name == TableIssues:
-		return fetch.CountIDs(ctx, p.jql)
+		return fetch.Client.ApproximateCount(ctx, boundedJQL(p.where))
 	}
 	counter := &Fetcher{Client: fetch.Client, Workers: fetch.Workers}
 	n := 0
-	_, err := f.rows(ctx, counter, p, Cursor{}, -1, func(vals []any, _, _ Cursor) error {
+	_, err := f.rows(ctx, counter, p, Cursor{}, -1, nil, func(vals []any, _, _ Cursor) error {
 		if p.keep(vals) {
 			n++
 		}
@@ -606,6 +696,7 @@ func (f *Feeds) count(ctx context.Context, fetch *Fetcher, p *plan) (int, error)
 }
 
 func (f *Feeds) countWithRetry(ctx context.Context, fr *feedRequest, fetch *Fetcher, set odata.EntitySet, cols []Column, q odata.Query) (int, error) {
+	ctx = jira.WithSpend(ctx, fr.source.ID, nil)
 	for _, wide := range []bool{false, true} {
 		p, err := f.plan(ctx, fr, set, cols, q, wide)
 		if err != nil {
@@ -648,16 +739,4 @@ func deref(s *string) any {
 		return nil
 	}
 	return *s
-}
-
-// userZone is the time zone JQL uses for the user the feed runs as.
-func (f *Feeds) userZone(ctx context.Context, user *jira.Client) (*time.Location, error) {
-	me, err := user.Myself(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if loc, err := time.LoadLocation(me.TimeZone); err == nil && me.TimeZone != "" {
-		return loc, nil
-	}
-	return time.UTC, nil
 }

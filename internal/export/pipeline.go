@@ -7,22 +7,38 @@ import (
 	"ferry/internal/jira"
 )
 
-// Cursor is a position in a JQL result: the id page (by the token that
-// fetches it), the index of the next id within it, and for tables with
-// several rows per issue (Changelog) how many rows of that issue were
-// already served. The zero Cursor is the start; Done marks the end.
+// Cursor is a position in a JQL result. It is what a $skiptoken resumes,
+// so it names a place in Jira's own enumeration, in one of two modes:
 //
-// It is what a $skiptoken resumes, so it names a place in Jira's own
-// enumeration: a later change can carry more (a count, a warm page) without
-// changing what a position means.
+//   - sliced (Mode "s", slices.go): the walk's Plan, the leaf (Slot), the
+//     nextPageToken of the search page holding the next row (PageToken, ""
+//     for the leaf's first page) and the row's index in it (Offset).
+//   - ids (Mode ""): the id page (by the token that fetches it), the index
+//     of the next id within it, and for tables with several rows per issue
+//     (Changelog) how many rows of that issue were already served.
+//
+// The zero Cursor is the start; Done marks the end. Count carries $count,
+// computed once per walk.
 type Cursor struct {
+	Mode      string `json:"m,omitempty"`
+	Plan      *Plan  `json:"s,omitempty"`
+	Slot      int    `json:"i,omitempty"`
 	PageToken string `json:"p,omitempty"`
 	Offset    int    `json:"o,omitempty"`
 	Row       int    `json:"r,omitempty"` // rows of the issue at Offset already served
 	Done      bool   `json:"d,omitempty"`
+	Count     *int   `json:"n,omitempty"`
 	// Wide: the walk asks Jira without naming values (odata.FieldMap.Widen),
 	// as its first page had to; every page of a walk sends the same JQL.
 	Wide bool `json:"w,omitempty"`
+}
+
+// modeSlices marks a sliced walk's cursor.
+const modeSlices = "s"
+
+// fresh reports a walk not begun.
+func (c Cursor) fresh() bool {
+	return c.Mode == "" && c.PageToken == "" && c.Offset == 0 && c.Row == 0 && !c.Done
 }
 
 // Pos is where one emitted item sits: Before resumes at it, After right
@@ -43,6 +59,9 @@ type Fetcher struct {
 	Window int
 	// IDPageSize is the search/jql page size; default jira.MaxIDPage.
 	IDPageSize int
+	// LeafRows, if set, is the issues per slice of a sliced walk (slices.go;
+	// tests make it small so that small sites are sliced too).
+	LeafRows int
 	// FirstBatch, if set, caps the first bulkfetch batch: a small page that
 	// may stop after a few issues need not hydrate a hundred first.
 	FirstBatch int
@@ -179,6 +198,11 @@ func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Curs
 		return from, f.started()
 	}
 	workers := f.Workers
+	if f.Client.Limits != nil {
+		// Hydration is paced by the tenant's limits: enough workers for its
+		// cap, each call waiting for its turn.
+		workers = max(f.Client.Limits.Cap(), 1)
+	}
 	if workers <= 0 {
 		workers = 4
 	}
@@ -263,6 +287,11 @@ func (f *Fetcher) enumerate(ctx context.Context, jql string, from Cursor, limit 
 		size = jira.MaxIDPage
 	}
 	token, skip, left := from.PageToken, from.Offset, limit
+	if limit >= 0 {
+		// A page that wants a few rows lists a few ids (one more: whether
+		// more follow), not 5000.
+		size = min(size, skip+limit+1)
+	}
 	batchSize := jira.MaxBulkFetch
 	if f.FirstBatch > 0 {
 		batchSize = min(f.FirstBatch, batchSize)

@@ -181,6 +181,9 @@ type endpoint struct {
 	blocked time.Time // a burst 429: nothing until then
 }
 
+// Cap is the most calls in flight the tenant may ever have.
+func (t *Tenant) Cap() int { return t.l.cap() }
+
 // Concurrency is the current limit of calls in flight.
 func (t *Tenant) Concurrency() int {
 	t.mu.Lock()

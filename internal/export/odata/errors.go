@@ -16,6 +16,9 @@ type Error struct {
 	Code    string // one of the Code* constants
 	Message string
 	Target  string // the query option or property at fault, e.g. "$top" or "Summary"
+	// RetryAfter, when set, goes out as the Retry-After header (seconds): a
+	// 429 or 503 that will pass.
+	RetryAfter string
 }
 
 // Error codes: the one vocabulary of every feed error, OData and CSV alike.
@@ -112,6 +115,9 @@ func WriteError(w http.ResponseWriter, err error) {
 	}
 	SetHeaders(w.Header(), ContentTypeError)
 	w.Header().Set("Cache-Control", "no-store")
+	if e.RetryAfter != "" {
+		w.Header().Set("Retry-After", e.RetryAfter)
+	}
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(errorBody{errorObject{Code: e.Code, Message: e.Message, Target: e.Target, Details: []errorDetail{}}})
 }

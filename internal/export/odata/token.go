@@ -24,7 +24,7 @@ const (
 	tokenLabel    = "ferry/odata/skiptoken\x00"
 	macLen        = sha256.Size
 	minKeyLen     = 16   // a shorter HMAC key is a configuration bug
-	maxTokenChars = 4096 // well above any cursor Ferry makes; caps work on junk
+	maxTokenChars = 16384 // above any cursor Ferry makes (a plan of 512 pieces); caps work on junk
 )
 
 // Strict: a token whose last character differs only in the unused low bits

@@ -1,0 +1,123 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"ferry/internal/apperr"
+	"ferry/internal/export/odata"
+	"ferry/internal/jira"
+)
+
+// Jira's points quota (docs/jira-rate-limits.md) is the real limit of a BI
+// connector that re-reads a site on every refresh. Every call to a tenant's
+// Jira goes through the tenant's jira.Tenant (Feeds.Limits), which paces it;
+// here a feed claims the points it will need before it reads anything, so
+// that an export that cannot finish within the quota is refused with a clear
+// message instead of failing half-way, and one that can is paced to fit.
+
+// quotaHorizon is how far ahead a claim may count on the pool refilling: a
+// BI tool keeps a request open for about ten minutes.
+const quotaHorizon = 10 * time.Minute
+
+// pointsPerRow are Jira points per row read: one per issue plus one per
+// page of 100 (with fields), or twice that when ids are listed first and
+// then hydrated.
+const (
+	pointsPerRowFields = 1.01
+	pointsPerRowIDs    = 2.02
+)
+
+// tenantLimits is the tenant's standing with Jira's limits, shared by every
+// client of the tenant in this process.
+func (f *Feeds) tenantLimits(tenantID string) *jira.Tenant {
+	if f == nil || f.Limits == nil {
+		return nil
+	}
+	return f.Limits.Tenant(tenantID)
+}
+
+// reserve claims the points the rest of a walk needs: left rows (-1:
+// unknown; then the page's limit is the claim). It fails with the feed's
+// TooManyRequests error when the quota cannot supply them within
+// quotaHorizon.
+func (f *Feeds) reserve(ctx context.Context, fr *feedRequest, p *plan, from Cursor, left, limit int) (*jira.Reservation, error) {
+	t := fr.user.Limits
+	if t == nil {
+		return nil, nil
+	}
+	rows := left
+	if rows < 0 {
+		rows = limit
+	}
+	per := pointsPerRowFields
+	if from.Mode != modeSlices || p.set.Name == TableChangelog {
+		per = pointsPerRowIDs
+	}
+	res, err := t.Reserve(int(float64(max(rows, 0))*per)+1, quotaHorizon)
+	if err != nil {
+		return nil, quotaError(err)
+	}
+	return res, nil
+}
+
+// quotaError turns Jira's quota refusal into the feed's 429, with the
+// message that says what to do.
+func quotaError(err error) error {
+	var qe *jira.QuotaError
+	if !errors.As(err, &qe) {
+		return err
+	}
+	oe := &odata.Error{Status: http.StatusTooManyRequests, Code: odata.CodeTooManyRequests, Message: qe.Error()}
+	if wait := time.Until(qe.Reset); wait > 0 {
+		oe.RetryAfter = strconv.Itoa(int(wait.Seconds()) + 1)
+	}
+	return oe
+}
+
+// zoneCache keeps each token owner's time zone (from /myself) for a while:
+// JQL reads date-times in it, and asking Jira on every page would cost a
+// round trip and three points each time.
+type zoneCache struct {
+	mu sync.Mutex
+	m  map[string]zoneEntry
+}
+
+type zoneEntry struct {
+	loc *time.Location
+	at  time.Time
+}
+
+const zoneTTL = 10 * time.Minute
+
+// userZone is the time zone JQL uses for the user the feed runs as.
+func (f *Feeds) userZone(ctx context.Context, fr *feedRequest) (*time.Location, error) {
+	k := fr.inst.TenantID + "\x00" + fr.owner.AccountID
+	f.zones.mu.Lock()
+	e, ok := f.zones.m[k]
+	f.zones.mu.Unlock()
+	if ok && time.Since(e.at) < zoneTTL {
+		return e.loc, nil
+	}
+	me, err := fr.user.Myself(jira.WithSpend(ctx, "app", nil))
+	if err != nil {
+		return nil, err
+	}
+	loc := time.UTC
+	if l, err := time.LoadLocation(me.TimeZone); err == nil && me.TimeZone != "" {
+		loc = l
+	}
+	f.zones.mu.Lock()
+	if f.zones.m == nil || len(f.zones.m) > 10000 {
+		f.zones.m = map[string]zoneEntry{}
+	}
+	f.zones.m[k] = zoneEntry{loc, time.Now()}
+	f.zones.mu.Unlock()
+	return loc, nil
+}
+
+var _ = apperr.New

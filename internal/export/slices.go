@@ -1,0 +1,671 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"ferry/internal/jira"
+)
+
+// Reading issues with their fields is the cheapest read in Jira's points
+// model (one point per issue and one per page of 100; listing ids first and
+// hydrating them costs twice that), but a search/jql chain is sequential:
+// each page needs the previous page's nextPageToken. So a walk ordered by
+// created or updated is cut into slices of that field's range, each read on
+// a chain of its own, all at once, and written in order:
+//
+//   - the plan counts the walk once (search/approximate-count: one point
+//     per call, no objects) and cuts the range between its first and last
+//     value into pieces of equal length, counting each piece; a piece is
+//     then cut into leaves of about leafRows issues by length alone. The
+//     count is also $count, so $count costs nothing more.
+//   - every leaf is one JQL (the query AND field >= "…" AND field < "…",
+//     the same ORDER BY), read page after page; the outermost leaves are
+//     open-ended, so their union is exactly the query. Ties of the first
+//     sort key fall in one leaf, whose own ORDER BY orders them as the
+//     whole query would.
+//   - the plan travels in the $skiptoken with the position (leaf, Jira's
+//     nextPageToken, offset), so a walk is planned once; an OData page ends
+//     where a piece ends, so a full OData walk makes the same calls as the
+//     CSV stream.
+//
+// Bounds are whole minutes, written in the searching user's time zone as JQL
+// reads them, and never within two hours of a daylight-saving change, where
+// a local time can name two instants.
+
+const (
+	leafRows   = 400    // issues per leaf: four pages, a short tail
+	minPieces  = 64     // pieces counted per walk
+	pieceRows  = 20_000 // more pieces for bigger walks, so that a page can hold whole pieces
+	maxPieces  = 512
+	bufferRows = 6_000 // rows read ahead of the one being written, per walk
+)
+
+// Plan is how a walk is cut. Pieces are K equal lengths of [Lo, Hi)
+// (minutes since the Unix epoch); Counts are Jira's counts per piece.
+type Plan struct {
+	Field  string `json:"f,omitempty"` // created | updated; "" = one chain, not cut
+	Desc   bool   `json:"d,omitempty"`
+	Lo     int64  `json:"l,omitempty"`
+	Hi     int64  `json:"h,omitempty"`
+	Counts []int  `json:"c,omitempty"`
+	Zone   string `json:"z,omitempty"` // the zone the bounds are written in
+	Total  int    `json:"n"`           // Jira's count of the whole walk (approximate-count)
+	Leaf   int    `json:"r,omitempty"` // issues per leaf; 0 = leafRows
+}
+
+func (p *Plan) leafRows() int {
+	if p.Leaf > 0 {
+		return p.Leaf
+	}
+	return leafRows
+}
+
+// leaf is one chain of a plan: a JQL and where it sits.
+type leaf struct {
+	piece  int
+	lo, hi int64 // minutes; math.MinInt64 / math.MaxInt64: open
+	rows   int   // expected issues (the piece's count shared by length)
+}
+
+func (p *Plan) pieces() int { return len(p.Counts) }
+
+// cut is the k-th of n equal cuts of [Lo, Hi), moved off daylight-saving
+// changes.
+func (p *Plan) cut(k, n int64) int64 {
+	return safeMinute(p.Lo+(p.Hi-p.Lo)*k/n, p.zone())
+}
+
+// pieceBounds is piece k's range, open at the ends of the walk.
+func (p *Plan) pieceBounds(k int) (lo, hi int64) {
+	n := int64(p.pieces())
+	lo, hi = p.cut(int64(k), n), p.cut(int64(k+1), n)
+	if k == 0 {
+		lo = math.MinInt64
+	}
+	if k == p.pieces()-1 {
+		hi = math.MaxInt64
+	}
+	return lo, hi
+}
+
+// leaves lists the plan's chains in emission order. A plan without a
+// field is one chain over the whole query.
+func (p *Plan) leaves() []leaf {
+	if p.Field == "" {
+		return []leaf{{lo: math.MinInt64, hi: math.MaxInt64, rows: p.Total}}
+	}
+	var out []leaf
+	n := int64(p.pieces())
+	for i := range p.pieces() {
+		k := i
+		if p.Desc {
+			k = p.pieces() - 1 - i
+		}
+		c := p.Counts[k]
+		if c == 0 {
+			continue // nothing there: no call at all
+		}
+		// Leaves are equal lengths of the piece's share of [Lo, Hi), in
+		// units of 1/(n·m) of it, cut by the same rule as the pieces.
+		m := int64(max((c+p.leafRows()-1)/p.leafRows(), 1))
+		if width := (p.Hi - p.Lo) / n; m > width {
+			m = max(width, 1)
+		}
+		var piece []leaf
+		for j := range m {
+			l := leaf{piece: k, lo: p.cut(int64(k)*m+j, n*m), hi: p.cut(int64(k)*m+j+1, n*m), rows: c / int(m)}
+			if j == 0 {
+				l.lo, _ = p.pieceBounds(k)
+			}
+			if j == m-1 {
+				_, l.hi = p.pieceBounds(k)
+			}
+			piece = append(piece, l)
+		}
+		if p.Desc {
+			for a, b := 0, len(piece)-1; a < b; a, b = a+1, b-1 {
+				piece[a], piece[b] = piece[b], piece[a]
+			}
+		}
+		out = append(out, piece...)
+	}
+	return out
+}
+
+// jql is the leaf's query: where AND its bounds, ordered by order.
+func (p *Plan) jql(l leaf, where, order string) string {
+	var conds []string
+	if where != "" {
+		conds = append(conds, "("+where+")")
+	}
+	if p.Field != "" {
+		zone := p.zone()
+		if l.lo != math.MinInt64 {
+			conds = append(conds, fmt.Sprintf(`%s >= "%s"`, p.Field, jqlMinute(l.lo, zone)))
+		}
+		if l.hi != math.MaxInt64 {
+			conds = append(conds, fmt.Sprintf(`%s < "%s"`, p.Field, jqlMinute(l.hi, zone)))
+		}
+	}
+	q := strings.Join(conds, " AND ")
+	if order != "" {
+		q += " ORDER BY " + order
+	}
+	return strings.TrimSpace(q)
+}
+
+func (p *Plan) zone() *time.Location {
+	if p.Zone != "" {
+		if loc, err := time.LoadLocation(p.Zone); err == nil {
+			return loc
+		}
+	}
+	return time.UTC
+}
+
+// jqlMinute writes minute m as JQL reads a date-time in zone.
+func jqlMinute(m int64, zone *time.Location) string {
+	return time.Unix(m*60, 0).In(zone).Format("2006-01-02 15:04")
+}
+
+// safeMinute moves a bound off daylight-saving changes: a local time near
+// one may name two instants (or none), and JQL would read it as another. A
+// bound with a change less than two hours away moves to two hours after the
+// change. The move is monotone (bounds keep their order; some may become
+// equal, leaving an empty leaf) and depends on the bound alone, so a bound
+// shared by two leaves is one string in both and leaves never overlap.
+func safeMinute(m int64, zone *time.Location) int64 {
+	if zone == nil || zone == time.UTC {
+		return m
+	}
+	t := time.Unix(m*60, 0)
+	for i := 0; i < 4; i++ {
+		_, end := t.Add(-2 * time.Hour).In(zone).ZoneBounds()
+		if end.IsZero() || end.After(t.Add(2*time.Hour)) {
+			return t.Unix() / 60
+		}
+		t = end.Add(2 * time.Hour)
+	}
+	return t.Unix() / 60
+}
+
+// sortKey is the first key of a JQL ORDER BY clause: the field a walk can
+// be cut by (created or updated), and its direction.
+func sortKey(order string) (field string, desc, ok bool) {
+	first, _, _ := strings.Cut(order, ",")
+	parts := strings.Fields(strings.ToLower(first))
+	if len(parts) == 0 || len(parts) > 2 {
+		return "", false, false
+	}
+	switch parts[0] {
+	case "created", "createddate":
+		field = "created"
+	case "updated", "updateddate":
+		field = "updated"
+	default:
+		return "", false, false
+	}
+	if len(parts) == 2 {
+		switch parts[1] {
+		case "desc":
+			desc = true
+		case "asc":
+		default:
+			return "", false, false
+		}
+	}
+	return field, desc, true
+}
+
+// planWalk cuts where (with order) into slices. Round one, at once: the
+// count, and the first and last value of the field; round two, at once:
+// each piece's count. A small walk is one chain.
+func planWalk(ctx context.Context, c *jira.Client, where, order string, zone *time.Location, leaf int) (*Plan, error) {
+	field, desc, ok := sortKey(order)
+	whereJQL := where
+	p := &Plan{Field: field, Desc: desc, Zone: zone.String(), Leaf: leaf}
+	if zone == time.UTC || zone == nil {
+		p.Zone = ""
+	}
+	var first, last time.Time
+	err := parallel(ctx, 3, func(ctx context.Context, i int) error {
+		switch i {
+		case 0:
+			n, err := c.ApproximateCount(ctx, boundedJQL(whereJQL))
+			p.Total = n
+			return err
+		default:
+			if !ok {
+				return nil
+			}
+			dir := "ASC"
+			if i == 2 {
+				dir = "DESC"
+			}
+			q := joinWhere(whereJQL, "") + " ORDER BY " + field + " " + dir
+			pg, err := c.Search(ctx, strings.TrimSpace(q), []string{field}, "", 1)
+			if err != nil || len(pg.Issues) == 0 {
+				return err
+			}
+			t, err := issueTime(pg.Issues[0], field)
+			if err != nil {
+				return err
+			}
+			if i == 1 {
+				first = t
+			} else {
+				last = t
+			}
+			return nil
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !ok || p.Total <= 2*p.leafRows() || first.IsZero() || last.IsZero() {
+		p.Field, p.Desc, p.Zone, p.Leaf = "", false, "", 0
+		return p, nil
+	}
+	p.Lo = first.Unix()/60 - 1
+	p.Hi = last.Unix()/60 + 2
+	k := min(max(minPieces, (p.Total+pieceRows-1)/pieceRows), maxPieces, (p.Total+p.leafRows()-1)/p.leafRows())
+	k = min(k, int(p.Hi-p.Lo))
+	p.Counts = make([]int, k)
+	err = parallel(ctx, k-1, func(ctx context.Context, i int) error {
+		n, err := c.ApproximateCount(ctx, boundedJQL(p.jql(leafOf(p, i), whereJQL, "")))
+		p.Counts[i] = n
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rest := p.Total
+	for _, n := range p.Counts[:k-1] {
+		rest -= n
+	}
+	p.Counts[k-1] = max(rest, 0)
+	return p, nil
+}
+
+// leafOf is piece k as one leaf (for counting it).
+func leafOf(p *Plan, k int) leaf {
+	lo, hi := p.pieceBounds(k)
+	return leaf{piece: k, lo: lo, hi: hi}
+}
+
+// boundedJQL: approximate-count refuses a query without a restriction.
+func boundedJQL(where string) string {
+	if strings.TrimSpace(where) == "" {
+		return `created >= "1970-01-01"`
+	}
+	return where
+}
+
+func joinWhere(a, b string) string {
+	switch {
+	case a != "" && b != "":
+		return "(" + a + ") AND (" + b + ")"
+	case a != "":
+		return a
+	}
+	return b
+}
+
+func issueTime(is jira.Issue, field string) (time.Time, error) {
+	v, ok := is.Fields[field]
+	if !ok {
+		return time.Time{}, fmt.Errorf("jira: the answer lacks %s", field)
+	}
+	s, ok := jsonString(v)
+	if !ok {
+		return time.Time{}, fmt.Errorf("jira: %s is not a date-time", field)
+	}
+	return ParseJiraTime(s)
+}
+
+// parallel runs fn(0..n-1) at once and returns the first error.
+func parallel(ctx context.Context, n int, fn func(context.Context, int) error) error {
+	if n <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- fn(ctx, i) }()
+	}
+	var first error
+	for range n {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+			cancel()
+		}
+	}
+	return first
+}
+
+// sliceRead is one run over a plan's leaves.
+type sliceRead struct {
+	c      *jira.Client
+	plan   *Plan
+	leaves []leaf
+	where  string
+	order  string
+	fields []string
+	cols   []Column
+	conc   func() int // chains at once (the tenant's concurrency)
+
+	mu       sync.Mutex
+	wake     chan struct{}
+	buffered int // rows fetched, not yet written
+	head     int // the leaf being written
+}
+
+type slicePage struct {
+	rows  [][]any
+	token string // the token that fetched it ("" = the leaf's first page)
+	next  string // the next page's token ("" = none)
+}
+
+type chainOut struct {
+	pages chan slicePage
+	err   error // set before pages is closed
+}
+
+// run reads leaves [from.Slot, end) starting at from's page and offset, and
+// emits their rows in order with their positions, until emit returns an
+// error or, when rowCap ≥ 0, rowCap rows were emitted (then the pages are
+// sized to end exactly there). It returns the position after the last row.
+func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, emit func(vals []any, at, after Cursor) error) (Cursor, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.wake = make(chan struct{})
+	start := from.Slot
+	end = min(end, len(s.leaves))
+	outs := make([]*chainOut, end)
+	for i := start; i < end; i++ {
+		outs[i] = &chainOut{pages: make(chan slicePage, 4)}
+	}
+	capped := rowCap >= 0
+	left := rowCap // rows still wanted (capped runs are one chain at a time)
+	var leftMu sync.Mutex
+	want := func() int {
+		if !capped {
+			return jira.MaxPage
+		}
+		leftMu.Lock()
+		defer leftMu.Unlock()
+		return min(jira.MaxPage, left)
+	}
+	// The dispatcher starts chains in order: as many at once as the tenant's
+	// concurrency allows, and only while the read-ahead has room.
+	go func() {
+		active := 0
+		done := make(chan struct{}, end)
+		for i := start; i < end; i++ {
+			for {
+				if ctx.Err() != nil {
+					return
+				}
+				limit := max(s.conc(), 1)
+				if capped {
+					limit = 1
+				}
+				if active < limit && s.roomFor(i) {
+					break
+				}
+				s.mu.Lock()
+				ch := s.wake
+				s.mu.Unlock()
+				select {
+				case <-done:
+					active--
+				case <-ch:
+				case <-ctx.Done():
+					return
+				}
+			}
+			active++
+			token, skip := "", 0
+			if i == start {
+				token, skip = from.PageToken, from.Offset
+			}
+			go func(i int, token string, skip int) {
+				defer func() { done <- struct{}{} }()
+				s.chain(ctx, i, token, skip, want, outs[i])
+			}(i, token, skip)
+		}
+	}()
+	pos := from
+	emitted := 0
+	for i := start; i < end; i++ {
+		s.setHead(i)
+		out := outs[i]
+		for pg := range out.pages {
+			skip := 0
+			if i == start && pg.token == from.PageToken {
+				skip = from.Offset
+			}
+			for k := skip; k < len(pg.rows); k++ {
+				at := Cursor{Mode: modeSlices, Plan: s.plan, Slot: i, PageToken: pg.token, Offset: k}
+				after := Cursor{Mode: modeSlices, Plan: s.plan, Slot: i, PageToken: pg.token, Offset: k + 1}
+				if k+1 == len(pg.rows) {
+					after = s.afterPage(i, pg.next)
+				}
+				if err := emit(pg.rows[k], at, after); err != nil {
+					return at, err
+				}
+				pos = after
+				emitted++
+				if capped {
+					leftMu.Lock()
+					left--
+					leftMu.Unlock()
+				}
+			}
+			s.consumed(len(pg.rows))
+			if capped && emitted >= rowCap {
+				cancel()
+				return pos, nil
+			}
+		}
+		if out.err != nil {
+			return pos, out.err
+		}
+		pos = s.afterPage(i, "")
+	}
+	if err := ctx.Err(); err != nil {
+		return pos, err
+	}
+	return pos, nil
+}
+
+// afterPage is the position after a leaf's page: the next page of the same
+// leaf, the next leaf, or the end.
+func (s *sliceRead) afterPage(i int, next string) Cursor {
+	if next != "" {
+		return Cursor{Mode: modeSlices, Plan: s.plan, Slot: i, PageToken: next}
+	}
+	if i+1 >= len(s.leaves) {
+		return Cursor{Done: true}
+	}
+	return Cursor{Mode: modeSlices, Plan: s.plan, Slot: i + 1}
+}
+
+// chain reads one leaf page by page.
+func (s *sliceRead) chain(ctx context.Context, i int, token string, skip int, want func() int, out *chainOut) {
+	defer close(out.pages)
+	jql := s.plan.jql(s.leaves[i], s.where, s.order)
+	for {
+		if !s.waitRoom(ctx, i) {
+			out.err = ctx.Err()
+			return
+		}
+		n := want()
+		if skip > 0 {
+			n = jira.MaxPage // resuming inside a page: read it as it was
+		}
+		if n <= 0 {
+			return
+		}
+		pg, err := s.c.Search(ctx, jql, s.fields, token, n)
+		if err != nil {
+			out.err = err
+			return
+		}
+		rows := make([][]any, len(pg.Issues))
+		for k := range pg.Issues {
+			if k < skip {
+				continue // written by the page before; never converted
+			}
+			row := make([]any, len(s.cols))
+			for j, c := range s.cols {
+				row[j] = c.Value(&pg.Issues[k])
+			}
+			rows[k] = row
+		}
+		skip = 0
+		next := pg.NextPageToken
+		if pg.IsLast {
+			next = ""
+		}
+		s.fetched(len(rows))
+		select {
+		case out.pages <- slicePage{rows: rows, token: token, next: next}:
+		case <-ctx.Done():
+			out.err = ctx.Err()
+			return
+		}
+		if next == "" {
+			return
+		}
+		token = next
+	}
+}
+
+func (s *sliceRead) setHead(i int) {
+	s.mu.Lock()
+	s.head = i
+	s.broadcastLocked()
+	s.mu.Unlock()
+}
+
+func (s *sliceRead) broadcastLocked() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+func (s *sliceRead) fetched(n int) {
+	s.mu.Lock()
+	s.buffered += n
+	s.mu.Unlock()
+}
+
+func (s *sliceRead) consumed(n int) {
+	s.mu.Lock()
+	s.buffered -= n
+	s.broadcastLocked()
+	s.mu.Unlock()
+}
+
+// roomFor: leaf i may start or read on. The leaf being written always may;
+// others only while the read-ahead holds fewer than bufferRows rows.
+func (s *sliceRead) roomFor(i int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return i <= s.head || s.buffered+jira.MaxPage <= bufferRows
+}
+
+func (s *sliceRead) waitRoom(ctx context.Context, i int) bool {
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		if s.roomFor(i) {
+			return true
+		}
+		s.mu.Lock()
+		ch := s.wake
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// skipPieces moves a fresh position past whole pieces while their counts
+// fit in n rows, without reading them: the rows Jira counted there are the
+// rows the walk would read. It returns the new position and the rows left
+// to skip by reading.
+func skipPieces(p *Plan, leaves []leaf, from Cursor, n int) (Cursor, int) {
+	if p.Field == "" || from.PageToken != "" || from.Offset != 0 {
+		return from, n
+	}
+	i := from.Slot
+	for i < len(leaves) {
+		k := leaves[i].piece
+		if i > 0 && leaves[i-1].piece == k {
+			break // inside a piece: its leaves are not counted one by one
+		}
+		c := p.Counts[k]
+		if c > n {
+			break
+		}
+		n -= c
+		for i < len(leaves) && leaves[i].piece == k {
+			i++
+		}
+	}
+	if i >= len(leaves) {
+		return Cursor{Done: true}, 0
+	}
+	from.Slot = i
+	return from, n
+}
+
+// segmentEnd is where a page of at most rowCap rows can end at a piece
+// boundary: the leaf after the last whole piece that fits. It returns from
+// itself when not even the first (rest of a) piece fits.
+func segmentEnd(p *Plan, leaves []leaf, from int, rowCap int) int {
+	if rowCap < 0 {
+		return len(leaves)
+	}
+	if p.Field == "" {
+		return from
+	}
+	rows, i := 0, from
+	for i < len(leaves) {
+		k := leaves[i].piece
+		j := i
+		for j < len(leaves) && leaves[j].piece == k {
+			j++
+		}
+		// The piece's rows from leaf i on: its count, shared by leaves.
+		share := 0
+		for x := i; x < j; x++ {
+			share += leaves[x].rows
+		}
+		if i > 0 && leaves[i-1].piece == k {
+			// Part of the piece was read already: what is left is an estimate.
+			share += share / 2
+		} else {
+			share = p.Counts[k]
+		}
+		if rows+share > rowCap {
+			break
+		}
+		rows += share
+		i = j
+	}
+	return i
+}
+
+var errNoSlices = errors.New("export: not a sliced walk")
