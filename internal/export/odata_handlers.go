@@ -169,9 +169,9 @@ type plan struct {
 	where string // jql's condition and order, apart
 	order string
 	zone  *time.Location
-	need []Column       // computed: the written columns and those the filter reads
-	out  []Column       // written, in $select order
-	idx  map[string]int // column name → index in need
+	need  []Column       // computed: the written columns and those the filter reads
+	out   []Column       // written, in $select order
+	idx   map[string]int // column name → index in need
 }
 
 func (p *plan) get(vals []any) func(string) any {

@@ -23,7 +23,7 @@ const (
 	tokenVersion  = 1
 	tokenLabel    = "ferry/odata/skiptoken\x00"
 	macLen        = sha256.Size
-	minKeyLen     = 16   // a shorter HMAC key is a configuration bug
+	minKeyLen     = 16    // a shorter HMAC key is a configuration bug
 	maxTokenChars = 16384 // above any cursor Ferry makes (a plan of 512 pieces); caps work on junk
 )
 
