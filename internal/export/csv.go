@@ -246,7 +246,8 @@ func (f *Feeds) HandleCSV() http.Handler {
 				Message: "This data source has no " + strconv.Quote(r.PathValue("table")) + "; it offers " + offers + "."})
 			return
 		}
-		ctx := jira.WithSpend(r.Context(), fr.source.ID, nil)
+		ctx, res := claim(r.Context(), fr)
+		defer res.Done()
 		jql := fr.source.JQL
 		fetch := f.fetcher(fr.user)
 		cols := ChangelogColumns()
@@ -267,12 +268,10 @@ func (f *Feeds) HandleCSV() http.Handler {
 			cw, err = newCSVWriter(bw, cols, r.URL.Query().Get("bom") == "1")
 			return err
 		}
-		var res *jira.Reservation
-		defer func() { res.Done() }()
 		// claim runs once the walk is counted, before any row: the export is
 		// refused now, with a clear message, if Jira's points quota cannot
 		// carry it (quota.go).
-		claim := func(n int, perRow float64) error {
+		claim := func(n int, from Cursor, table string) error {
 			if n < 0 {
 				c, err := fr.user.ApproximateCount(ctx, boundedJQL(jql))
 				if err != nil {
@@ -281,14 +280,7 @@ func (f *Feeds) HandleCSV() http.Handler {
 				n = c
 			}
 			estimate = n
-			if fr.user.Limits == nil {
-				return nil
-			}
-			var err error
-			if res, err = fr.user.Limits.Reserve(int(float64(n)*perRow)+1, quotaHorizon); err != nil {
-				return quotaError(err)
-			}
-			return nil
+			return need(res, from, table, n, n)
 		}
 		if table == "issues" {
 			where, order := splitOrderBy(jql)
@@ -299,14 +291,10 @@ func (f *Feeds) HandleCSV() http.Handler {
 			}
 			wk := Walk{Where: where, Order: order, Fields: fieldIDs(cols), Cols: cols, Zone: zone}
 			_, err = fetch.Rows(ctx, wk, Cursor{}, -1, func(n int, from Cursor) error {
-				per := pointsPerRowFields
-				if from.Mode != modeSlices {
-					per = pointsPerRowIDs
-				}
-				return claim(n, per)
+				return claim(n, from, TableIssues)
 			}, func(vals []any, _, _ Cursor) error { return cw.writeValues(vals) })
 		} else {
-			if err = claim(-1, pointsPerRowIDs); err == nil {
+			if err = claim(-1, Cursor{}, TableChangelog); err == nil {
 				_, err = fetch.StreamChangelogs(ctx, jql, Cursor{}, -1, func(l jira.IssueChangelog, _ Pos) error {
 					for _, row := range changelogRows(l) {
 						if err := cw.writeValues(row); err != nil {

@@ -208,6 +208,8 @@ func (f *Feeds) writeFeedError(w http.ResponseWriter, r *http.Request, err error
 			Message: "Jira refused the data source's query: " + strings.Join(je.Messages, " ")}
 	case errors.Is(err, atlassian.ErrTokenExchange):
 		err = apperr.Wrap(err, apperr.EFORBIDDEN, "%s", errActAsUser.Message)
+	case errors.Is(err, jira.ErrQuota):
+		err = quotaError(err)
 	}
 	oe := &odata.Error{}
 	if !errors.As(err, &oe) {

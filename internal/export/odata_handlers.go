@@ -379,7 +379,8 @@ func (f *Feeds) serveSet(w http.ResponseWriter, r *http.Request, fr *feedRequest
 // in the $skiptoken, so every later page resumes where the last one stopped
 // and nothing is counted or listed twice.
 func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fr *feedRequest, fetch *Fetcher, p *plan, media odata.Media, key []byte, oc odata.Cursor, cur Cursor, limit int) (bool, error) {
-	ctx := r.Context()
+	ctx, res := claim(r.Context(), fr)
+	defer res.Done()
 	q := p.q
 	exact := p.fold.Exact && p.set.Name == TableIssues
 	if q.Count && cur.Count == nil && (!exact || p.fold.Never) {
@@ -415,8 +416,6 @@ func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fr *feedReques
 	}
 	next := Cursor{Done: true}
 	var err error
-	var res *jira.Reservation
-	defer func() { res.Done() }()
 	// planned runs once the walk's count is known, before any row: $count,
 	// and the claim on Jira's points quota (an export that cannot finish
 	// within it is refused here, before anything is read).
@@ -437,9 +436,11 @@ func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fr *feedReques
 		if n < 0 && cur.Count != nil {
 			n = *cur.Count
 		}
-		var err error
-		res, err = f.reserve(ctx, fr, p, from, n-oc.Served, limit)
-		return err
+		left := -1
+		if n >= 0 {
+			left = max(n-oc.Served, 0)
+		}
+		return need(res, from, p.set.Name, left, limit)
 	}
 	switch {
 	case p.fold.Never || limit == 0 || cur.Done:
@@ -460,7 +461,7 @@ func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fr *feedReques
 		out := make(odata.Row, len(p.out))
 		written := 0
 		var end Cursor
-		end, err = f.rows(jira.WithSpend(ctx, fr.source.ID, nil), fetch, p, cur, rowCap, func(n int, from Cursor) error {
+		end, err = f.rows(ctx, fetch, p, cur, rowCap, func(n int, from Cursor) error {
 			return planned(n, from)
 		}, func(vals []any, at, after Cursor) error {
 			if !p.keep(vals) {

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"ferry/internal/apperr"
 	"ferry/internal/export/odata"
 	"ferry/internal/jira"
 )
@@ -41,28 +40,36 @@ func (f *Feeds) tenantLimits(tenantID string) *jira.Tenant {
 	return f.Limits.Tenant(tenantID)
 }
 
-// reserve claims the points the rest of a walk needs: left rows (-1:
-// unknown; then the page's limit is the claim). It fails with the feed's
+// claim opens the request's claim on the tenant's points pool: calls made
+// with the returned context count against it (nil without Limits).
+func claim(ctx context.Context, fr *feedRequest) (context.Context, *jira.Reservation) {
+	var res *jira.Reservation
+	if t := fr.user.Limits; t != nil {
+		res = t.Claim()
+	}
+	return jira.WithSpend(ctx, fr.source.ID, res), res
+}
+
+// need says what the rest of a walk needs: left rows (-1: unknown; then the
+// page's limit), read sliced (fields) or by id. It fails with the feed's
 // TooManyRequests error when the quota cannot supply them within
 // quotaHorizon.
-func (f *Feeds) reserve(ctx context.Context, fr *feedRequest, p *plan, from Cursor, left, limit int) (*jira.Reservation, error) {
-	t := fr.user.Limits
-	if t == nil {
-		return nil, nil
+func need(res *jira.Reservation, from Cursor, table string, left, limit int) error {
+	if res == nil {
+		return nil
 	}
 	rows := left
 	if rows < 0 {
 		rows = limit
 	}
 	per := pointsPerRowFields
-	if from.Mode != modeSlices || p.set.Name == TableChangelog {
+	if from.Mode != modeSlices || table == TableChangelog {
 		per = pointsPerRowIDs
 	}
-	res, err := t.Reserve(int(float64(max(rows, 0))*per)+1, quotaHorizon)
-	if err != nil {
-		return nil, quotaError(err)
+	if err := res.Need(int(float64(max(rows, 0))*per)+1, quotaHorizon); err != nil {
+		return quotaError(err)
 	}
-	return res, nil
+	return nil
 }
 
 // quotaError turns Jira's quota refusal into the feed's 429, with the
@@ -119,5 +126,3 @@ func (f *Feeds) userZone(ctx context.Context, fr *feedRequest) (*time.Location, 
 	f.zones.mu.Unlock()
 	return loc, nil
 }
-
-var _ = apperr.New

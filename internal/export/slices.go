@@ -393,8 +393,10 @@ func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, e
 		outs[i] = &chainOut{pages: make(chan slicePage, 4)}
 	}
 	capped := rowCap >= 0
-	left := rowCap // rows still wanted (capped runs are one chain at a time)
+	left := rowCap // rows still to fetch (capped runs are one chain at a time)
 	var leftMu sync.Mutex
+	// want says how many rows the next page may hold; got counts what a
+	// page brought, so that a capped run never reads past its cap.
 	want := func() int {
 		if !capped {
 			return jira.MaxPage
@@ -402,6 +404,13 @@ func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, e
 		leftMu.Lock()
 		defer leftMu.Unlock()
 		return min(jira.MaxPage, left)
+	}
+	got := func(n int) {
+		if capped {
+			leftMu.Lock()
+			left -= n
+			leftMu.Unlock()
+		}
 	}
 	// The dispatcher starts chains in order: as many at once as the tenant's
 	// concurrency allows, and only while the read-ahead has room.
@@ -438,7 +447,7 @@ func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, e
 			}
 			go func(i int, token string, skip int) {
 				defer func() { done <- struct{}{} }()
-				s.chain(ctx, i, token, skip, want, outs[i])
+				s.chain(ctx, i, token, skip, want, got, outs[i])
 			}(i, token, skip)
 		}
 	}()
@@ -463,17 +472,12 @@ func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, e
 				}
 				pos = after
 				emitted++
-				if capped {
-					leftMu.Lock()
-					left--
-					leftMu.Unlock()
+				if capped && emitted >= rowCap {
+					cancel()
+					return pos, nil
 				}
 			}
 			s.consumed(len(pg.rows))
-			if capped && emitted >= rowCap {
-				cancel()
-				return pos, nil
-			}
 		}
 		if out.err != nil {
 			return pos, out.err
@@ -499,7 +503,7 @@ func (s *sliceRead) afterPage(i int, next string) Cursor {
 }
 
 // chain reads one leaf page by page.
-func (s *sliceRead) chain(ctx context.Context, i int, token string, skip int, want func() int, out *chainOut) {
+func (s *sliceRead) chain(ctx context.Context, i int, token string, skip int, want func() int, got func(int), out *chainOut) {
 	defer close(out.pages)
 	jql := s.plan.jql(s.leaves[i], s.where, s.order)
 	for {
@@ -508,11 +512,11 @@ func (s *sliceRead) chain(ctx context.Context, i int, token string, skip int, wa
 			return
 		}
 		n := want()
-		if skip > 0 {
-			n = jira.MaxPage // resuming inside a page: read it as it was
-		}
 		if n <= 0 {
 			return
+		}
+		if skip > 0 {
+			n = jira.MaxPage // resuming inside a page: read it as it was
 		}
 		pg, err := s.c.Search(ctx, jql, s.fields, token, n)
 		if err != nil {
@@ -530,6 +534,7 @@ func (s *sliceRead) chain(ctx context.Context, i int, token string, skip int, wa
 			}
 			rows[k] = row
 		}
+		got(len(pg.Issues) - min(skip, len(pg.Issues)))
 		skip = 0
 		next := pg.NextPageToken
 		if pg.IsLast {

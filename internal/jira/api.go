@@ -24,6 +24,8 @@ const (
 // (docs/jira-rate-limits.md); other objects cost 1.
 const identityPoints = 2
 
+const searchEndpoint = "POST /rest/api/3/search/jql"
+
 // IDPage is one page of issue ids in the order the JQL asks for.
 type IDPage struct {
 	IDs           []string
@@ -44,10 +46,10 @@ func (c *Client) SearchIDs(ctx context.Context, jql, pageToken string, maxResult
 		NextPageToken string `json:"nextPageToken"`
 		IsLast        *bool  `json:"isLast"`
 	}
-	if err := c.do(ctx, http.MethodPost, "/rest/api/3/search/jql", nil, body, &out); err != nil {
+	if err := c.doExpect(ctx, maxResults, http.MethodPost, "/rest/api/3/search/jql", nil, body, &out); err != nil {
 		return IDPage{}, err
 	}
-	c.charge(ctx, len(out.Issues))
+	c.chargeObjects(ctx, searchEndpoint, len(out.Issues))
 	p := IDPage{NextPageToken: out.NextPageToken, IDs: make([]string, len(out.Issues))}
 	for i, is := range out.Issues {
 		p.IDs[i] = is.ID
@@ -72,7 +74,7 @@ func (c *Client) Search(ctx context.Context, jql string, fields []string, pageTo
 		req["nextPageToken"] = pageToken
 	}
 	var body []byte
-	if err := c.do(ctx, http.MethodPost, "/rest/api/3/search/jql", nil, req, &body); err != nil {
+	if err := c.doExpect(ctx, req["maxResults"].(int), http.MethodPost, "/rest/api/3/search/jql", nil, req, &body); err != nil {
 		return Page{}, err
 	}
 	var p Page
@@ -103,7 +105,7 @@ func (c *Client) Search(ctx context.Context, jql string, fields []string, pageTo
 		}
 		p.Issues, p.NextPageToken, isLast = out.Issues, out.NextPageToken, out.IsLast
 	}
-	c.charge(ctx, len(p.Issues))
+	c.chargeObjects(ctx, searchEndpoint, len(p.Issues))
 	p.IsLast = p.NextPageToken == "" || (isLast != nil && *isLast)
 	return p, nil
 }
@@ -122,7 +124,7 @@ type Issue struct {
 func (c *Client) BulkFetch(ctx context.Context, ids []string, fields []string) ([]Issue, error) {
 	var body []byte
 	req := map[string]any{"issueIdsOrKeys": ids, "fields": fields, "fieldsByKeys": false}
-	if err := c.do(ctx, http.MethodPost, "/rest/api/3/issue/bulkfetch", nil, req, &body); err != nil {
+	if err := c.doExpect(ctx, len(ids), http.MethodPost, "/rest/api/3/issue/bulkfetch", nil, req, &body); err != nil {
 		return nil, err
 	}
 	issues, ok := scanIssues(body)
@@ -136,7 +138,7 @@ func (c *Client) BulkFetch(ctx context.Context, ids []string, fields []string) (
 		}
 		issues = out.Issues
 	}
-	c.charge(ctx, len(issues))
+	c.chargeObjects(ctx, "POST /rest/api/3/issue/bulkfetch", len(issues))
 	pos := make(map[string]int, len(ids))
 	for i, id := range ids {
 		pos[id] = i
@@ -237,14 +239,14 @@ func (c *Client) Changelogs(ctx context.Context, ids []string, pageToken string)
 		IssueChangeLogs []IssueChangelog `json:"issueChangeLogs"`
 		NextPageToken   string           `json:"nextPageToken"`
 	}
-	if err := c.do(ctx, http.MethodPost, "/rest/api/3/changelog/bulkfetch", nil, body, &out); err != nil {
+	if err := c.doExpect(ctx, 1000, http.MethodPost, "/rest/api/3/changelog/bulkfetch", nil, body, &out); err != nil {
 		return ChangelogPage{}, err
 	}
 	n := 0
 	for _, l := range out.IssueChangeLogs {
 		n += len(l.Histories)
 	}
-	c.charge(ctx, n) // each change history is an object
+	c.chargeObjects(ctx, "POST /rest/api/3/changelog/bulkfetch", n) // each change history is an object
 	return ChangelogPage{Logs: out.IssueChangeLogs, NextPageToken: out.NextPageToken}, nil
 }
 
@@ -255,6 +257,9 @@ func (c *Client) ApproximateCount(ctx context.Context, jql string) (int, error) 
 		Count int `json:"count"`
 	}
 	err := c.do(ctx, http.MethodPost, "/rest/api/3/search/approximate-count", nil, map[string]string{"jql": jql}, &out)
+	if err == nil {
+		c.chargeObjects(ctx, "POST /rest/api/3/search/approximate-count", 0)
+	}
 	return out.Count, err
 }
 
@@ -286,7 +291,7 @@ type Field struct {
 func (c *Client) Fields(ctx context.Context) ([]Field, error) {
 	var out []Field
 	err := c.do(ctx, http.MethodGet, "/rest/api/3/field", nil, nil, &out)
-	c.charge(ctx, len(out))
+	c.chargeObjects(ctx, "GET /rest/api/3/field", len(out))
 	return out, err
 }
 
@@ -304,7 +309,7 @@ func (c *Client) Myself(ctx context.Context) (User, error) {
 	var u User
 	err := c.do(ctx, http.MethodGet, "/rest/api/3/myself", nil, nil, &u)
 	if err == nil {
-		c.charge(ctx, identityPoints)
+		c.chargeObjects(ctx, "GET /rest/api/3/myself", identityPoints)
 	}
 	return u, err
 }
@@ -324,7 +329,7 @@ func (c *Client) Users(ctx context.Context, accountIDs []string) (map[string]Use
 		if err := c.do(ctx, http.MethodGet, "/rest/api/3/user/bulk", q, nil, &page); err != nil {
 			return nil, err
 		}
-		c.charge(ctx, identityPoints*len(page.Values))
+		c.chargeObjects(ctx, "GET /rest/api/3/user/bulk", identityPoints*len(page.Values))
 		for _, u := range page.Values {
 			out[u.AccountID] = u
 		}
@@ -340,7 +345,7 @@ func (c *Client) UserGroups(ctx context.Context, accountID string) ([]string, er
 	if err := c.do(ctx, http.MethodGet, "/rest/api/3/user/groups", url.Values{"accountId": {accountID}}, nil, &out); err != nil {
 		return nil, err
 	}
-	c.charge(ctx, identityPoints*len(out))
+	c.chargeObjects(ctx, "GET /rest/api/3/user/groups", identityPoints*len(out))
 	names := make([]string, len(out))
 	for i, g := range out {
 		names[i] = g.Name
@@ -368,7 +373,7 @@ func (c *Client) GetProperty(ctx context.Context, addonKey, key string, out any)
 	if err := c.do(ctx, http.MethodGet, propPath(addonKey, key), nil, nil, &wrapper); err != nil {
 		return err
 	}
-	c.charge(ctx, 1)
+	c.chargeObjects(ctx, "GET "+propPath(addonKey, key), 1)
 	return json.Unmarshal(wrapper.Value, out)
 }
 
@@ -392,7 +397,7 @@ func (c *Client) PropertyKeys(ctx context.Context, addonKey string) ([]string, e
 	if err := c.do(ctx, http.MethodGet, propPath(addonKey, ""), nil, nil, &out); err != nil {
 		return nil, err
 	}
-	c.charge(ctx, len(out.Keys))
+	c.chargeObjects(ctx, "GET "+propPath(addonKey, ""), len(out.Keys))
 	keys := make([]string, len(out.Keys))
 	for i, k := range out.Keys {
 		keys[i] = k.Key
@@ -415,6 +420,6 @@ func (c *Client) AppLicense(ctx context.Context, addonKey string) (License, erro
 	if err := c.do(ctx, http.MethodGet, "/rest/atlassian-connect/1/addons/"+url.PathEscape(addonKey), nil, nil, &out); err != nil {
 		return License{}, err
 	}
-	c.charge(ctx, 1)
+	c.chargeObjects(ctx, "GET /rest/atlassian-connect/1/addons/"+url.PathEscape(addonKey), 1)
 	return License{Active: out.License != nil && out.License.Active}, nil
 }

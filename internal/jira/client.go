@@ -55,14 +55,24 @@ func WithSpend(ctx context.Context, label string, res *Reservation) context.Cont
 
 // charge records points spent by a call made with ctx.
 func (c *Client) charge(ctx context.Context, points int) {
-	if c.Limits == nil || points <= 0 {
+	c.record(ctx, "", points)
+}
+
+// chargeObjects records the objects a read to endpoint returned: its
+// points, and what a call there costs (for pacing).
+func (c *Client) chargeObjects(ctx context.Context, endpoint string, points int) {
+	c.record(ctx, endpoint, points)
+}
+
+func (c *Client) record(ctx context.Context, endpoint string, points int) {
+	if c.Limits == nil {
 		return
 	}
 	tag, _ := ctx.Value(spendKey{}).(spendTag)
 	if tag.label == "" {
 		tag.label = "other"
 	}
-	c.Limits.spend(tag.label, points, tag.res)
+	c.Limits.spend(tag.label, endpoint, points, tag.res)
 }
 
 // RetryPolicy bounds how hard the client tries.
@@ -116,6 +126,13 @@ func IsStatus(err error, status int) bool {
 
 // do sends one call with retries and decodes a JSON answer into out (if non-nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any, out any) error {
+	return c.doExpect(ctx, 0, method, path, query, body, out)
+}
+
+// doExpect is do for a call that reads at most maxObjects objects (0:
+// unknown): while the quota is paced, a call in flight holds what it may
+// cost.
+func (c *Client) doExpect(ctx context.Context, maxObjects int, method, path string, query url.Values, body any, out any) error {
 	var payload []byte
 	if body != nil {
 		var err error
@@ -134,7 +151,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		var release func(*http.Response, time.Duration)
 		if c.Limits != nil {
 			var err error
-			if release, err = c.Limits.acquire(ctx, endpoint); err != nil {
+			if release, err = c.Limits.acquire(ctx, endpoint, maxObjects); err != nil {
 				return err
 			}
 		}

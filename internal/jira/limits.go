@@ -54,7 +54,7 @@ func (l *Limits) Tenant(id string) *Tenant {
 	}
 	t := l.tenants[id]
 	if t == nil {
-		t = &Tenant{l: l, limit: startConcurrency, ssthresh: math.Inf(1), endpoints: map[string]*endpoint{}, spent: map[string]int{}}
+		t = &Tenant{l: l, limit: startConcurrency, ssthresh: math.Inf(1), endpoints: map[string]*endpoint{}, spent: map[string]int{}, cost: map[string]float64{}}
 		t.wake = make(chan struct{})
 		l.tenants[id] = t
 	}
@@ -153,6 +153,7 @@ type Tenant struct {
 	lastCut  time.Time // last multiplicative decrease (one per round trip)
 
 	endpoints map[string]*endpoint
+	cost      map[string]float64 // what a call to each endpoint costs, on average
 
 	// The points pool, as the headers describe it.
 	quota     int // q; 0 = unknown
@@ -201,7 +202,7 @@ func (t *Tenant) broadcast() {
 // (or resets within MaxWait), the endpoint is not paused after a 429 and
 // its pace allows a call, points pacing allows, and a concurrency slot is
 // free. The returned func reports the answer.
-func (t *Tenant) acquire(ctx context.Context, ep string) (func(*http.Response, time.Duration), error) {
+func (t *Tenant) acquire(ctx context.Context, ep string, maxObjects int) (func(*http.Response, time.Duration), error) {
 	t.mu.Lock()
 	for {
 		now := t.l.now()
@@ -225,8 +226,27 @@ func (t *Tenant) acquire(ctx context.Context, ep string) (func(*http.Response, t
 	if e.rate > 0 {
 		e.tokens--
 	}
+	// While pacing, a call in flight holds what it will probably cost, so
+	// that many calls at once cannot overdraw the pace; the points come back
+	// when it is answered and its real cost is counted.
+	advance := 0.0
+	if t.demand != nil && t.pacingLocked(t.l.now()) {
+		advance = t.callCost(ep)
+		if maxObjects > 0 {
+			advance = float64(1 + maxObjects)
+		}
+		t.paceBal -= advance
+	}
 	t.mu.Unlock()
-	return func(resp *http.Response, rtt time.Duration) { t.release(ep, resp, rtt) }, nil
+	return func(resp *http.Response, rtt time.Duration) { t.release(ep, resp, rtt, advance) }, nil
+}
+
+// callCost is what a call to ep costs on average (a page's worth until seen).
+func (t *Tenant) callCost(ep string) float64 {
+	if c, ok := t.cost[ep]; ok {
+		return c
+	}
+	return float64(maxCallPoints)
 }
 
 // waitFor waits for ch to close or d to pass (d == 0: no timer); false if
@@ -297,10 +317,13 @@ func (t *Tenant) waitLocked(ep string, now time.Time) (time.Duration, error) {
 
 // release records an answer (nil: the call failed on the way) and frees
 // the slot.
-func (t *Tenant) release(ep string, resp *http.Response, rtt time.Duration) {
+func (t *Tenant) release(ep string, resp *http.Response, rtt time.Duration, advance float64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.inFlight--
+	if t.demand != nil {
+		t.paceBal += advance
+	}
 	defer t.broadcast()
 	if resp == nil {
 		return
@@ -422,14 +445,26 @@ func (t *Tenant) newWindowLocked(now time.Time) {
 	}
 }
 
-// Spend records points spent on a call (label: what they were spent for).
-func (t *Tenant) spend(label string, points int, res *Reservation) {
+// spend records points spent on a call (label: what they were spent for);
+// with an endpoint, points are the objects a read returned, and one more
+// (the base point) is what the call cost in all.
+func (t *Tenant) spend(label, ep string, points int, res *Reservation) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.l.now()
 	day := now.UTC().Format(time.DateOnly)
 	if day != t.day {
 		t.day, t.spent = day, map[string]int{}
+	}
+	if ep != "" {
+		c, ok := t.cost[ep]
+		if !ok {
+			c = float64(points + 1)
+		}
+		t.cost[ep] = 0.8*c + 0.2*float64(points+1)
+	}
+	if points <= 0 {
+		return
 	}
 	t.spent[label] += points
 	// A reported r already counts the call that carried it (and Jira sends r
@@ -513,32 +548,60 @@ func (t *Tenant) reserveMargin() int { return max(t.quota/50, maxCallPoints) }
 const maxCallPoints = 1 + MaxBulkFetch
 
 // Reserve claims need points for an export that must finish within
-// horizon. It fails with *QuotaError when the pool cannot supply them in
-// time, counting the resets that fall within the horizon. With no quota in
-// Jira's headers (yet), every claim is granted.
+// horizon (Claim, then Need).
 func (t *Tenant) Reserve(need int, horizon time.Duration) (*Reservation, error) {
+	r := t.Claim()
+	if err := r.Need(need, horizon); err != nil {
+		r.Done()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Claim opens a claim that needs nothing yet: calls made under it (see
+// WithSpend) count as its spending, and Need says what it will need once
+// that is known.
+func (t *Tenant) Claim() *Reservation {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := &Reservation{t: t}
+	if t.demand == nil {
+		t.demand = map[*Reservation]struct{}{}
+		t.paceAt, t.paceBal = t.l.now(), float64(maxCallPoints)
+	}
+	t.demand[r] = struct{}{}
+	return r
+}
+
+// Need sets what the claim needs in all (including what it has spent). It
+// fails with *QuotaError when the pool cannot supply the rest in time,
+// counting the resets that fall within horizon; the claim then needs
+// nothing. With no enforced quota in Jira's headers (yet), every need is
+// granted.
+func (r *Reservation) Need(need int, horizon time.Duration) error {
+	if r == nil {
+		return nil
+	}
+	t := r.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.l.now()
-	r := &Reservation{t: t, need: need}
 	st := t.quotaLocked(now)
 	if st.Known && !st.Beta && t.window > 0 {
 		margin := t.reserveMargin()
+		r.need = 0
 		avail := st.Remaining - margin - t.otherDemandLocked()
 		resets := 0
 		if !st.Reset.IsZero() && st.Reset.Sub(now) <= horizon {
 			resets = 1 + int((horizon-st.Reset.Sub(now))/t.window)
 		}
-		if need > avail+resets*(t.quota-margin) {
-			return nil, &QuotaError{Need: need, Remaining: st.Remaining, Quota: t.quota, Reset: st.Reset, Policy: t.policy}
+		if rest := need - r.used; rest > avail+resets*(t.quota-margin) {
+			return &QuotaError{Need: rest, Remaining: st.Remaining, Quota: t.quota, Reset: st.Reset, Policy: t.policy}
 		}
 	}
-	if t.demand == nil {
-		t.demand = map[*Reservation]struct{}{}
-		t.paceAt, t.paceBal = now, float64(maxCallPoints)
-	}
-	t.demand[r] = struct{}{}
-	return r, nil
+	r.need = need
+	t.broadcast()
+	return nil
 }
 
 // Done ends a claim.

@@ -28,7 +28,7 @@ func FuzzRateLimitHeaders(f *testing.F) {
 		}
 		l := &Limits{Now: func() time.Time { return time.Unix(1_800_000_000, 0) }}
 		tn := l.Tenant("x")
-		release, err := tn.acquire(t.Context(), "GET /x")
+		release, err := tn.acquire(t.Context(), "GET /x", 0)
 		if err != nil {
 			t.Fatal(err)
 		}
