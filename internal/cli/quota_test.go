@@ -107,4 +107,21 @@ func TestQuotaExportThatCannotFitIsRefusedClearly(t *testing.T) {
 			t.Errorf("%s: %+v", url, st)
 		}
 	}
+	// The admin page says so too: the pool, today's spend by data source,
+	// and the refusals.
+	users := d.sim.Users()
+	code, q := callAPI(t, d, "GET", "/app-api/quota", pageToken(t, d, users[0].AccountID), nil)
+	if code != 200 || q["known"] != true || q["pool"] != "site" || q["quota"].(float64) != 1500 || q["spentToday"].(float64) <= 0 {
+		t.Fatalf("admin quota: %d %v", code, q)
+	}
+	sources, _ := q["sources"].([]any)
+	refused, _ := q["refused"].([]any)
+	if len(sources) != 1 || sources[0].(map[string]any)["name"] != "Every field" || len(refused) != 2 {
+		t.Errorf("sources %v, refused %v", sources, refused)
+	} else if r := refused[0].(map[string]any); r["source"] != "Every field" || r["need"].(float64) <= r["remaining"].(float64)+1400 {
+		t.Errorf("refusal %v", r)
+	}
+	if code, _ := callAPI(t, d, "GET", "/app-api/quota", pageToken(t, d, users[1].AccountID), nil); code != 403 {
+		t.Errorf("a non-admin got %d", code)
+	}
 }

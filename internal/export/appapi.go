@@ -193,6 +193,7 @@ func (a *App) Routes(mux *http.ServeMux, prefix string, auth func(http.Handler) 
 	h("DELETE", "/tokens/{id}", a.revokeToken)
 	h("GET", "/settings", a.getSettings)
 	h("PUT", "/settings", a.putSettings)
+	h("GET", "/quota", a.getQuota)
 	h("GET", "/deletion", a.getDeletion)
 	h("POST", "/deletion", a.requestDeletion)
 }

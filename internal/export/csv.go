@@ -280,7 +280,7 @@ func (f *Feeds) HandleCSV() http.Handler {
 				n = c
 			}
 			estimate = n
-			return need(res, from, table, n, n)
+			return f.need(fr, res, from, table, n, n)
 		}
 		if table == "issues" {
 			where, order := splitOrderBy(jql)

@@ -44,6 +44,7 @@ type Feeds struct {
 	fieldsMu sync.Mutex
 	fields   map[string]fieldsEntry
 	zones    zoneCache
+	refused  refusals
 }
 
 type fieldsEntry struct {

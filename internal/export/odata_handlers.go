@@ -440,7 +440,7 @@ func (f *Feeds) writePage(w http.ResponseWriter, r *http.Request, fr *feedReques
 		if n >= 0 {
 			left = max(n-oc.Served, 0)
 		}
-		return need(res, from, p.set.Name, left, limit)
+		return f.need(fr, res, from, p.set.Name, left, limit)
 	}
 	switch {
 	case p.fold.Never || limit == 0 || cur.Done:

@@ -54,7 +54,7 @@ func claim(ctx context.Context, fr *feedRequest) (context.Context, *jira.Reserva
 // page's limit), read sliced (fields) or by id. It fails with the feed's
 // TooManyRequests error when the quota cannot supply them within
 // quotaHorizon.
-func need(res *jira.Reservation, from Cursor, table string, left, limit int) error {
+func (f *Feeds) need(fr *feedRequest, res *jira.Reservation, from Cursor, table string, left, limit int) error {
 	if res == nil {
 		return nil
 	}
@@ -67,9 +67,51 @@ func need(res *jira.Reservation, from Cursor, table string, left, limit int) err
 		per = pointsPerRowIDs
 	}
 	if err := res.Need(int(float64(max(rows, 0))*per)+1, quotaHorizon); err != nil {
+		f.noteRefusal(fr, err)
 		return quotaError(err)
 	}
 	return nil
+}
+
+// refusal is a feed request the quota could not carry, as the admin page
+// lists it: when, which data source, and the numbers. Nothing else.
+type refusal struct {
+	At        time.Time
+	Source    string
+	Need      int
+	Remaining int
+	Reset     time.Time
+}
+
+// refusals keeps each tenant's latest refusals in memory (this process).
+type refusals struct {
+	mu sync.Mutex
+	m  map[string][]refusal
+}
+
+const keptRefusals = 10
+
+func (f *Feeds) noteRefusal(fr *feedRequest, err error) {
+	var qe *jira.QuotaError
+	if !errors.As(err, &qe) {
+		return
+	}
+	f.refused.mu.Lock()
+	defer f.refused.mu.Unlock()
+	if f.refused.m == nil {
+		f.refused.m = map[string][]refusal{}
+	}
+	list := append(f.refused.m[fr.inst.TenantID], refusal{At: time.Now().UTC(), Source: fr.source.ID, Need: qe.Need, Remaining: qe.Remaining, Reset: qe.Reset})
+	if len(list) > keptRefusals {
+		list = list[len(list)-keptRefusals:]
+	}
+	f.refused.m[fr.inst.TenantID] = list
+}
+
+func (f *Feeds) refusalsOf(tenantID string) []refusal {
+	f.refused.mu.Lock()
+	defer f.refused.mu.Unlock()
+	return append([]refusal(nil), f.refused.m[tenantID]...)
 }
 
 // quotaError turns Jira's quota refusal into the feed's 429, with the

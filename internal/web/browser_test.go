@@ -359,6 +359,11 @@ func TestDataSourcesPageInChromium(t *testing.T) {
 	b.step("save settings", 10*time.Second,
 		chromedp.Click(chromedp.CSS("#settings-save"), b.in()),
 		chromedp.WaitVisible(chromedp.CSS("#settings-status"), b.in()))
+	// The quota panel: today's points, by data source.
+	b.step("quota panel", 15*time.Second, chromedp.WaitVisible(chromedp.CSS("#quota-sources"), b.in()))
+	if s := runIn(b, "quota summary", chromedp.Text(chromedp.CSS("#quota-summary"), b.in())); !strings.Contains(s, "points of Jira's API quota") {
+		t.Errorf("quota summary = %q", s)
+	}
 	b.shot("admin.png", "")
 	b.noEmail("admin page")
 

@@ -581,6 +581,7 @@
     }
     $("settings-loading").hidden = true;
     initDeletion();
+    initQuota();
     $("set-groups").value = (st.creatorGroups || []).join("\n");
     $("set-days").value = st.tokenMaxDays;
     $("set-days").max = st.maxTokenMaxDays;
@@ -607,6 +608,50 @@
         busy(btn, false);
       }
     });
+  }
+
+  // ---- Jira API quota (admin page) --------------------------------------------
+
+  function utc(iso) { return String(iso).replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, " UTC"); }
+
+  // initQuota shows administrators what Ferry spent of Jira's points quota
+  // today, per data source, and the exports the quota refused.
+  async function initQuota() {
+    var q;
+    try {
+      q = await api("GET", "/app-api/quota");
+    } catch (err) {
+      return;
+    }
+    var pool = q.pool === "site" ? "this site's hourly pool" : "Ferry's hourly pool, shared by every site using Ferry";
+    var summary = "Ferry spent " + q.spentToday.toLocaleString("en") + " points of Jira's API quota for this site today.";
+    if (q.known) {
+      summary += " Jira's " + pool + " holds " + q.quota.toLocaleString("en") + " points; " +
+        (q.reported ? "" : "at least ") + q.remaining.toLocaleString("en") + " remain" +
+        (q.reset ? " until " + utc(q.reset) : "") + ": enough for an export of about " +
+        q.fitsIssues.toLocaleString("en") + " issues. Larger exports are refused until the pool refills, with a message saying so.";
+    }
+    $("quota-summary").textContent = summary;
+    $("quota-pacing").hidden = !q.pacing;
+    var rows = q.sources.slice();
+    if (q.otherPoints) rows.push({ name: "The app's pages and Jira metadata", points: q.otherPoints });
+    if (rows.length) {
+      var tb = clear($("quota-sources").querySelector("tbody"));
+      rows.forEach(function (s) {
+        tb.appendChild(el("tr", null, el("td", { text: s.name }), el("td", { class: "num", text: s.points.toLocaleString("en") })));
+      });
+      $("quota-sources").hidden = false;
+    }
+    if (q.refused.length) {
+      var rb = clear($("quota-refused").querySelector("tbody"));
+      q.refused.slice().reverse().forEach(function (r) {
+        rb.appendChild(el("tr", null, el("td", { text: utc(r.at) }), el("td", { text: r.source }),
+          el("td", { class: "num", text: r.need.toLocaleString("en") }), el("td", { class: "num", text: r.remaining.toLocaleString("en") })));
+      });
+      $("quota-refused").hidden = false;
+    }
+    $("quota-note").textContent = q.note;
+    $("quota-panel").hidden = false;
   }
 
   // ---- immediate deletion (admin page) ---------------------------------------
