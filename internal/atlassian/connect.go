@@ -88,6 +88,17 @@ type Connect struct {
 	licenses map[string]licenseEntry
 
 	accounts tenant.AccountHolder
+
+	forgetMu sync.Mutex
+	onForget []func(tenantID string)
+}
+
+// OnForget adds fn to what runs when a tenant's cached state must go (a
+// lifecycle event, a purge): other areas drop their in-memory copies too.
+func (c *Connect) OnForget(fn func(tenantID string)) {
+	c.forgetMu.Lock()
+	c.onForget = append(c.onForget, fn)
+	c.forgetMu.Unlock()
 }
 
 // New builds the Connect side of the app.

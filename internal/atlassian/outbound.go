@@ -270,4 +270,10 @@ func (c *Connect) forget(tenantID string) {
 	c.licMu.Lock()
 	delete(c.licenses, tenantID)
 	c.licMu.Unlock()
+	c.forgetMu.Lock()
+	fns := append([]func(string){}, c.onForget...)
+	c.forgetMu.Unlock()
+	for _, fn := range fns {
+		fn(tenantID)
+	}
 }

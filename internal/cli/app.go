@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"ferry/internal/atlassian"
 	"ferry/internal/audit"
@@ -46,6 +47,7 @@ type app struct {
 	tenants *tenant.Store      // installations (Account Data)
 	connect *atlassian.Connect // Connect lifecycle, JWT auth, outbound signing
 	feeds   *export.Feeds      // OData and CSV feeds
+	sites   *egress.SitesCache // installed sites, as the egress gate checks them
 	appAPI  *export.App        // JSON API of the app's pages
 	pages   *web.Pages         // the app's pages inside Jira
 
@@ -152,7 +154,10 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	a.keys.RegisterWrapped("audit signing keys", a.trail)
 	a.keys.RegisterWrapped("staff TOTP secrets", a.staff)
 	a.keys.RegisterWrapped("backup keys", a.backups.Wrapped()) // KEK rotation and retirement move them too
-	gate.SetTenantSites(a.tenants)                             // Jira calls only to installed, not-deleted sites
+	// Jira calls only to installed, not-deleted sites (a "yes" is kept two
+	// seconds, so that a feed's calls do not each query the database).
+	a.sites = egress.CachedSites(a.tenants, 2*time.Second)
+	gate.SetTenantSites(a.sites)
 	a.connect, err = atlassian.New(atlassian.Options{Config: cfg, Tenants: a.tenants, Keys: a.keys, Log: log,
 		InstallKeysClient: gate.Client(egress.InstallKeys), JiraClient: gate.Client(egress.Jira), OAuthClient: gate.Client(egress.OAuth),
 		Accounts: a.accounts})
@@ -277,6 +282,19 @@ func (a *app) wireConnector() {
 		MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
 	a.pages = &web.Pages{Connect: a.connect, Config: a.cfg, Log: a.log,
 		ErrorTracking: web.ErrorTracking{DSN: a.browserDSN(), Release: Version}}
+	// A lifecycle event or a purge takes effect at once in this process:
+	// the feeds' and the gate's copies of the tenant go with Connect's (and
+	// Forge's).
+	forget := func(tenantID string) {
+		a.feeds.Forget(tenantID)
+		if a.sites != nil {
+			a.sites.Flush()
+		}
+	}
+	a.connect.OnForget(forget)
+	if a.forge != nil {
+		a.forge.OnForget(forget)
+	}
 }
 
 // wireErasure lists what each area keeps of a tenant and of an Atlassian

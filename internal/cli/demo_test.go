@@ -20,7 +20,7 @@ func startTestDemo(t *testing.T, issues int) (*demo, string, *LogBuffer) {
 
 // startTestDemoWith starts a demo with o's test options (Issues, sliceRows,
 // simOptions); the addresses and data directory are the test's.
-func startTestDemoWith(t *testing.T, o demoOptions) (*demo, string, *LogBuffer) {
+func startTestDemoWith(t testing.TB, o demoOptions) (*demo, string, *LogBuffer) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "demo")
 	logs := &LogBuffer{}

@@ -413,6 +413,7 @@ func (g *Gate) newClient(c Category, tlsConf *tls.Config) *http.Client {
 		TLSClientConfig:       tlsConf,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   64, // a feed keeps dozens of calls to one site in flight
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,

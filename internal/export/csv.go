@@ -252,7 +252,7 @@ func (f *Feeds) HandleCSV() http.Handler {
 		fetch := f.fetcher(fr.user)
 		cols := ChangelogColumns()
 		if table == "issues" {
-			cols = IssueColumns(fr.fields, fr.source.Fields)
+			_, cols = f.model(fr)
 		}
 		bw := bufio.NewWriterSize(w, 32<<10)
 		var cw *csvWriter

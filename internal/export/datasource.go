@@ -67,12 +67,21 @@ type Settings struct {
 const DefaultCreatorGroup = "jira-administrators"
 
 // Sources reads and writes data sources through a tenant's PropertyStore.
+// What it reads is kept in memory for TTL; an entry past TTL is still
+// answered while it is refreshed in the background (up to staleMax), so
+// that no feed request waits for Jira to re-read a source it just read.
+// A change made through this Sources takes effect at once; one made on
+// another replica within TTL plus one refresh.
 type Sources struct {
 	TTL time.Duration // memory cache lifetime; default 30 s
 
-	mu    sync.Mutex
-	cache map[string]cached // by tenant id + key
+	mu         sync.Mutex
+	cache      map[string]cached // by tenant id + key
+	refreshing map[string]bool
 }
+
+// staleMax is the oldest entry still answered while it is refreshed.
+const staleMax = 5 * time.Minute
 
 type cached struct {
 	v  any
@@ -86,14 +95,55 @@ func (s *Sources) ttl() time.Duration {
 	return 30 * time.Second
 }
 
-func (s *Sources) get(k string) (any, bool) {
+// cachedOr answers k from memory, refreshing an entry past TTL in the
+// background; a missing or too old entry is read now with load.
+func (s *Sources) cachedOr(ctx context.Context, k string, load func(ctx context.Context) (any, error)) (any, error) {
+	s.mu.Lock()
+	c, ok := s.cache[k]
+	age := time.Since(c.at)
+	if ok && age <= s.ttl() {
+		s.mu.Unlock()
+		return c.v, nil
+	}
+	if ok && age <= staleMax {
+		if !s.refreshing[k] {
+			if s.refreshing == nil {
+				s.refreshing = map[string]bool{}
+			}
+			s.refreshing[k] = true
+			go func() {
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				v, err := load(rctx)
+				s.mu.Lock()
+				delete(s.refreshing, k)
+				s.mu.Unlock()
+				if err == nil {
+					s.putIfNotForgotten(k, v, c.at)
+				}
+			}()
+		}
+		s.mu.Unlock()
+		return c.v, nil
+	}
+	s.mu.Unlock()
+	v, err := load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.put(k, v)
+	return v, nil
+}
+
+// putIfNotForgotten stores a background refresh unless the entry it
+// refreshes was dropped meanwhile (a change through this Sources): the
+// refresh may have read Jira before the change.
+func (s *Sources) putIfNotForgotten(k string, v any, was time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, ok := s.cache[k]
-	if !ok || time.Since(c.at) > s.ttl() {
-		return nil, false
+	if c, ok := s.cache[k]; ok && c.at.Equal(was) {
+		s.cache[k] = cached{v: v, at: time.Now()}
 	}
-	return c.v, true
 }
 
 func (s *Sources) put(k string, v any) {
@@ -121,10 +171,14 @@ func (s *Sources) forget(tenantID string) {
 
 // List returns the tenant's data sources (not deleted), sorted by name.
 func (s *Sources) List(ctx context.Context, ps PropertyStore, tenantID string) ([]DataSource, error) {
-	ck := tenantID + "\x00list"
-	if v, ok := s.get(ck); ok {
-		return v.([]DataSource), nil
+	v, err := s.cachedOr(ctx, tenantID+"\x00list", func(ctx context.Context) (any, error) { return s.list(ctx, ps) })
+	if err != nil {
+		return nil, err
 	}
+	return v.([]DataSource), nil
+}
+
+func (s *Sources) list(ctx context.Context, ps PropertyStore) ([]DataSource, error) {
 	keys, err := ps.Keys(ctx, sourcePrefix)
 	if err != nil {
 		return nil, err
@@ -141,7 +195,6 @@ func (s *Sources) List(ctx context.Context, ps PropertyStore, tenantID string) (
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
-	s.put(ck, out)
 	return out, nil
 }
 
@@ -155,20 +208,21 @@ func (s *Sources) Get(ctx context.Context, ps PropertyStore, tenantID, id string
 	}
 	// Sources have a cache key space of their own: an id may be any word,
 	// "list" and "settings" included.
-	ck := tenantID + "\x00ds\x00" + id
-	if v, ok := s.get(ck); ok {
-		return v.(DataSource), nil
-	}
-	var ds DataSource
-	found, err := ps.Get(ctx, sourcePrefix+id, &ds)
+	v, err := s.cachedOr(ctx, tenantID+"\x00ds\x00"+id, func(ctx context.Context) (any, error) {
+		var ds DataSource
+		found, err := ps.Get(ctx, sourcePrefix+id, &ds)
+		if err != nil {
+			return DataSource{}, err
+		}
+		if !found {
+			return DataSource{}, ErrNoSource
+		}
+		return ds, nil
+	})
 	if err != nil {
 		return DataSource{}, err
 	}
-	if !found {
-		return DataSource{}, ErrNoSource
-	}
-	s.put(ck, ds)
-	return ds, nil
+	return v.(DataSource), nil
 }
 
 func validID(id string) bool {
@@ -323,18 +377,20 @@ func (s *Sources) save(ctx context.Context, ps PropertyStore, tenantID string, d
 
 // Settings returns the site's admin settings, with defaults.
 func (s *Sources) Settings(ctx context.Context, ps PropertyStore, tenantID string, defaultMaxDays int) (Settings, error) {
-	ck := tenantID + "\x00" + settingsKey
-	if v, ok := s.get(ck); ok {
-		return v.(Settings), nil
+	v, err := s.cachedOr(ctx, tenantID+"\x00"+settingsKey, func(ctx context.Context) (any, error) {
+		st := Settings{CreatorGroups: []string{DefaultCreatorGroup}, TokenMaxDays: defaultMaxDays}
+		if _, err := ps.Get(ctx, settingsKey, &st); err != nil {
+			return st, err
+		}
+		return st, nil
+	})
+	if err != nil {
+		return Settings{CreatorGroups: []string{DefaultCreatorGroup}, TokenMaxDays: defaultMaxDays}, err
 	}
-	st := Settings{CreatorGroups: []string{DefaultCreatorGroup}, TokenMaxDays: defaultMaxDays}
-	if _, err := ps.Get(ctx, settingsKey, &st); err != nil {
-		return st, err
-	}
+	st := v.(Settings)
 	if st.TokenMaxDays <= 0 || st.TokenMaxDays > defaultMaxDays {
 		st.TokenMaxDays = defaultMaxDays
 	}
-	s.put(ck, st)
 	return st, nil
 }
 

@@ -45,6 +45,9 @@ type Feeds struct {
 	fields   map[string]fieldsEntry
 	zones    zoneCache
 	refused  refusals
+	instMu   sync.Mutex
+	insts    map[string]instEntry
+	models   modelCache
 }
 
 type fieldsEntry struct {
@@ -60,6 +63,8 @@ type feedRequest struct {
 	app    *jira.Client // as the app: properties, fields
 	user   *jira.Client // as the token's owner: rows
 	fields []jira.Field
+	// fieldsAt is when fields were read from Jira (a cache key).
+	fieldsAt time.Time
 }
 
 // presentedToken reads the token from Basic auth (any user name, the token
@@ -77,7 +82,7 @@ func presentedToken(r *http.Request) string {
 var errNoToken = apperr.New(apperr.EUNAUTHORIZED, "Sign in with your Ferry access token: Basic authentication with any user name and the token as password, or a Bearer token.")
 
 func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
-	ctx := r.Context()
+	ctx := jira.WithSpend(r.Context(), "app", nil)
 	tok := presentedToken(r)
 	if tok == "" {
 		return nil, errNoToken
@@ -87,7 +92,7 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 	var props PropertyStore
 	owner, err := f.Tokens.Authenticate(ctx, tok, func(tenantID string) int {
 		// The site's policy lives in its Jira; without it the global cap holds.
-		i, err := f.Tenants.ByID(ctx, tenantID)
+		i, err := f.installation(ctx, tenantID)
 		if err != nil {
 			return f.MaxDays
 		}
@@ -115,9 +120,6 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 	if inst.State != tenant.Active {
 		return nil, apperr.New(apperr.EFORBIDDEN, "Ferry is disabled or uninstalled on this Jira site; a Jira administrator can enable it under Apps → Manage apps.")
 	}
-	if err := f.Platform.RequireLicense(ctx, inst); err != nil {
-		return nil, err
-	}
 	if app == nil || props == nil {
 		// The platform could not be reached while the token was checked; ask
 		// again for the error to answer.
@@ -128,24 +130,94 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 			return nil, asUnavailable(err)
 		}
 	}
-	src, err := f.Sources.Get(ctx, props, inst.TenantID, r.PathValue("source"))
-	if err != nil {
-		return nil, asUnavailable(err)
-	}
-	if src.Deleted {
-		return nil, ErrNoSource
-	}
-	user, err := f.Platform.UserClient(ctx, inst, owner.AccountID)
-	if err != nil {
-		return nil, asUnavailable(err)
+	// Licence, data source, the user's client and the field list are
+	// independent (and mostly cached): when Jira must be asked, it is asked
+	// about all at once. Errors answer in that order.
+	var src DataSource
+	var user *jira.Client
+	var fields fieldsEntry
+	var errs [4]error
+	parallel(ctx, 4, func(ctx context.Context, i int) error {
+		switch i {
+		case 0:
+			errs[0] = f.Platform.RequireLicense(ctx, inst)
+		case 1:
+			var err error
+			if src, err = f.Sources.Get(ctx, props, inst.TenantID, r.PathValue("source")); err != nil {
+				errs[1] = asUnavailable(err)
+			} else if src.Deleted {
+				errs[1] = ErrNoSource
+			}
+		case 2:
+			var err error
+			if user, err = f.Platform.UserClient(ctx, inst, owner.AccountID); err != nil {
+				errs[2] = asUnavailable(err)
+			}
+		default:
+			var err error
+			if fields, err = f.siteFieldsAt(ctx, inst.TenantID, app); err != nil {
+				errs[3] = asUnavailable(err)
+			}
+		}
+		return nil
+	})
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
 	}
 	user.Retry = jira.DefaultRetry
 	user.Limits = f.tenantLimits(inst.TenantID)
-	fields, err := f.siteFields(ctx, inst.TenantID, app)
-	if err != nil {
-		return nil, asUnavailable(err)
+	return &feedRequest{owner: owner, inst: inst, source: src, app: app, user: user, fields: fields.list, fieldsAt: fields.at}, nil
+}
+
+// instTTL is how long a tenant's installation record is trusted in memory
+// by the feeds: a site disabled or uninstalled (on any replica) stops being
+// served within it.
+const instTTL = 2 * time.Second
+
+type instEntry struct {
+	inst tenant.Installation
+	at   time.Time
+}
+
+// Forget drops what the feeds keep in memory of a tenant's installation and
+// its users' time zones: its state changed, or it is being deleted. (Its
+// standing with Jira's rate limits stays: that is Jira's state, not the
+// tenant's.)
+func (f *Feeds) Forget(tenantID string) {
+	f.instMu.Lock()
+	delete(f.insts, tenantID)
+	f.instMu.Unlock()
+	f.zones.mu.Lock()
+	for k := range f.zones.m {
+		if strings.HasPrefix(k, tenantID+"\x00") {
+			delete(f.zones.m, k)
+		}
 	}
-	return &feedRequest{owner: owner, inst: inst, source: src, app: app, user: user, fields: fields}, nil
+	f.zones.mu.Unlock()
+}
+
+// installation reads a tenant's installation, from memory when read within
+// instTTL.
+func (f *Feeds) installation(ctx context.Context, tenantID string) (tenant.Installation, error) {
+	f.instMu.Lock()
+	e, ok := f.insts[tenantID]
+	f.instMu.Unlock()
+	if ok && time.Since(e.at) < instTTL {
+		return e.inst, nil
+	}
+	in, err := f.Tenants.ByID(ctx, tenantID)
+	if err != nil {
+		return in, err
+	}
+	f.instMu.Lock()
+	if f.insts == nil || len(f.insts) > 10000 {
+		f.insts = map[string]instEntry{}
+	}
+	f.insts[tenantID] = instEntry{in, time.Now()}
+	f.instMu.Unlock()
+	return in, nil
 }
 
 // asUnavailable turns Jira transport trouble into a clear 503.
@@ -160,23 +232,61 @@ func asUnavailable(err error) error {
 // siteFields caches the site's field list in memory for five minutes: it is
 // metadata, not Customer Data, and every page of every feed needs it.
 func (f *Feeds) siteFields(ctx context.Context, tenantID string, app *jira.Client) ([]jira.Field, error) {
+	e, err := f.siteFieldsAt(ctx, tenantID, app)
+	return e.list, err
+}
+
+func (f *Feeds) siteFieldsAt(ctx context.Context, tenantID string, app *jira.Client) (fieldsEntry, error) {
 	f.fieldsMu.Lock()
 	e, ok := f.fields[tenantID]
 	f.fieldsMu.Unlock()
 	if ok && time.Since(e.at) < 5*time.Minute {
-		return e.list, nil
+		return e, nil
 	}
 	list, err := app.Fields(ctx)
 	if err != nil {
-		return nil, err
+		return fieldsEntry{}, err
 	}
+	e = fieldsEntry{list: list, at: time.Now()}
 	f.fieldsMu.Lock()
 	if f.fields == nil {
 		f.fields = map[string]fieldsEntry{}
 	}
-	f.fields[tenantID] = fieldsEntry{list: list, at: time.Now()}
+	f.fields[tenantID] = e
 	f.fieldsMu.Unlock()
-	return list, nil
+	return e, nil
+}
+
+// modelCache keeps each data source's data model (entity sets and columns)
+// while neither the source nor the site's field list changes: building it
+// on every page would cost more than the page's first row.
+type modelCache struct {
+	mu sync.Mutex
+	m  map[string]model
+}
+
+type model struct {
+	svc  odata.Service
+	cols []Column
+}
+
+// model is service(fr.source, fr.fields), cached.
+func (f *Feeds) model(fr *feedRequest) (odata.Service, []Column) {
+	k := fr.inst.TenantID + "\x00" + fr.source.ID + "\x00" + fr.source.Updated.String() + "\x00" + fr.fieldsAt.String()
+	f.models.mu.Lock()
+	m, ok := f.models.m[k]
+	f.models.mu.Unlock()
+	if ok {
+		return m.svc, m.cols
+	}
+	svc, cols := service(fr.source, fr.fields)
+	f.models.mu.Lock()
+	if f.models.m == nil || len(f.models.m) > 1000 {
+		f.models.m = map[string]model{}
+	}
+	f.models.m[k] = model{svc, cols}
+	f.models.mu.Unlock()
+	return svc, cols
 }
 
 func (f *Feeds) fetcher(c *jira.Client) *Fetcher {

@@ -68,7 +68,7 @@ func (f *Feeds) HandleOData() http.Handler {
 			f.writeFeedError(w, r, err)
 			return
 		}
-		svc, cols := service(fr.source, fr.fields)
+		svc, cols := f.model(fr)
 		w.Header().Set("Cache-Control", "no-store")
 		q, qerr := odata.ParseQuery(r.URL.RawQuery, odata.EntitySet{}, 0)
 		switch {

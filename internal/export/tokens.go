@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -53,6 +54,33 @@ type Tokens struct {
 	// reported to Atlassian (privacy.Register): Ferry keeps its pseudonym.
 	Accounts interface {
 		Hold(ctx context.Context, tenantID, accountID string) error
+	}
+
+	// seen keeps, for tokenTTL, the rows of tokens that authenticated, so
+	// that a BI tool's many requests do not each query the database. A
+	// revocation or deletion through this Tokens drops them at once; one
+	// made by another replica takes effect within tokenTTL.
+	seenMu sync.Mutex
+	seen   map[string]seenToken
+}
+
+// tokenTTL is how long an authenticated token's row is trusted in memory.
+const tokenTTL = 2 * time.Second
+
+type seenToken struct {
+	o                Owner
+	created, expires time.Time
+	lastUsed         string
+	at               time.Time
+}
+
+func (t *Tokens) forgetSeen(match func(seenToken) bool) {
+	t.seenMu.Lock()
+	defer t.seenMu.Unlock()
+	for k, v := range t.seen {
+		if match(v) {
+			delete(t.seen, k)
+		}
 	}
 }
 
@@ -176,6 +204,7 @@ func (t *Tokens) Revoke(ctx context.Context, tenantID, accountID, id string) err
 	if err != nil {
 		return err
 	}
+	defer t.forgetSeen(func(s seenToken) bool { return s.o.TokenID == id })
 	return t.DB.InTx(ctx, func(tx *store.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $4)
 			WHERE tenant_id = $1 AND owner_pseudonym = $2 AND id = $3`, tenantID, pseudo, id, tx.Now())
@@ -196,6 +225,16 @@ func (t *Tokens) Authenticate(ctx context.Context, presented string, maxDays fun
 		return Owner{}, ErrTokenInvalid
 	}
 	h := hashToken(presented)
+	now := t.DB.Now()
+	t.seenMu.Lock()
+	st, ok := t.seen[h]
+	t.seenMu.Unlock()
+	if ok && time.Since(st.at) < tokenTTL {
+		if !now.Before(capExpiry(st.created, st.expires, maxDays(st.o.TenantID))) {
+			return Owner{}, ErrTokenInvalid
+		}
+		return st.o, nil
+	}
 	var o Owner
 	var storedHash string
 	var enc []byte
@@ -214,7 +253,6 @@ func (t *Tokens) Authenticate(ctx context.Context, presented string, maxDays fun
 	if subtle.ConstantTimeCompare([]byte(storedHash), []byte(h)) != 1 {
 		return Owner{}, ErrTokenInvalid
 	}
-	now := t.DB.Now()
 	if revoked.Valid || !now.Before(capExpiry(created, expires, maxDays(o.TenantID))) {
 		return Owner{}, ErrTokenInvalid
 	}
@@ -232,7 +270,14 @@ func (t *Tokens) Authenticate(ctx context.Context, presented string, maxDays fun
 			_, err := tx.ExecContext(ctx, `UPDATE access_tokens SET last_used_day = $2 WHERE id = $1`, o.TokenID, day)
 			return err
 		})
+		last.String = day
 	}
+	t.seenMu.Lock()
+	if t.seen == nil || len(t.seen) > 10000 {
+		t.seen = map[string]seenToken{}
+	}
+	t.seen[h] = seenToken{o: o, created: created, expires: expires, lastUsed: last.String, at: time.Now()}
+	t.seenMu.Unlock()
 	return o, nil
 }
 
@@ -245,12 +290,14 @@ func (t *Tokens) CountTenant(ctx context.Context, tenantID string) (int64, error
 
 // DeleteTenant deletes every access token of a tenant (the purge).
 func (t *Tokens) DeleteTenant(ctx context.Context, tenantID string) (int64, error) {
+	defer t.forgetSeen(func(s seenToken) bool { return s.o.TenantID == tenantID })
 	return t.exec(ctx, `DELETE FROM access_tokens WHERE tenant_id = $1`, tenantID)
 }
 
 // EraseOwner deletes every token of one owner, named by pseudonym: the
 // owner's Atlassian account was closed. Its feeds stop at once.
 func (t *Tokens) EraseOwner(ctx context.Context, tenantID, pseudonym string) (int64, error) {
+	defer t.forgetSeen(func(s seenToken) bool { return s.o.TenantID == tenantID && s.o.Pseudonym == pseudonym })
 	return t.exec(ctx, `DELETE FROM access_tokens WHERE tenant_id = $1 AND owner_pseudonym = $2`, tenantID, pseudonym)
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -287,12 +288,20 @@ func decodeToken(tok string, fp uint64) (int, error) {
 // own, as in Jira; the app's calls and users without one read UTC.
 func (s *Sim) zoneOf(p *principal) *time.Location {
 	if p.user >= 0 && p.user < len(s.data.users) {
-		if loc, err := time.LoadLocation(s.data.users[p.user].TimeZone); err == nil {
+		name := s.data.users[p.user].TimeZone
+		if loc, ok := zoneCache.Load(name); ok {
+			return loc.(*time.Location)
+		}
+		if loc, err := time.LoadLocation(name); err == nil {
+			zoneCache.Store(name, loc)
 			return loc
 		}
 	}
 	return time.UTC
 }
+
+// zoneCache keeps loaded zones: loading one reads the zone database.
+var zoneCache sync.Map
 
 func (p *principal) can(level int) bool { return p.kind == "user" || p.scope >= level }
 
