@@ -65,7 +65,9 @@ func ferryExport(ctx context.Context, c *jira.Client, workers int, out io.Writer
 	rw := odata.NewRowWriter(bw, "http://ferry/odata/x/$metadata#Issues", props)
 	f := &export.Fetcher{Client: c, Workers: workers}
 	row := make(odata.Row, len(cols))
-	_, err = f.StreamRows(ctx, benchJQL, append([]string{"key"}, benchFields...), cols, export.Cursor{}, -1, func(vals []any) error {
+	where, order, _ := strings.Cut(benchJQL, " ORDER BY ")
+	w := export.Walk{Where: where, Order: order, Fields: append([]string{"key"}, benchFields...), Cols: cols, Zone: time.UTC}
+	_, err = f.Rows(ctx, w, export.Cursor{}, -1, nil, func(vals []any, _, _ export.Cursor) error {
 		for i, col := range cols {
 			row[col.Name] = vals[i]
 		}
@@ -167,7 +169,7 @@ func BenchmarkThroughputZeroLatency(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			var cw countingWriter
 			start := time.Now()
-			rows, err := ferryExport(context.Background(), c, 4, &cw)
+			rows, err := ferryExport(context.Background(), c, envInt("FERRY_BENCH_WORKERS", 4), &cw)
 			if err != nil || rows != n {
 				b.Fatalf("rows=%d err=%v", rows, err)
 			}

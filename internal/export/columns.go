@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -72,13 +73,18 @@ func IssueColumns(known []jira.Field, selected []string) []Column {
 			// Jira's only native boolean: whether the issue is a sub-task.
 			cols = append(cols, Column{Name: uniqueName("IsSubtask", used), Edm: EdmBoolean, FieldID: "issuetype",
 				extract: func(is *jira.Issue) any {
-					var v struct {
-						Subtask *bool `json:"subtask"`
-					}
-					if json.Unmarshal(is.Fields["issuetype"], &v) != nil || v.Subtask == nil {
-						return nil
-					}
-					return *v.Subtask
+					var sub any
+					jsonscan.Object(is.Fields["issuetype"], func(k, v []byte) {
+						if string(k) == "subtask" {
+							switch string(v) {
+							case "true":
+								sub = true
+							case "false":
+								sub = false
+							}
+						}
+					})
+					return sub
 				}})
 		}
 	}
@@ -103,6 +109,8 @@ func fieldColumn(f jira.Field) Column {
 		typ = f.Schema.Type
 	}
 	c.Fold = foldKind(typ)
+	// Each value is read once, straight from the answer's bytes (jsonscan):
+	// strings are unquoted where they lie, nothing is decoded twice.
 	raw := func(is *jira.Issue) json.RawMessage {
 		v := is.Fields[id]
 		if len(v) == 0 || string(v) == "null" {
@@ -118,13 +126,13 @@ func fieldColumn(f jira.Field) Column {
 			if v == nil {
 				return nil
 			}
-			return json.Number(strings.TrimSpace(string(v)))
+			return json.Number(bytes.TrimSpace(v))
 		}
 	case "date":
 		c.Edm = EdmDate
 		c.extract = func(is *jira.Issue) any {
-			var s string
-			if json.Unmarshal(raw(is), &s) != nil || len(s) < 10 {
+			s, ok := jsonscan.String(raw(is))
+			if !ok || len(s) < 10 {
 				return nil
 			}
 			return s[:10]
@@ -132,8 +140,8 @@ func fieldColumn(f jira.Field) Column {
 	case "datetime":
 		c.Edm = EdmDateTimeOffset
 		c.extract = func(is *jira.Issue) any {
-			var s string
-			if json.Unmarshal(raw(is), &s) != nil {
+			s, ok := jsonscan.String(raw(is))
+			if !ok {
 				return nil
 			}
 			t, err := ParseJiraTime(s)
@@ -145,17 +153,20 @@ func fieldColumn(f jira.Field) Column {
 	case "array":
 		c.Collection = true
 		c.extract = func(is *jira.Issue) any {
-			var items []json.RawMessage
-			if json.Unmarshal(raw(is), &items) != nil {
-				return []string{}
+			out := []string{}
+			v := raw(is)
+			if v == nil {
+				return out
 			}
-			out := make([]string, 0, len(items))
-			for _, it := range items {
+			if !jsonscan.Array(v, func(it []byte) bool {
 				// Empty items are dropped: Jira has none, and the CSV
 				// cell of an empty list must read back as one.
 				if s, ok := displayString(it); ok && s != "" {
 					out = append(out, s)
 				}
+				return true
+			}) {
+				return []string{}
 			}
 			return out
 		}
@@ -197,17 +208,13 @@ func foldKind(schemaType string) odata.FoldKind {
 // strings as they are, objects by their display name, key, value or name,
 // rich text (ADF) as plain text. Email addresses are never chosen.
 func displayString(v json.RawMessage) (string, bool) {
-	v = json.RawMessage(strings.TrimSpace(string(v)))
+	v = bytes.TrimSpace(v)
 	if len(v) == 0 || string(v) == "null" {
 		return "", false
 	}
 	switch v[0] {
 	case '"':
-		var s string
-		if json.Unmarshal(v, &s) != nil {
-			return "", false
-		}
-		return s, true
+		return jsonscan.String(v)
 	case '{':
 		var display, value, name, key, typ []byte
 		project := false
@@ -256,33 +263,49 @@ func displayString(v json.RawMessage) (string, bool) {
 // adfText flattens an Atlassian Document Format tree to plain text, one
 // line per block.
 func adfText(v json.RawMessage) string {
-	var node struct {
-		Type    string            `json:"type"`
-		Text    string            `json:"text"`
-		Content []json.RawMessage `json:"content"`
-	}
-	if json.Unmarshal(v, &node) != nil {
+	var b strings.Builder
+	if !writeADF(&b, v) {
 		return ""
 	}
-	if node.Type == "text" {
-		return node.Text
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// writeADF writes one node's text; false if it is not a node.
+func writeADF(b *strings.Builder, v []byte) bool {
+	var typ, text, content []byte
+	if !jsonscan.Object(v, func(k, val []byte) {
+		switch string(k) {
+		case "type":
+			typ = val
+		case "text":
+			text = val
+		case "content":
+			content = val
+		}
+	}) {
+		return false
 	}
-	if node.Type == "hardBreak" {
-		return "\n"
+	t, _ := jsonscan.String(typ)
+	switch t {
+	case "text":
+		s, _ := jsonscan.String(text)
+		b.WriteString(s)
+		return true
+	case "hardBreak":
+		b.WriteByte('\n')
+		return true
 	}
-	var b strings.Builder
-	for _, c := range node.Content {
-		b.WriteString(adfText(c))
+	if content != nil {
+		jsonscan.Array(content, func(item []byte) bool {
+			writeADF(b, item)
+			return true
+		})
 	}
-	switch node.Type {
+	switch t {
 	case "paragraph", "heading", "listItem", "codeBlock", "blockquote":
-		b.WriteString("\n")
+		b.WriteByte('\n')
 	}
-	s := b.String()
-	if node.Type == "doc" {
-		s = strings.TrimRight(s, "\n")
-	}
-	return s
+	return true
 }
 
 // ParseJiraTime reads Jira's "2024-06-24T19:24:50.000+0000".

@@ -77,6 +77,18 @@ func (c *Client) Search(ctx context.Context, jql string, fields []string, pageTo
 	if err := c.doExpect(ctx, req["maxResults"].(int), http.MethodPost, "/rest/api/3/search/jql", nil, req, &body); err != nil {
 		return Page{}, err
 	}
+	p, err := ReadPage(body)
+	if err != nil {
+		return Page{}, err
+	}
+	c.chargeObjects(ctx, searchEndpoint, len(p.Issues))
+	return p, nil
+}
+
+// ReadPage reads a search/jql answer: with jsonscan, the field values are
+// slices of body, not copies; encoding/json says what is wrong with an
+// answer the scanner cannot read.
+func ReadPage(body []byte) (Page, error) {
 	var p Page
 	var list []byte
 	var isLast *bool
@@ -105,7 +117,6 @@ func (c *Client) Search(ctx context.Context, jql string, fields []string, pageTo
 		}
 		p.Issues, p.NextPageToken, isLast = out.Issues, out.NextPageToken, out.IsLast
 	}
-	c.chargeObjects(ctx, searchEndpoint, len(p.Issues))
 	p.IsLast = p.NextPageToken == "" || (isLast != nil && *isLast)
 	return p, nil
 }
@@ -176,6 +187,10 @@ func scanIssues(body []byte) ([]Issue, bool) {
 // scanIssueList reads an array of issues.
 func scanIssueList(list []byte) ([]Issue, bool) {
 	var out []Issue
+	// Every issue of a page has the same field names: each is made a
+	// string once per page, not once per issue.
+	names := map[string]string{}
+	nfields := 8
 	ok := jsonscan.Array(list, func(item []byte) bool {
 		var is Issue
 		good := jsonscan.Object(item, func(k, v []byte) {
@@ -185,8 +200,16 @@ func scanIssueList(list []byte) ([]Issue, bool) {
 			case "key":
 				is.Key, _ = jsonscan.String(v)
 			case "fields":
-				is.Fields = map[string]json.RawMessage{}
-				jsonscan.Object(v, func(fk, fv []byte) { is.Fields[string(fk)] = fv })
+				is.Fields = make(map[string]json.RawMessage, nfields)
+				jsonscan.Object(v, func(fk, fv []byte) {
+					name, ok := names[string(fk)]
+					if !ok {
+						name = string(fk)
+						names[name] = name
+					}
+					is.Fields[name] = fv
+				})
+				nfields = max(nfields, len(is.Fields))
 			}
 		})
 		out = append(out, is)

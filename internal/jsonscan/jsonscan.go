@@ -5,6 +5,7 @@
 package jsonscan
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 )
@@ -17,14 +18,24 @@ func skipSpace(b []byte, i int) int {
 }
 
 // skipString returns the index after the string starting at b[i] == '"'.
+// It jumps from quote to quote (bytes.IndexByte is vectorised; issue
+// descriptions are long) and counts the backslashes before each: a quote
+// after an odd number of them is escaped.
 func skipString(b []byte, i int) (int, bool) {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1, true
+	for i++; i < len(b); {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return 0, false
 		}
+		q += i
+		n := 0
+		for k := q - 1; k >= i && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1, true
+		}
+		i = q + 1
 	}
 	return 0, false
 }
