@@ -1,11 +1,14 @@
 // Package feedclient is `ferry export`: a small client for scripts and admins
 // that pulls a Ferry feed to a file as CSV or NDJSON, with a progress line on
-// a terminal. It runs on the user's machine and talks only to the feed URL it
-// is given, never to a third party; it keeps nothing but the output file.
+// a terminal. It reads the feed it is given — an OData URL (its entity set
+// and query options as they are, every nextLink followed) or a CSV URL —
+// and writes it in the format asked for. It talks only to that URL, never
+// to a third party; it keeps nothing but the output file.
 package feedclient
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -18,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ferry/internal/export"
 )
 
 // EstimateHeader carries Jira's approximate row count on CSV feeds, for ETAs.
@@ -56,22 +61,42 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if o.Token == "" {
 		return 0, errors.New("--token is required (create one in the Ferry app in Jira)")
 	}
-	root, csvURL, err := FeedURLs(o.URL)
+	root, _, err := FeedURLs(o.URL)
 	if err != nil {
 		return 0, err
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	p := &progress{w: o.Progress, now: o.Now, start: o.Now()}
-	switch o.Format {
-	case "csv", "":
-		return runCSV(ctx, o, csvURL, p)
-	case "ndjson":
-		return runNDJSON(ctx, o, root+"Issues?$count=true", p)
-	default:
+	if o.Format != "csv" && o.Format != "ndjson" && o.Format != "" {
 		return 0, fmt.Errorf("--format %q: use csv or ndjson", o.Format)
 	}
+	p := &progress{w: o.Progress, now: o.Now, start: o.Now()}
+	u, _ := url.Parse(o.URL)
+	if strings.Contains(u.Path, "/export/") {
+		if o.Format == "ndjson" {
+			return csvToNDJSON(ctx, o, o.URL, p)
+		}
+		return runCSV(ctx, o, o.URL, p)
+	}
+	// An OData URL: the service root means its Issues set; anything else is
+	// read as given, options and all.
+	feedURL := o.URL
+	if strings.TrimSuffix(u.Path, "/")+"/" == mustPath(root) {
+		feedURL = root + "Issues"
+		if u.RawQuery != "" {
+			feedURL += "?" + u.RawQuery
+		}
+	}
+	if o.Format == "ndjson" {
+		return runNDJSON(ctx, o, feedURL, p, writeNDJSON)
+	}
+	return runNDJSON(ctx, o, feedURL, p, nil)
+}
+
+func mustPath(raw string) string {
+	u, _ := url.Parse(raw)
+	return u.Path
 }
 
 func get(ctx context.Context, o Options, u string, accept string) (*http.Response, error) {
@@ -146,8 +171,21 @@ func runCSV(ctx context.Context, o Options, u string, p *progress) (int, error) 
 	return max(rows, 0), nil
 }
 
-func runNDJSON(ctx context.Context, o Options, u string, p *progress) (int, error) {
+// rowWriter writes one OData row (raw JSON) to out.
+type rowWriter func(out *bufio.Writer, row json.RawMessage) error
+
+func writeNDJSON(out *bufio.Writer, row json.RawMessage) error {
+	out.Write(row)
+	return out.WriteByte('\n')
+}
+
+// runNDJSON walks an OData feed through its nextLinks and writes each row
+// with write (nil: as CSV, columns in the order of the first row).
+func runNDJSON(ctx context.Context, o Options, u string, p *progress, write rowWriter) (int, error) {
 	out := bufio.NewWriter(o.Out)
+	if write == nil {
+		write = (&odataCSV{}).write
+	}
 	rows := 0
 	for page := 0; u != ""; page++ {
 		resp, err := get(ctx, o, u, "application/json")
@@ -168,8 +206,9 @@ func runNDJSON(ctx context.Context, o Options, u string, p *progress) (int, erro
 			p.total = *body.Count
 		}
 		for _, v := range body.Value {
-			out.Write(v)
-			out.WriteByte('\n')
+			if err := write(out, v); err != nil {
+				return rows, err
+			}
 			rows++
 		}
 		p.tick(rows)
@@ -231,4 +270,201 @@ func NewHTTP() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = 5 * time.Minute
 	return &http.Client{Transport: t}
+}
+
+// odataCSV writes OData rows as CSV: the header is the first row's
+// properties in their order (as $select or the feed's $metadata order
+// them); values as Ferry's CSV feed writes them — lists joined by "; "
+// with "\\" and "\\;" escaped, text guarded against running as a formula,
+// null empty.
+type odataCSV struct {
+	cols []string
+	w    *csv.Writer
+}
+
+func (c *odataCSV) write(out *bufio.Writer, row json.RawMessage) error {
+	keys, vals, err := orderedObject(row)
+	if err != nil {
+		return fmt.Errorf("malformed OData row: %w", err)
+	}
+	if c.w == nil {
+		c.w = csv.NewWriter(out)
+		c.w.UseCRLF = true
+		for _, k := range keys {
+			if !strings.Contains(k, "@") { // control information is not a column
+				c.cols = append(c.cols, k)
+			}
+		}
+		if err := c.w.Write(c.cols); err != nil {
+			return err
+		}
+	}
+	byKey := make(map[string]json.RawMessage, len(keys))
+	for i, k := range keys {
+		byKey[k] = vals[i]
+	}
+	rec := make([]string, len(c.cols))
+	for i, k := range c.cols {
+		rec[i] = csvValue(byKey[k])
+	}
+	if err := c.w.Write(rec); err != nil {
+		return err
+	}
+	c.w.Flush()
+	return c.w.Error()
+}
+
+// orderedObject reads a JSON object's members in their order.
+func orderedObject(b []byte) ([]string, []json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, nil, errors.New("not an object")
+	}
+	var keys []string
+	var vals []json.RawMessage
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, nil, err
+		}
+		k, _ := t.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, err
+		}
+		keys, vals = append(keys, k), append(vals, v)
+	}
+	return keys, vals, nil
+}
+
+func csvValue(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || string(v) == "null" {
+		return ""
+	}
+	switch v[0] {
+	case '"':
+		var s string
+		json.Unmarshal(v, &s)
+		return export.GuardCell(s)
+	case '[':
+		var items []json.RawMessage
+		json.Unmarshal(v, &items)
+		parts := make([]string, 0, len(items))
+		for _, it := range items {
+			var s string
+			if json.Unmarshal(it, &s) != nil {
+				s = string(it)
+			}
+			parts = append(parts, s)
+		}
+		return export.GuardCell(export.JoinMultiValue(parts))
+	}
+	return string(v) // numbers and Booleans as OData wrote them
+}
+
+// csvToNDJSON reads a CSV feed and writes each record as a JSON object of
+// the header's names and the record's text (an empty field is "").
+func csvToNDJSON(ctx context.Context, o Options, u string, p *progress) (int, error) {
+	resp, err := get(ctx, o, u, "text/csv")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if n, err := strconv.Atoi(resp.Header.Get(EstimateHeader)); err == nil {
+		p.total = n
+	}
+	r := bufio.NewReader(resp.Body)
+	header, err := readRecord(r)
+	if err != nil {
+		return 0, fmt.Errorf("CSV feed: %w", err)
+	}
+	if len(header) > 0 {
+		header[0] = strings.TrimPrefix(header[0], "\uFEFF")
+	}
+	out := bufio.NewWriter(o.Out)
+	rows := 0
+	for {
+		rec, err := readRecord(r)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return rows, fmt.Errorf("feed stream broke after %d rows: %w", rows, err)
+		}
+		var b bytes.Buffer
+		b.WriteByte('{')
+		for i, name := range header {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(name)
+			b.Write(k)
+			b.WriteByte(':')
+			v := ""
+			if i < len(rec) {
+				v = rec[i]
+			}
+			vb, _ := json.Marshal(v)
+			b.Write(vb)
+		}
+		b.WriteByte('}')
+		if err := writeNDJSON(out, b.Bytes()); err != nil {
+			return rows, err
+		}
+		rows++
+		p.tick(rows)
+	}
+	if err := out.Flush(); err != nil {
+		return rows, err
+	}
+	p.done(rows)
+	return rows, nil
+}
+
+// readRecord reads one RFC 4180 record, keeping every byte of a quoted
+// field (encoding/csv turns CR LF inside quotes into LF). io.EOF when no
+// record is left.
+func readRecord(r *bufio.Reader) ([]string, error) {
+	var rec []string
+	var field []byte
+	quoted, inQuotes, started := false, false, false
+	for {
+		c, err := r.ReadByte()
+		if err != nil {
+			if err == io.EOF && started {
+				if inQuotes {
+					return nil, errors.New("a quoted field is not closed")
+				}
+				return append(rec, string(field)), nil
+			}
+			return nil, err
+		}
+		started = true
+		switch {
+		case inQuotes && c == '"':
+			if next, err := r.Peek(1); err == nil && next[0] == '"' {
+				r.ReadByte()
+				field = append(field, '"')
+			} else {
+				inQuotes = false
+			}
+		case inQuotes:
+			field = append(field, c)
+		case c == '"' && len(field) == 0 && !quoted:
+			inQuotes, quoted = true, true
+		case c == ',':
+			rec, field, quoted = append(rec, string(field)), nil, false
+		case c == '\r':
+			if next, err := r.Peek(1); err != nil || next[0] == '\n' {
+				r.ReadByte()
+				return append(rec, string(field)), nil // CR LF, or CR at the end
+			}
+			field = append(field, c) // a lone CR is data, as encoding/csv reads it
+		case c == '\n':
+			return append(rec, string(field)), nil
+		default:
+			field = append(field, c)
+		}
+	}
 }

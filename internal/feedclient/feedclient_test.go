@@ -30,7 +30,10 @@ func TestFeedURLsAcceptEitherFeed(t *testing.T) {
 	}
 }
 
-func feed(t *testing.T) *httptest.Server {
+// feed serves a CSV feed and a two-page OData feed, and records the OData
+// requests it was sent.
+func feed(t *testing.T) (*httptest.Server, *[]string) {
+	var asked []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pw, _ := r.BasicAuth(); pw != "fry_good" {
 			w.Header().Set("WWW-Authenticate", "Basic")
@@ -41,21 +44,27 @@ func feed(t *testing.T) *httptest.Server {
 		switch {
 		case strings.HasSuffix(r.URL.Path, ".csv"):
 			w.Header().Set(feedclient.EstimateHeader, "3")
-			fmt.Fprint(w, "Key,Summary\r\nA-1,\"two\r\nlines\"\r\nA-2,x\r\nA-3,y\r\n")
+			fmt.Fprint(w, "Key,Summary\r\nA-1,\"two\r\nlines\"\r\nA-2,x\r\nA-3,\r\n")
 		case r.URL.Query().Get("$skiptoken") == "":
-			fmt.Fprintf(w, `{"@odata.count":3,"value":[{"Key":"A-1"},{"Key":"A-2"}],"@odata.nextLink":"http://%s%s?$skiptoken=p2"}`, r.Host, r.URL.Path)
+			asked = append(asked, r.URL.RequestURI())
+			count := ""
+			if r.URL.Query().Get("$count") == "true" {
+				count = `"@odata.count":3,`
+			}
+			fmt.Fprintf(w, `{"@odata.context":"x",%s"value":[{"Key":"A-1","Labels":["a;b","=c"],"Points":2.5},{"Key":"A-2","Labels":[],"Points":null}],"@odata.nextLink":"http://%s%s?$skiptoken=p2"}`, count, r.Host, r.URL.Path)
 		default:
-			fmt.Fprint(w, `{"value":[{"Key":"A-3"}]}`)
+			asked = append(asked, r.URL.RequestURI())
+			fmt.Fprint(w, `{"value":[{"Key":"A-3","Labels":["x"],"Points":1}]}`)
 		}
 	}))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, &asked
 }
 
-func TestExportCSVCountsRowsAndCopiesBytes(t *testing.T) {
-	srv := feed(t)
+func TestExportCSVFromTheCSVFeedCopiesBytes(t *testing.T) {
+	srv, _ := feed(t)
 	var out, prog bytes.Buffer
-	n, err := feedclient.Run(context.Background(), feedclient.Options{URL: srv.URL + "/odata/abcd1234/", Token: "fry_good", Format: "csv",
+	n, err := feedclient.Run(context.Background(), feedclient.Options{URL: srv.URL + "/export/abcd1234/issues.csv", Token: "fry_good", Format: "csv",
 		Out: &out, Progress: &prog, HTTP: srv.Client()})
 	if err != nil || n != 3 {
 		t.Fatalf("rows=%d err=%v", n, err)
@@ -68,19 +77,44 @@ func TestExportCSVCountsRowsAndCopiesBytes(t *testing.T) {
 	}
 }
 
-func TestExportNDJSONFollowsNextLinks(t *testing.T) {
-	srv := feed(t)
+// TestExportReadsTheODataFeedItIsGiven: an OData URL is read as given —
+// its entity set and options, every nextLink, no $count added — whether
+// the output is NDJSON or CSV; the service root means Issues.
+func TestExportReadsTheODataFeedItIsGiven(t *testing.T) {
+	srv, asked := feed(t)
 	var out bytes.Buffer
 	clock := time.Unix(0, 0)
-	n, err := feedclient.Run(context.Background(), feedclient.Options{URL: srv.URL + "/export/abcd1234/issues.csv", Token: "fry_good", Format: "ndjson",
+	n, err := feedclient.Run(context.Background(), feedclient.Options{URL: srv.URL + "/odata/abcd1234/Changelog?$filter=Field%20eq%20'status'", Token: "fry_good", Format: "ndjson",
 		Out: &out, HTTP: srv.Client(), Now: func() time.Time { clock = clock.Add(time.Second); return clock }})
-	if err != nil || n != 3 || out.String() != "{\"Key\":\"A-1\"}\n{\"Key\":\"A-2\"}\n{\"Key\":\"A-3\"}\n" {
+	want := "{\"Key\":\"A-1\",\"Labels\":[\"a;b\",\"=c\"],\"Points\":2.5}\n{\"Key\":\"A-2\",\"Labels\":[],\"Points\":null}\n{\"Key\":\"A-3\",\"Labels\":[\"x\"],\"Points\":1}\n"
+	if err != nil || n != 3 || out.String() != want {
+		t.Fatalf("rows=%d err=%v out=%q", n, err, out.String())
+	}
+	if len(*asked) != 2 || (*asked)[0] != "/odata/abcd1234/Changelog?$filter=Field%20eq%20'status'" {
+		t.Fatalf("asked %q", *asked)
+	}
+	*asked = nil
+	out.Reset()
+	n, err = feedclient.Run(context.Background(), feedclient.Options{URL: srv.URL + "/odata/abcd1234/", Token: "fry_good", Format: "csv", Out: &out, HTTP: srv.Client()})
+	if err != nil || n != 3 || out.String() != "Key,Labels,Points\r\nA-1,a\\;b; '=c,2.5\r\nA-2,,\r\nA-3,x,1\r\n" {
+		t.Fatalf("csv rows=%d err=%v out=%q", n, err, out.String())
+	}
+	if len(*asked) != 2 || (*asked)[0] != "/odata/abcd1234/Issues" {
+		t.Fatalf("asked %q", *asked)
+	}
+}
+
+func TestExportNDJSONFromTheCSVFeed(t *testing.T) {
+	srv, _ := feed(t)
+	var out bytes.Buffer
+	n, err := feedclient.Run(context.Background(), feedclient.Options{URL: srv.URL + "/export/abcd1234/issues.csv", Token: "fry_good", Format: "ndjson", Out: &out, HTTP: srv.Client()})
+	if err != nil || n != 3 || out.String() != "{\"Key\":\"A-1\",\"Summary\":\"two\\r\\nlines\"}\n{\"Key\":\"A-2\",\"Summary\":\"x\"}\n{\"Key\":\"A-3\",\"Summary\":\"\"}\n" {
 		t.Fatalf("rows=%d err=%v out=%q", n, err, out.String())
 	}
 }
 
 func TestExportReportsTheServersMessage(t *testing.T) {
-	srv := feed(t)
+	srv, _ := feed(t)
 	_, err := feedclient.Run(context.Background(), feedclient.Options{URL: srv.URL + "/odata/abcd1234/", Token: "fry_bad", Format: "csv", Out: &bytes.Buffer{}, HTTP: srv.Client()})
 	if err == nil || !strings.Contains(err.Error(), "unknown, revoked or expired") || strings.Contains(err.Error(), "fry_bad") {
 		t.Fatalf("err = %v", err)
