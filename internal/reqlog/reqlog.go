@@ -56,7 +56,12 @@ const BodyCap = 64 << 10
 // Options tunes a Log; zero values take the defaults.
 type Options struct {
 	QueueSize int           // entries waiting for the writer (default 4096)
-	BatchSize int           // entries per insert (default 256)
+	BatchSize int           // entries per transaction (default 256; up to 4× that while entries queue up)
+	// MaxWait bounds how long a finished request waits for room in a full
+	// queue before its entry is dropped (default 1 s): under a flood the
+	// requests slow down to the writer's pace instead of losing entries;
+	// only a writer stuck for longer (the database gone) loses them.
+	MaxWait time.Duration
 	Linger    time.Duration // how long the writer waits to fill a batch (default 20ms)
 	BodyCap   int           // request body bytes kept (default BodyCap)
 	Prefixes  []string      // logged path prefixes (default DefaultPrefixes)
@@ -89,6 +94,9 @@ func New(s *Store, o Options) *Log {
 	}
 	if o.Linger <= 0 {
 		o.Linger = 20 * time.Millisecond
+	}
+	if o.MaxWait <= 0 {
+		o.MaxWait = time.Second
 	}
 	if o.BodyCap <= 0 {
 		o.BodyCap = BodyCap
@@ -193,16 +201,40 @@ func (l *Log) Handler(route func(*http.Request) string, next http.Handler) http.
 	})
 }
 
-// enqueue hands an entry to the writer without ever waiting.
+// Lost is how many entries were lost so far, whatever the reason (the sum
+// of ferry_reqlog_dropped_total): for tests and benchmarks.
+func Lost() float64 {
+	n := lostTotal.Load()
+	return float64(n)
+}
+
+var lostTotal atomic.Int64
+
+func lose(reason string, n int) {
+	dropped.WithLabelValues(reason).Add(float64(n))
+	lostTotal.Add(int64(n))
+}
+
+// enqueue hands an entry to the writer. With room in the queue it never
+// waits; with none it waits up to MaxWait for the writer to make some.
 func (l *Log) enqueue(r *record) {
 	if l.closed.Load() {
-		dropped.WithLabelValues("closed").Inc()
+		lose("closed", 1)
 		return
 	}
 	select {
 	case l.queue <- r:
+		return
 	default:
-		dropped.WithLabelValues("queue_full").Inc()
+	}
+	t := time.NewTimer(l.opt.MaxWait)
+	defer t.Stop()
+	select {
+	case l.queue <- r:
+	case <-t.C:
+		lose("queue_full", 1)
+	case <-l.stop:
+		lose("closed", 1)
 	}
 }
 
@@ -298,8 +330,14 @@ func (l *Log) run() {
 			}
 		}
 		linger := time.NewTimer(l.opt.Linger)
+		// A longer queue gets bigger transactions: the commit is most of a
+		// small batch's cost, and the writer must outrun a flood.
+		size := l.opt.BatchSize
+		if len(l.queue) > size {
+			size *= 4
+		}
 	fill:
-		for len(batch) < l.opt.BatchSize && batch[len(batch)-1].flushed == nil {
+		for len(batch) < size && batch[len(batch)-1].flushed == nil {
 			select {
 			case r := <-l.queue:
 				batch = append(batch, r)
@@ -332,10 +370,10 @@ func (l *Log) write(batch []*record) []*record {
 		cancel()
 		written.Add(float64(n))
 		if expired > 0 {
-			dropped.WithLabelValues("expired").Add(float64(expired))
+			lose("expired", expired)
 		}
 		if err != nil {
-			dropped.WithLabelValues("write_error").Add(float64(len(recs) - expired))
+			lose("write_error", len(recs)-expired)
 			if time.Since(l.lastErrLog) > 10*time.Second {
 				l.lastErrLog = time.Now()
 				l.log.Error("request log write failed; entries dropped, requests unaffected", "entries", len(recs)-expired, "err", err)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -352,6 +353,38 @@ func TestLoggingFailureNeverFailsTheRequest(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), "request log write failed") {
 		t.Errorf("the failure was not logged: %s", f.logs.String())
+	}
+}
+
+// TestAFloodLosesNoEntry: far more requests at once than the queue holds
+// slow down to the writer's pace instead of losing entries: every request
+// answered is in the log.
+func TestAFloodLosesNoEntry(t *testing.T) {
+	db := storetest.SQLite(t)
+	f := newFixture(t, db, reqlog.Options{QueueSize: 2, BatchSize: 3})
+	before := reqlog.Lost()
+	const n = 400
+	var wg sync.WaitGroup
+	var answered atomic.Int32
+	for g := 0; g < 40; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n/40; i++ {
+				if res := f.do(t, "GET", "/odata/flood/Issues", nil, nil); res.StatusCode == 200 {
+					answered.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	f.flush(t)
+	var logged int
+	if err := db.SQL.QueryRow(`SELECT count(*) FROM request_log WHERE route = 'GET /odata/{source}/Issues'`).Scan(&logged); err != nil {
+		t.Fatal(err)
+	}
+	if answered.Load() != n || logged != n || reqlog.Lost() != before {
+		t.Fatalf("%d answered, %d logged, %v lost", answered.Load(), logged, reqlog.Lost()-before)
 	}
 }
 

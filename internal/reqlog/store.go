@@ -92,12 +92,23 @@ func NewStore(db *store.DB, ring *keys.Ring) *Store {
 }
 
 // NewID returns an entry id for a request at t: the compact UTC day, then
-// 128 random bits. The day in the id lets a lookup prune to one partition and
-// lets an expired id be recognised as such after its row is gone.
+// the microsecond of the day (40 bits) and 88 random bits. The day in the id
+// lets a lookup prune to one partition and lets an expired id be recognised
+// as such after its row is gone; the time before the random part makes new
+// ids sort after old ones, so the primary key index grows at its end instead
+// of being rewritten all over (a request log under load writes thousands of
+// entries a second).
 func NewID(t time.Time) string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return t.UTC().Format("20060102") + "-" + hex.EncodeToString(b)
+	t = t.UTC()
+	day := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	us := uint64(t.Sub(day) / time.Microsecond)
+	var b [16]byte
+	for i := 4; i >= 0; i-- {
+		b[i] = byte(us)
+		us >>= 8
+	}
+	rand.Read(b[5:])
+	return t.Format("20060102") + "-" + hex.EncodeToString(b[:])
 }
 
 // dayOfID returns the YYYY-MM-DD day encoded in an entry id.
@@ -164,16 +175,22 @@ func (s *Store) insert(ctx context.Context, recs []record) (written, expired int
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if s.db.Dialect == store.SQLite {
-			// One prepared single-row statement: SQLite binds named $N
-			// parameters in time quadratic in their number, so a multi-row
-			// VALUES list would cost more than it saves (no round trips here).
-			stmt, err := tx.PrepareContext(ctx, insert+`($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`)
-			if err != nil {
-				return err
-			}
-			defer stmt.Close()
-			for _, r := range rows {
-				if _, err := stmt.ExecContext(ctx, args(r)...); err != nil {
+			// Multi-row inserts with positional parameters (?): SQLite binds
+			// named $N parameters in time quadratic in their number, ? ones
+			// in linear time, and one statement per 64 rows costs far less
+			// than one per row.
+			for chunk := range slices.Chunk(rows, 64) {
+				var q strings.Builder
+				q.WriteString(insert)
+				all := make([]any, 0, len(chunk)*cols)
+				for i, r := range chunk {
+					if i > 0 {
+						q.WriteByte(',')
+					}
+					q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?)")
+					all = append(all, args(r)...)
+				}
+				if _, err := tx.ExecContext(ctx, q.String(), all...); err != nil {
 					return err
 				}
 			}
