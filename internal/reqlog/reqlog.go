@@ -55,17 +55,17 @@ const BodyCap = 64 << 10
 
 // Options tunes a Log; zero values take the defaults.
 type Options struct {
-	QueueSize int           // entries waiting for the writer (default 4096)
-	BatchSize int           // entries per transaction (default 256; up to 4× that while entries queue up)
+	QueueSize int // entries waiting for the writer (default 4096)
+	BatchSize int // entries per transaction (default 256; up to 4× that while entries queue up)
 	// MaxWait bounds how long a finished request waits for room in a full
 	// queue before its entry is dropped (default 1 s): under a flood the
 	// requests slow down to the writer's pace instead of losing entries;
 	// only a writer stuck for longer (the database gone) loses them.
-	MaxWait time.Duration
-	Linger    time.Duration // how long the writer waits to fill a batch (default 20ms)
-	BodyCap   int           // request body bytes kept (default BodyCap)
-	Prefixes  []string      // logged path prefixes (default DefaultPrefixes)
-	Logger    *slog.Logger
+	MaxWait  time.Duration
+	Linger   time.Duration // how long the writer waits to fill a batch (default 20ms)
+	BodyCap  int           // request body bytes kept (default BodyCap)
+	Prefixes []string      // logged path prefixes (default DefaultPrefixes)
+	Logger   *slog.Logger
 }
 
 // Log is the request-logging middleware and its background writer.
