@@ -176,3 +176,36 @@ func TestWalkOfAFewRowsIsOneCall(t *testing.T) {
 		t.Errorf("one row cost %v requests and %d points", st.Requests, st.Points)
 	}
 }
+
+// TestAnOrderThatCannotBeCutChoosesTheCheaperRead: in an order Ferry cannot
+// cut into slices (by key), a walk of a few pages is read on one chain of
+// pages with fields (one point an issue); a long one is listed by id and
+// hydrated in parallel (two points an issue, but fast). Both return what one
+// chain returns.
+func TestAnOrderThatCannotBeCutChoosesTheCheaperRead(t *testing.T) {
+	c, sim := simClient(t, jirasim.Options{Issues: 2400, Projects: 2, Users: 3, Seed: 8}, 0)
+	cols := keyColumns(t, c)
+	keys := sim.ProjectKeys()
+	for _, tc := range []struct {
+		where     string
+		bulkfetch bool
+	}{
+		{"project = " + keys[0] + ` AND created < "2020-06-01"`, false},
+		{"project in (" + strings.Join(keys, ",") + ")", true},
+	} {
+		want := oneChain(t, c, tc.where+" ORDER BY key ASC")
+		f := &export.Fetcher{Client: c, Workers: 4}
+		sim.ResetStats()
+		got, _, count := pagedWalk(t, f, export.Walk{Where: tc.where, Order: "key ASC", Fields: []string{"key", "created"}, Cols: cols}, -1)
+		if !slices.Equal(got, want) || count != len(want) {
+			t.Fatalf("%s: %d rows (count %d), one chain reads %d", tc.where, len(got), count, len(want))
+		}
+		st := sim.Stats()
+		if (st.Requests["POST /rest/api/3/issue/bulkfetch"] > 0) != tc.bulkfetch || (len(want) <= 500) == tc.bulkfetch {
+			t.Errorf("%s (%d issues): %v", tc.where, len(want), st.Requests)
+		}
+		if !tc.bulkfetch && st.Points != int64(1+len(want)+(len(want)+99)/100) {
+			t.Errorf("%s: %d points for %d issues read on one chain", tc.where, st.Points, len(want))
+		}
+	}
+}

@@ -29,6 +29,23 @@ func (w Walk) jql() string {
 // request for a few rows costs one call.
 const smallRead = jira.MaxPage
 
+// chainRows: a walk of at most this many issues in an order Ferry cannot
+// cut is read on one chain of pages (a few round trips, half the points of
+// listing ids and hydrating them).
+const chainRows = 5 * jira.MaxPage
+
+// quotaTight reports that Jira's points pool could not carry a walk of n
+// issues read by id (two points an issue) with room to spare, while one
+// chain with fields (one point an issue) costs half.
+func (f *Fetcher) quotaTight(n int) bool {
+	t := f.Client.Limits
+	if t == nil {
+		return false
+	}
+	st := t.Quota()
+	return st.Known && float64(n)*pointsPerRowIDs > float64(st.Remaining)/2
+}
+
 // Rows streams the walk's rows from `from` with their positions. With
 // rowCap ≥ 0 every issue is a row and the page ends after at most rowCap
 // rows, where the next page can resume without reading anything twice: at
@@ -64,6 +81,22 @@ func (f *Fetcher) Rows(ctx context.Context, w Walk, from Cursor, rowCap int, pla
 			from = Cursor{Mode: modeSlices, Plan: p}
 			if p.Total == 0 {
 				from = Cursor{Done: true}
+			}
+		default:
+			// An order Ferry cannot cut: listing ids and hydrating them in
+			// parallel is fast but costs twice the points of one chain of
+			// pages with fields. Jira's count decides: a walk of a few pages,
+			// or one the quota could not carry twice over, is one chain.
+			n, err := f.Client.ApproximateCount(ctx, boundedJQL(w.Where))
+			if err != nil {
+				return from, err
+			}
+			if n == 0 {
+				from = Cursor{Done: true, Count: &n}
+			} else if n <= chainRows || f.quotaTight(n) {
+				from = Cursor{Mode: modeSlices, Plan: &Plan{Total: n}}
+			} else {
+				from.Count = &n
 			}
 		}
 		if from.Mode == modeSlices || from.Done {
