@@ -43,7 +43,7 @@ func startTestDemoWith(t testing.TB, o demoOptions) (*demo, string, *LogBuffer) 
 	return d, dir, logs
 }
 
-func fetch(t *testing.T, url, token string, hdr ...string) (int, http.Header, []byte) {
+func fetch(t testing.TB, url, token string, hdr ...string) (int, http.Header, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	if token != "" {
@@ -68,7 +68,7 @@ type odataPage struct {
 }
 
 // allRows follows nextLinks from url and returns every row.
-func allRows(t *testing.T, url, token string, hdr ...string) ([]map[string]any, int) {
+func allRows(t testing.TB, url, token string, hdr ...string) ([]map[string]any, int) {
 	t.Helper()
 	var rows []map[string]any
 	pages := 0

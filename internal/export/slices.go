@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -39,11 +40,17 @@ import (
 // a local time can name two instants.
 
 const (
-	leafRows   = 400    // issues per leaf: four pages, a short tail
-	minPieces  = 64     // pieces counted per walk
-	pieceRows  = 20_000 // more pieces for bigger walks, so that a page can hold whole pieces
+	leafRows   = 400    // issues per leaf: four pages
+	minPieces  = 16     // pieces counted per walk (one point each)
+	pieceRows  = 10_000 // more pieces for bigger walks, so that a page can hold whole pieces
 	maxPieces  = 512
 	bufferRows = 6_000 // rows read ahead of the one being written, per walk
+	// The pieces that end a page (of defaultPageSize rows) within its last
+	// fineRows rows are cut into leaves of a page each: the last chains of a
+	// page then finish within one round trip of each other, instead of the
+	// page waiting for a four-page leaf started last.
+	fineRows = 3_000
+	fineLeaf = 80 // issues per leaf at a page's end: one page, mostly
 )
 
 // Plan is how a walk is cut. Pieces are K equal lengths of [Lo, Hi)
@@ -102,6 +109,7 @@ func (p *Plan) leaves() []leaf {
 	}
 	var out []leaf
 	n := int64(p.pieces())
+	fine := p.finePieces()
 	for i := range p.pieces() {
 		k := i
 		if p.Desc {
@@ -113,7 +121,11 @@ func (p *Plan) leaves() []leaf {
 		}
 		// Leaves are equal lengths of the piece's share of [Lo, Hi), in
 		// units of 1/(n·m) of it, cut by the same rule as the pieces.
-		m := int64(max((c+p.leafRows()-1)/p.leafRows(), 1))
+		size := p.leafRows()
+		if fine[k] {
+			size = max(size*fineLeaf/leafRows, 1)
+		}
+		m := int64(max((c+size-1)/size, 1))
 		if width := (p.Hi - p.Lo) / n; m > width {
 			m = max(width, 1)
 		}
@@ -136,6 +148,42 @@ func (p *Plan) leaves() []leaf {
 		out = append(out, piece...)
 	}
 	return out
+}
+
+// finePieces marks the pieces within the last fineRows rows of a page: pages
+// of defaultPageSize rows made of whole pieces, as segmentEnd makes them.
+func (p *Plan) finePieces() map[int]bool {
+	fine := map[int]bool{}
+	fineAt := fineRows * p.leafRows() / leafRows
+	var seg []int // the current page's pieces, in emission order
+	rows := 0
+	flush := func() {
+		after := 0
+		for j := len(seg) - 1; j >= 0; j-- {
+			if after < fineAt {
+				fine[seg[j]] = true
+			}
+			after += p.Counts[seg[j]]
+		}
+		seg, rows = nil, 0
+	}
+	for i := range p.pieces() {
+		k := i
+		if p.Desc {
+			k = p.pieces() - 1 - i
+		}
+		c := p.Counts[k]
+		if c == 0 {
+			continue
+		}
+		if rows > 0 && rows+c > defaultPageSize {
+			flush()
+		}
+		seg = append(seg, k)
+		rows += c
+	}
+	flush()
+	return fine
 }
 
 // jql is the leaf's query: where AND its bounds, ordered by order.
@@ -365,6 +413,71 @@ type sliceRead struct {
 	wake     chan struct{}
 	buffered int // rows fetched, not yet written
 	head     int // the leaf being written
+
+	gate gate // the walk's calls in flight, earliest leaf first
+}
+
+// gate lets at most limit() of a walk's calls be in flight and, when more
+// wait, lets the one for the earliest leaf go first: the leaf being written
+// never queues behind leaves read ahead (which would stall the whole walk).
+type gate struct {
+	mu      sync.Mutex
+	inUse   int
+	waiting []gateWaiter
+}
+
+type gateWaiter struct {
+	leaf int
+	ch   chan struct{}
+}
+
+func (g *gate) enter(ctx context.Context, leaf int, limit func() int) bool {
+	g.mu.Lock()
+	if g.inUse < limit() && (len(g.waiting) == 0 || g.waiting[0].leaf > leaf) {
+		g.inUse++
+		g.mu.Unlock()
+		return true
+	}
+	w := gateWaiter{leaf, make(chan struct{})}
+	i, _ := slices.BinarySearchFunc(g.waiting, leaf, func(x gateWaiter, l int) int { return x.leaf - l })
+	for i < len(g.waiting) && g.waiting[i].leaf == leaf {
+		i++
+	}
+	g.waiting = slices.Insert(g.waiting, i, w)
+	g.mu.Unlock()
+	select {
+	case <-w.ch:
+		return true
+	case <-ctx.Done():
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for j, x := range g.waiting {
+			if x.ch == w.ch {
+				g.waiting = slices.Delete(g.waiting, j, j+1)
+				return false
+			}
+		}
+		// Let in just as ctx ended: pass the place on.
+		g.inUse--
+		g.grantLocked(limit)
+		return false
+	}
+}
+
+func (g *gate) leave(limit func() int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inUse--
+	g.grantLocked(limit)
+}
+
+func (g *gate) grantLocked(limit func() int) {
+	for len(g.waiting) > 0 && g.inUse < limit() {
+		w := g.waiting[0]
+		g.waiting = g.waiting[1:]
+		g.inUse++
+		close(w.ch)
+	}
 }
 
 type slicePage struct {
@@ -518,7 +631,12 @@ func (s *sliceRead) chain(ctx context.Context, i int, token string, skip int, wa
 		if skip > 0 {
 			n = jira.MaxPage // resuming inside a page: read it as it was
 		}
+		if !s.gate.enter(ctx, i, s.conc) {
+			out.err = ctx.Err()
+			return
+		}
 		pg, err := s.c.Search(ctx, jql, s.fields, token, n)
+		s.gate.leave(s.conc)
 		if err != nil {
 			out.err = err
 			return
