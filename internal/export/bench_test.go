@@ -10,9 +10,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -52,6 +55,11 @@ func benchSim(b *testing.B, o jirasim.Options) (*jira.Client, *jirasim.Sim) {
 // encodeRows streams issues as Ferry's feeds do: each row converted and
 // written as OData JSON, nothing kept.
 func ferryExport(ctx context.Context, c *jira.Client, workers int, out io.Writer) (int, error) {
+	return ferryExportCounting(ctx, c, workers, out, nil)
+}
+
+// ferryExportCounting is ferryExport adding each row to total (if set).
+func ferryExportCounting(ctx context.Context, c *jira.Client, workers int, out io.Writer, total *atomic.Int64) (int, error) {
 	fields, err := c.Fields(ctx)
 	if err != nil {
 		return 0, err
@@ -63,13 +71,16 @@ func ferryExport(ctx context.Context, c *jira.Client, workers int, out io.Writer
 	}
 	bw := bufio.NewWriterSize(out, 32<<10)
 	rw := odata.NewRowWriter(bw, "http://ferry/odata/x/$metadata#Issues", props)
-	f := &export.Fetcher{Client: c, Workers: workers}
+	f := &export.Fetcher{Client: c, Workers: workers, ReadAhead: benchAhead}
 	row := make(odata.Row, len(cols))
 	where, order, _ := strings.Cut(benchJQL, " ORDER BY ")
 	w := export.Walk{Where: where, Order: order, Fields: append([]string{"key"}, benchFields...), Cols: cols, Zone: time.UTC}
 	_, err = f.Rows(ctx, w, export.Cursor{}, -1, nil, func(vals []any, _, _ export.Cursor) error {
 		for i, col := range cols {
 			row[col.Name] = vals[i]
+		}
+		if total != nil {
+			total.Add(1)
 		}
 		return rw.WriteRow(row)
 	})
@@ -251,7 +262,10 @@ func rawTransfer(b *testing.B, base string, auth jira.Authorizer, workers int) (
 
 // BenchmarkPeakRSS runs the pipeline in a child process against a simulator
 // in another child process, for 10k, 100k and 1M issues, and reports the
-// pipeline process's peak resident set: it must stay flat.
+// pipeline process's peak resident set: it must stay flat. With
+// FERRY_BENCH_FEEDS=10 the child reads the site on that many feeds at once,
+// sharing one tenant's rate-limit standing as the server's feeds do, for
+// FERRY_BENCH_RSS_SECONDS (default 90; memory is flat long before).
 func BenchmarkPeakRSS(b *testing.B) {
 	sizes := []int{10_000, 100_000, 1_000_000}
 	if s := os.Getenv("FERRY_BENCH_RSS_SIZES"); s != "" {
@@ -261,11 +275,12 @@ func BenchmarkPeakRSS(b *testing.B) {
 			sizes = append(sizes, n)
 		}
 	}
+	feeds := envInt("FERRY_BENCH_FEEDS", 1)
 	for _, n := range sizes {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%d-feeds-%d", n, feeds), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				simURL, user, stop := startSimChild(b, n)
-				cmd := exec.Command(os.Args[0], "-test.run=^TestPipelineChild$", "-test.v")
+				cmd := exec.Command(os.Args[0], "-test.run=^TestPipelineChild$", "-test.v", "-test.timeout=60m")
 				cmd.Env = append(os.Environ(), "FERRY_BENCH_ROLE=pipeline", "FERRY_BENCH_SIM="+simURL,
 					"FERRY_BENCH_USER="+user.Email, "FERRY_BENCH_TOKEN="+user.APIToken, "FERRY_BENCH_ISSUES="+strconv.Itoa(n))
 				out, err := cmd.CombinedOutput()
@@ -280,12 +295,23 @@ func BenchmarkPeakRSS(b *testing.B) {
 						kb, _ := strconv.Atoi(f[1])
 						b.ReportMetric(float64(kb)/1024, "VmHWM-MiB")
 					}
+					if strings.HasPrefix(line, "heap-inuse") {
+						b.Log(line)
+					}
+					if f := strings.Fields(line); len(f) == 2 && f[0] == "FERRY_ROWS" {
+						rows, _ := strconv.Atoi(f[1])
+						b.ReportMetric(float64(rows), "rows-read")
+					}
 				}
 				b.ReportMetric(float64(n), "issues")
 			}
 		})
 	}
 }
+
+// benchAhead is the read-ahead the walks of one benchmark process share, as
+// a server's feeds share one.
+var benchAhead = export.NewReadAhead(envInt("FERRY_BENCH_AHEAD", 8000))
 
 type simUser struct{ Email, APIToken string }
 
@@ -332,15 +358,61 @@ func TestPipelineChild(t *testing.T) {
 	if os.Getenv("FERRY_BENCH_ROLE") != "pipeline" {
 		t.Skip("runs only as a child of BenchmarkPeakRSS")
 	}
-	c, err := jira.New(os.Getenv("FERRY_BENCH_SIM"), &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}},
+	c, err := jira.New(os.Getenv("FERRY_BENCH_SIM"), &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 		basicAuth{os.Getenv("FERRY_BENCH_USER"), os.Getenv("FERRY_BENCH_TOKEN")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := ferryExport(context.Background(), c, 4, io.Discard)
-	if err != nil || strconv.Itoa(rows) != os.Getenv("FERRY_BENCH_ISSUES") {
-		t.Fatalf("rows=%d err=%v", rows, err)
+	feeds := envInt("FERRY_BENCH_FEEDS", 1)
+	limits := &jira.Limits{Cap: 32}
+	c.Limits = limits.Tenant("bench")
+	ctx := context.Background()
+	if feeds > 1 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(envInt("FERRY_BENCH_RSS_SECONDS", 90))*time.Second)
+		defer cancel()
 	}
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	if os.Getenv("FERRY_BENCH_MEMSTATS") != "" {
+		go func() {
+			for {
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				status, _ := os.ReadFile("/proc/self/status")
+				rss := ""
+				for _, line := range strings.Split(string(status), "\n") {
+					if strings.HasPrefix(line, "VmRSS:") {
+						rss = strings.TrimSpace(strings.TrimPrefix(line, "VmRSS:"))
+					}
+				}
+				if f := os.Getenv("FERRY_BENCH_HEAPPROF"); f != "" && m.HeapInuse > 40<<20 {
+					if hf, err := os.Create(f); err == nil {
+						pprof.WriteHeapProfile(hf)
+						hf.Close()
+					}
+				}
+				fmt.Fprintf(os.Stderr, "heap-inuse %d MiB, heap-sys %d, stack %d, goroutines %d, sys %d, rss %s\n", m.HeapInuse>>20, m.HeapSys>>20, m.StackInuse>>20, runtime.NumGoroutine(), m.Sys>>20, rss)
+				time.Sleep(time.Second)
+			}
+		}()
+	}
+	for range feeds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cw countingWriter
+			rows, err := ferryExportCounting(ctx, c, 4, &cw, &total)
+			if feeds == 1 && (err != nil || strconv.Itoa(rows) != os.Getenv("FERRY_BENCH_ISSUES")) {
+				t.Errorf("rows=%d err=%v", rows, err)
+			}
+			if feeds > 1 && err != nil && ctx.Err() == nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Println("FERRY_ROWS", total.Load())
 	// Peak resident set as the kernel counts it, for the parent to report.
 	status, _ := os.ReadFile("/proc/self/status")
 	for _, line := range strings.Split(string(status), "\n") {

@@ -48,7 +48,14 @@ type Feeds struct {
 	instMu   sync.Mutex
 	insts    map[string]instEntry
 	models   modelCache
+
+	aheadOnce sync.Once
+	ahead     *ReadAhead // rows read ahead across all feeds
 }
+
+// sharedReadAhead bounds the rows all feeds of the process read ahead of
+// what they write: a lone walk at full speed needs a few thousand.
+const sharedReadAhead = 8_000
 
 type fieldsEntry struct {
 	list []jira.Field
@@ -290,7 +297,8 @@ func (f *Feeds) model(fr *feedRequest) (odata.Service, []Column) {
 }
 
 func (f *Feeds) fetcher(c *jira.Client) *Fetcher {
-	return &Fetcher{Client: c, Workers: f.Workers, LeafRows: f.LeafRows}
+	f.aheadOnce.Do(func() { f.ahead = NewReadAhead(sharedReadAhead) })
+	return &Fetcher{Client: c, Workers: f.Workers, LeafRows: f.LeafRows, ReadAhead: f.ahead}
 }
 
 // feedCodes maps Ferry's application errors to the feed's one vocabulary

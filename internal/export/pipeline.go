@@ -59,6 +59,9 @@ type Fetcher struct {
 	Window int
 	// IDPageSize is the search/jql page size; default jira.MaxIDPage.
 	IDPageSize int
+	// ReadAhead, if set, bounds the rows read ahead across every walk that
+	// shares it (Feeds shares one among all its feeds).
+	ReadAhead *ReadAhead
 	// LeafRows, if set, is the issues per slice of a sliced walk (slices.go;
 	// tests make it small so that small sites are sliced too).
 	LeafRows int
@@ -208,7 +211,7 @@ func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Curs
 	}
 	window := f.Window
 	if window <= 0 {
-		window = 2 * workers
+		window = min(2*workers, 16) // at most 1,600 issues ahead of the writer
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

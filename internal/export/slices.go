@@ -415,6 +415,7 @@ type sliceRead struct {
 	head     int // the leaf being written
 
 	gate gate // the walk's calls in flight, earliest leaf first
+	ahead *ReadAhead // shared with other walks; nil: none
 }
 
 // gate lets at most limit() of a walk's calls be in flight and, when more
@@ -480,7 +481,59 @@ func (g *gate) grantLocked(limit func() int) {
 	}
 }
 
+// ReadAhead bounds the rows read ahead of the ones being written, across
+// every walk that shares it (a server's feeds share one): memory stays flat
+// however many feeds run at once, while a lone walk may read ahead as far
+// as it needs. The leaf being written never waits for it.
+type ReadAhead struct {
+	mu    sync.Mutex
+	limit int
+	used  int
+	wake  chan struct{}
+}
+
+// NewReadAhead returns a budget of rows.
+func NewReadAhead(rows int) *ReadAhead {
+	return &ReadAhead{limit: rows, wake: make(chan struct{})}
+}
+
+// take reserves n rows if they fit.
+func (r *ReadAhead) take(n int) bool {
+	if r == nil {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.used > 0 && r.used+n > r.limit {
+		return false
+	}
+	r.used += n
+	return true
+}
+
+// give returns n rows.
+func (r *ReadAhead) give(n int) {
+	if r == nil || n == 0 {
+		return
+	}
+	r.mu.Lock()
+	r.used -= n
+	close(r.wake)
+	r.wake = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *ReadAhead) changed() <-chan struct{} {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wake
+}
+
 type slicePage struct {
+	budget int // rows of the shared ReadAhead it holds
 	rows  [][]any
 	token string // the token that fetched it ("" = the leaf's first page)
 	next  string // the next page's token ("" = none)
@@ -501,10 +554,9 @@ func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, e
 	s.wake = make(chan struct{})
 	start := from.Slot
 	end = min(end, len(s.leaves))
+	// A leaf's output exists only while its chain runs or its pages wait:
+	// a walk of a million issues has thousands of leaves.
 	outs := make([]*chainOut, end)
-	for i := start; i < end; i++ {
-		outs[i] = &chainOut{pages: make(chan slicePage, 4)}
-	}
 	capped := rowCap >= 0
 	left := rowCap // rows still to fetch (capped runs are one chain at a time)
 	var leftMu sync.Mutex
@@ -558,9 +610,14 @@ func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, e
 			if i == start {
 				token, skip = from.PageToken, from.Offset
 			}
+			out := &chainOut{pages: make(chan slicePage, 4)}
+			s.mu.Lock()
+			outs[i] = out
+			s.broadcastLocked()
+			s.mu.Unlock()
 			go func(i int, token string, skip int) {
 				defer func() { done <- struct{}{} }()
-				s.chain(ctx, i, token, skip, want, got, outs[i])
+				s.chain(ctx, i, token, skip, want, got, out)
 			}(i, token, skip)
 		}
 	}()
@@ -568,7 +625,21 @@ func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, e
 	emitted := 0
 	for i := start; i < end; i++ {
 		s.setHead(i)
-		out := outs[i]
+		var out *chainOut
+		for {
+			s.mu.Lock()
+			out, outs[i] = outs[i], nil
+			ch := s.wake
+			s.mu.Unlock()
+			if out != nil {
+				break
+			}
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return pos, ctx.Err()
+			}
+		}
 		for pg := range out.pages {
 			skip := 0
 			if i == start && pg.token == from.PageToken {
@@ -591,6 +662,7 @@ func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, e
 				}
 			}
 			s.consumed(len(pg.rows))
+			s.ahead.give(pg.budget)
 		}
 		if out.err != nil {
 			return pos, out.err
@@ -620,24 +692,28 @@ func (s *sliceRead) chain(ctx context.Context, i int, token string, skip int, wa
 	defer close(out.pages)
 	jql := s.plan.jql(s.leaves[i], s.where, s.order)
 	for {
-		if !s.waitRoom(ctx, i) {
+		held, ok := s.waitRoom(ctx, i)
+		if !ok {
 			out.err = ctx.Err()
 			return
 		}
 		n := want()
 		if n <= 0 {
+			s.ahead.give(held)
 			return
 		}
 		if skip > 0 {
 			n = jira.MaxPage // resuming inside a page: read it as it was
 		}
 		if !s.gate.enter(ctx, i, s.conc) {
+			s.ahead.give(held)
 			out.err = ctx.Err()
 			return
 		}
 		pg, err := s.c.Search(ctx, jql, s.fields, token, n)
 		s.gate.leave(s.conc)
 		if err != nil {
+			s.ahead.give(held)
 			out.err = err
 			return
 		}
@@ -659,9 +735,14 @@ func (s *sliceRead) chain(ctx context.Context, i int, token string, skip int, wa
 			next = ""
 		}
 		s.fetched(len(rows))
+		if held > len(rows) {
+			s.ahead.give(held - len(rows))
+			held = len(rows)
+		}
 		select {
-		case out.pages <- slicePage{rows: rows, token: token, next: next}:
+		case out.pages <- slicePage{rows: rows, token: token, next: next, budget: held}:
 		case <-ctx.Done():
+			s.ahead.give(held)
 			out.err = ctx.Err()
 			return
 		}
@@ -698,28 +779,41 @@ func (s *sliceRead) consumed(n int) {
 }
 
 // roomFor: leaf i may start or read on. The leaf being written always may;
-// others only while the read-ahead holds fewer than bufferRows rows.
+// others only while the walk's read-ahead holds fewer than bufferRows rows.
 func (s *sliceRead) roomFor(i int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return i <= s.head || s.buffered+jira.MaxPage <= bufferRows
 }
 
-func (s *sliceRead) waitRoom(ctx context.Context, i int) bool {
+// waitRoom waits until leaf i may read a page: room in the walk's
+// read-ahead and, for a leaf read ahead, in the shared one (held: the rows
+// reserved there, for the page to carry).
+func (s *sliceRead) waitRoom(ctx context.Context, i int) (held int, ok bool) {
 	for {
 		if ctx.Err() != nil {
-			return false
+			return 0, false
 		}
+		ahead := s.ahead.changed()
 		if s.roomFor(i) {
-			return true
+			s.mu.Lock()
+			head := i <= s.head
+			s.mu.Unlock()
+			if head {
+				return 0, true
+			}
+			if s.ahead.take(jira.MaxPage) {
+				return jira.MaxPage, true
+			}
 		}
 		s.mu.Lock()
 		ch := s.wake
 		s.mu.Unlock()
 		select {
 		case <-ch:
+		case <-ahead:
 		case <-ctx.Done():
-			return false
+			return 0, false
 		}
 	}
 }

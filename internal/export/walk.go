@@ -137,7 +137,7 @@ func (f *Fetcher) Rows(ctx context.Context, w Walk, from Cursor, rowCap int, pla
 		return Cursor{Done: true}, f.started()
 	}
 	s := &sliceRead{c: f.Client, plan: p, leaves: leaves, where: w.Where, order: w.Order, fields: w.Fields, cols: w.Cols,
-		conc: f.concurrency}
+		conc: f.concurrency, ahead: f.ReadAhead}
 	end := segmentEnd(p, leaves, from.Slot, rowCap)
 	capAt := -1
 	if rowCap >= 0 && end == from.Slot {

@@ -285,7 +285,7 @@ func compileClause(cl *jqlClause, c corpus, browse []bool, zone *time.Location) 
 			return nil, err
 		}
 		get := func(i int) *time.Time {
-			is := c.issue(i)
+			// created and updated come without generating the whole issue.
 			switch field {
 			case "created":
 				v := c.created(i)
@@ -293,7 +293,9 @@ func compileClause(cl *jqlClause, c corpus, browse []bool, zone *time.Location) 
 			case "updated":
 				v := c.updated(i)
 				return &v
-			case "resolutiondate":
+			}
+			is := c.issue(i)
+			if field == "resolutiondate" {
 				if statuses[is.Status].CatKey != "done" {
 					return nil
 				}
