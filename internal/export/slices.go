@@ -414,7 +414,7 @@ type sliceRead struct {
 	buffered int // rows fetched, not yet written
 	head     int // the leaf being written
 
-	gate gate // the walk's calls in flight, earliest leaf first
+	gate  gate       // the walk's calls in flight, earliest leaf first
 	ahead *ReadAhead // shared with other walks; nil: none
 }
 
@@ -534,9 +534,9 @@ func (r *ReadAhead) changed() <-chan struct{} {
 
 type slicePage struct {
 	budget int // rows of the shared ReadAhead it holds
-	rows  [][]any
-	token string // the token that fetched it ("" = the leaf's first page)
-	next  string // the next page's token ("" = none)
+	rows   [][]any
+	token  string // the token that fetched it ("" = the leaf's first page)
+	next   string // the next page's token ("" = none)
 }
 
 type chainOut struct {
