@@ -24,9 +24,10 @@ func TestDataSourceCacheRefreshesInTheBackground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &export.Sources{AddonKey: d.app.cfg.AddonKey, TTL: 20 * time.Millisecond}
+	props := export.AppProperties{Client: app, AddonKey: d.app.cfg.AddonKey}
+	src := &export.Sources{TTL: 20 * time.Millisecond}
 	id := d.info.SourceID
-	first, err := src.Get(ctx, app, d.tenant, id)
+	first, err := src.Get(ctx, props, d.tenant, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func TestDataSourceCacheRefreshesInTheBackground(t *testing.T) {
 	reads := func() int64 { return d.sim.Stats().Requests[ep] }
 	time.Sleep(50 * time.Millisecond) // past the lifetime
 	before := reads()
-	again, err := src.Get(ctx, app, d.tenant, id)
+	again, err := src.Get(ctx, props, d.tenant, id)
 	if err != nil || again.Name != first.Name {
 		t.Fatalf("stale answer: %+v %v", again, err)
 	}
@@ -47,11 +48,11 @@ func TestDataSourceCacheRefreshesInTheBackground(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// A change through this Sources is seen by the next read.
-	upd, err := src.Update(ctx, app, d.tenant, id, export.Input{Name: "Renamed", JQL: first.JQL, Fields: first.Fields, Tables: first.Tables}, d.sim.Users()[0].AccountID, time.Now())
+	upd, err := src.Update(ctx, props, d.tenant, id, export.Input{Name: "Renamed", JQL: first.JQL, Fields: first.Fields, Tables: first.Tables}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := src.Get(ctx, app, d.tenant, id); got.Name != "Renamed" || !got.Updated.Equal(upd.Updated) {
+	if got, _ := src.Get(ctx, props, d.tenant, id); got.Name != "Renamed" || !got.Updated.Equal(upd.Updated) {
 		t.Fatalf("after the change: %+v", got)
 	}
 }
