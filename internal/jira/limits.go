@@ -95,8 +95,8 @@ const (
 	// recent one means Jira is not queueing Ferry's calls.
 	latencyHolds = 2.0
 	// burstShare of a burst policy's rate is used, leaving room for clock
-	// differences and other clients of the same app.
-	burstShare = 0.97
+	// differences between Ferry's pace and Jira's bucket.
+	burstShare = 0.99
 	// nearLimitPart: Jira reports r once less than a fifth of a pool is
 	// left; without r the pool holds at least this part.
 	nearLimitPart = 5
@@ -150,7 +150,8 @@ type Tenant struct {
 	inFlight int
 	minRTT   time.Duration // best recent answer time
 	minAt    time.Time
-	lastCut  time.Time // last multiplicative decrease (one per round trip)
+	avgRTT   time.Duration // smoothed answer time
+	lastCut  time.Time     // last multiplicative decrease (one per round trip)
 
 	endpoints map[string]*endpoint
 	cost      map[string]float64 // what a call to each endpoint costs, on average
@@ -185,11 +186,27 @@ type endpoint struct {
 // Cap is the most calls in flight the tenant may ever have.
 func (t *Tenant) Cap() int { return t.l.cap() }
 
-// Concurrency is the current limit of calls in flight.
+// Concurrency is the current limit of calls in flight. With a burst rate in
+// Jira's headers it is also held near what that rate can serve in one round
+// trip (rate × round trip, with room): more calls would only queue in the
+// pace, where the one a walk needs next waits behind the ones it needs
+// later.
 func (t *Tenant) Concurrency() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return max(int(t.limit), 1)
+	return t.concurrencyLocked()
+}
+
+func (t *Tenant) concurrencyLocked() int {
+	n := max(int(t.limit), 1)
+	rate := 0.0
+	for _, e := range t.endpoints {
+		rate = max(rate, e.rate)
+	}
+	if rate > 0 && t.avgRTT > 0 {
+		n = min(n, int(math.Ceil(rate*t.avgRTT.Seconds()*1.5))+2)
+	}
+	return n
 }
 
 // broadcast wakes every waiter; call with t.mu held.
@@ -211,7 +228,7 @@ func (t *Tenant) acquire(ctx context.Context, ep string, maxObjects int) (func(*
 			t.mu.Unlock()
 			return nil, err
 		}
-		if wait == 0 && t.inFlight < max(int(t.limit), 1) {
+		if wait == 0 && t.inFlight < t.concurrencyLocked() {
 			break
 		}
 		ch := t.wake
@@ -367,6 +384,10 @@ func (t *Tenant) growLocked(rtt time.Duration, now time.Time) {
 	if t.minRTT == 0 || rtt < t.minRTT || now.Sub(t.minAt) > 30*time.Second {
 		t.minRTT, t.minAt = rtt, now
 	}
+	if t.avgRTT == 0 {
+		t.avgRTT = rtt
+	}
+	t.avgRTT = (7*t.avgRTT + rtt) / 8
 	if float64(rtt) > latencyHolds*float64(t.minRTT)+float64(5*time.Millisecond) {
 		return // Jira is getting slower: hold
 	}

@@ -96,9 +96,10 @@ func TestLimitsCountPointsAsJiraCharges(t *testing.T) {
 // TestLimitsPaceCallsUnderTheBurstPolicy: many callers of one tenant, against
 // a site allowing 25 requests/s per endpoint, are paced by the burst policy
 // Jira reports, so the site answers no 429; and the concurrency limit grows
-// from its small start while answers stay fast.
+// from its small start while answers stay fast (at 200 ms an answer, 25
+// calls a second need about five in flight).
 func TestLimitsPaceCallsUnderTheBurstPolicy(t *testing.T) {
-	c, sim := simClient(t, jirasim.Options{Issues: 300, Projects: 2, Users: 3, Seed: 2, Rate: 25, Latency: 20 * time.Millisecond})
+	c, sim := simClient(t, jirasim.Options{Issues: 300, Projects: 2, Users: 3, Seed: 2, Rate: 25, Latency: 200 * time.Millisecond})
 	limits := &jira.Limits{Cap: 12}
 	c.Limits = limits.Tenant("t1")
 	start := c.Limits.Concurrency()
