@@ -346,7 +346,7 @@ func BenchmarkPeakRSS(b *testing.B) {
 
 // benchAhead is the read-ahead the walks of one benchmark process share, as
 // a server's feeds share one.
-var benchAhead = export.NewReadAhead(envInt("FERRY_BENCH_AHEAD", 8000))
+var benchAhead = export.NewReadAhead(envInt("FERRY_BENCH_AHEAD", export.SharedReadAhead))
 
 type simUser struct{ Email, APIToken string }
 

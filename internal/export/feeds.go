@@ -53,9 +53,10 @@ type Feeds struct {
 	ahead     *ReadAhead // rows read ahead across all feeds
 }
 
-// sharedReadAhead bounds the rows all feeds of the process read ahead of
-// what they write: a lone walk at full speed needs a few thousand.
-const sharedReadAhead = 8_000
+// SharedReadAhead bounds the rows all feeds of the process read ahead of
+// what they write (about 20 MB of rows): a lone walk at a burst rate of 20
+// calls a second needs about a third of it, several walks share it.
+const SharedReadAhead = 16_000
 
 type fieldsEntry struct {
 	list []jira.Field
@@ -297,7 +298,7 @@ func (f *Feeds) model(fr *feedRequest) (odata.Service, []Column) {
 }
 
 func (f *Feeds) fetcher(c *jira.Client) *Fetcher {
-	f.aheadOnce.Do(func() { f.ahead = NewReadAhead(sharedReadAhead) })
+	f.aheadOnce.Do(func() { f.ahead = NewReadAhead(SharedReadAhead) })
 	return &Fetcher{Client: c, Workers: f.Workers, LeafRows: f.LeafRows, ReadAhead: f.ahead}
 }
 

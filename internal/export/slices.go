@@ -40,16 +40,21 @@ import (
 // a local time can name two instants.
 
 const (
-	leafRows   = 400    // issues per leaf: four pages
+	// leafRows is the issues per leaf: twenty pages. A leaf's last page is
+	// partly empty, and a page is a call against Jira's burst limit, so
+	// short leaves waste calls; long ones need more read-ahead (the rows
+	// other chains read while the leaf being written takes its twenty
+	// round trips).
+	leafRows   = 2_000
 	minPieces  = 16     // pieces counted per walk (one point each)
 	pieceRows  = 10_000 // more pieces for bigger walks, so that a page can hold whole pieces
 	maxPieces  = 512
-	bufferRows = 6_000 // rows read ahead of the one being written, per walk
+	bufferRows = SharedReadAhead // rows read ahead of the one being written, per walk
 	// The pieces that end a page (of defaultPageSize rows) within its last
 	// fineRows rows are cut into leaves of a page each: the last chains of a
 	// page then finish within one round trip of each other, instead of the
-	// page waiting for a four-page leaf started last.
-	fineRows = 3_000
+	// page waiting for a twenty-page leaf started last.
+	fineRows = 1_500
 	fineLeaf = 80 // issues per leaf at a page's end: one page, mostly
 )
 
@@ -125,7 +130,7 @@ func (p *Plan) leaves() []leaf {
 		if fine[k] {
 			size = max(size*fineLeaf/leafRows, 1)
 		}
-		m := int64(max((c+size-1)/size, 1))
+		m := int64(max((c+size/2)/size, 1)) // leaves of size/1.5 to size·1.5: fewer part-empty last pages
 		if width := (p.Hi - p.Lo) / n; m > width {
 			m = max(width, 1)
 		}
@@ -610,7 +615,9 @@ func (s *sliceRead) run(ctx context.Context, from Cursor, end int, rowCap int, e
 			if i == start {
 				token, skip = from.PageToken, from.Offset
 			}
-			out := &chainOut{pages: make(chan slicePage, 4)}
+			// Room for a whole leaf: a chain read ahead must not wait for the
+			// writer before its leaf is read (the budgets bound the memory).
+			out := &chainOut{pages: make(chan slicePage, s.plan.leafRows()/jira.MaxPage+2)}
 			s.mu.Lock()
 			outs[i] = out
 			s.broadcastLocked()
