@@ -2,7 +2,6 @@ package export
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -891,5 +890,3 @@ func segmentEnd(p *Plan, leaves []leaf, from int, rowCap int) int {
 	}
 	return i
 }
-
-var errNoSlices = errors.New("export: not a sliced walk")
