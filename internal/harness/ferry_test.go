@@ -117,7 +117,8 @@ func envList(vars map[string]string) []string {
 // runFerry runs a ferry command to completion: stdout, stderr, exit status.
 func runFerry(t testing.TB, vars map[string]string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Commands here end by themselves; one that serves instead is a failure.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ferryBinary(t), args...)
 	cmd.Env = envList(vars)
@@ -367,7 +368,7 @@ func api(t testing.TB, appURL, method, path, token string, in any) (int, []byte)
 func createSource(t testing.TB, appURL, token, name string) string {
 	t.Helper()
 	code, body := api(t, appURL, "POST", "/app-api/sources", token, map[string]any{
-		"name": name, "jql": `created >= "2000-01-01" ORDER BY created DESC`, "fields": []string{"summary", "status"},
+		"name": name, "jql": `created >= "2000-01-01" ORDER BY created DESC`, "fields": []string{"summary", "status", "labels", "created"},
 		"tables": []string{"Issues"}})
 	var out struct{ ID string }
 	if json.Unmarshal(body, &out); code != 201 || out.ID == "" {
