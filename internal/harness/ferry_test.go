@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -201,17 +202,27 @@ func (p *ferryProc) stop(t testing.TB, sig os.Signal) {
 // site's signing key by kid) and the OAuth server (each assertion goes to
 // the site whose app it names), as Ferry has one URL for each.
 type sites struct {
-	sims  []*jirasim.Sim
-	front *httptest.Server
+	sims     []*jirasim.Sim
+	front    *httptest.Server
+	keyDelay atomic.Int64 // nanoseconds the install-key service takes to answer
 }
 
 func newSites(t testing.TB, n, issues, users int) *sites {
+	t.Helper()
+	return newSitesWith(t, n, jirasim.Options{Issues: issues, Users: users})
+}
+
+// newSitesWith starts n sites from o (seed, projects and loopback apps set
+// here); keyDelay slows the install-key service.
+func newSitesWith(t testing.TB, n int, o jirasim.Options) *sites {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	s := &sites{}
 	for i := range n {
-		sim := jirasim.New(jirasim.Options{Issues: issues, Projects: 2, Users: users, Seed: int64(100 + i), AllowHTTPApp: true})
+		so := o
+		so.Projects, so.Seed, so.AllowHTTPApp = 2, int64(100+i), true
+		sim := jirasim.New(so)
 		if _, err := sim.Start(ctx, "127.0.0.1:0"); err != nil {
 			t.Fatal(err)
 		}
@@ -219,6 +230,13 @@ func newSites(t testing.TB, n, issues, users int) *sites {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /connect-install-keys/{kid}", func(w http.ResponseWriter, r *http.Request) {
+		if d := time.Duration(s.keyDelay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		for _, sim := range s.sims {
 			if sim.InstallKeyID() == r.PathValue("kid") {
 				proxy(w, r, sim.BaseURL(), nil)
