@@ -318,7 +318,7 @@ func fields() []field {
 			},
 			get: func(c *Config) string { return strings.Join(c.ForgeRegionURLs, ",") }},
 		intf("FERRY_MAX_FEEDS_IN_FLIGHT", "max-feeds-in-flight", "feed requests (OData, CSV) worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxFeedsInFlight }, 1, 100000),
-		intf("FERRY_MAX_LIFECYCLE_IN_FLIGHT", "max-lifecycle-in-flight", "Connect lifecycle callbacks worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxLifecycleInFlight }, 1, 100000),
+		intf("FERRY_MAX_LIFECYCLE_IN_FLIGHT", "max-lifecycle-in-flight", "Connect and Forge lifecycle calls worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxLifecycleInFlight }, 1, 100000),
 		intf("FERRY_MAX_APP_IN_FLIGHT", "max-app-in-flight", "app page and app API requests worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxAppInFlight }, 1, 100000),
 		intf("FERRY_MAX_ERRORS_IN_FLIGHT", "max-errors-in-flight", "error-ingest requests worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxErrorsInFlight }, 1, 100000),
 	}

@@ -22,8 +22,8 @@ var shedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 // once (FERRY_MAX_*_IN_FLIGHT); zero means no limit.
 type Limits struct {
 	Feeds     int // /odata/, /export/
-	Lifecycle int // /lifecycle/
-	App       int // /app/, /app-api/
+	Lifecycle int // /lifecycle/, and Forge's lifecycle events, triggers and preUninstall
+	App       int // /app/, /app-api/, and Forge's Custom UI calls
 	Errors    int // /errors/
 }
 
@@ -48,8 +48,8 @@ type routeClass struct {
 func shed(l Limits, next http.Handler) http.Handler {
 	classes := []*routeClass{
 		{name: "feeds", prefixes: []string{"/odata/", "/export/"}, limit: int64(l.Feeds), odata: true},
-		{name: "lifecycle", prefixes: []string{"/lifecycle/"}, limit: int64(l.Lifecycle)},
-		{name: "app", prefixes: []string{"/app/", "/app-api/"}, limit: int64(l.App)},
+		{name: "lifecycle", prefixes: []string{"/lifecycle/", "/forge/lifecycle", "/forge/trigger", "/forge/uninstall"}, limit: int64(l.Lifecycle)},
+		{name: "app", prefixes: []string{"/app/", "/app-api/", "/forge/app-api"}, limit: int64(l.App)},
 		{name: "errors", prefixes: []string{"/errors/"}, limit: int64(l.Errors)},
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

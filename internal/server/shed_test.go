@@ -74,6 +74,10 @@ func TestShedBeyondTheInFlightLimitAndRecover(t *testing.T) {
 			t.Errorf("%s while feeds and lifecycle are full: %d", p, r.StatusCode)
 		}
 	}
+	// Forge's lifecycle events count with Connect's lifecycle.
+	if r := get("/forge/trigger"); r.StatusCode != 503 {
+		t.Errorf("Forge trigger while lifecycle is full: %d", r.StatusCode)
+	}
 	mu.Lock()
 	if entered != 6 {
 		t.Errorf("%d requests reached the handler, want 6 (3 held, 3 of other classes): a shed request must not", entered)
@@ -81,7 +85,7 @@ func TestShedBeyondTheInFlightLimitAndRecover(t *testing.T) {
 	mu.Unlock()
 	close(release)
 	wg.Wait()
-	for _, p := range []string{"/odata/s/Issues", "/odata/s/Issues", "/export/s/issues.csv", "/lifecycle/installed"} {
+	for _, p := range []string{"/odata/s/Issues", "/odata/s/Issues", "/export/s/issues.csv", "/lifecycle/installed", "/forge/trigger"} {
 		if r := get(p); r.StatusCode != 200 {
 			t.Errorf("%s after the load: %d", p, r.StatusCode)
 		}
