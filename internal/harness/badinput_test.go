@@ -68,6 +68,9 @@ func TestBadInputCatalogue(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	env := s.ferryEnv(addr, dir, "")
 	env["FERRY_ERRORS_PUBLIC_KEY"], env["FERRY_ERRORS_PROJECT_ID"], env["FERRY_ERRORS_RATE"] = errKey, errProject, "20"
+	// Forge Remote on too, so that its routes are in the catalogue; its key
+	// set is the stand-in's (which knows no key: every FIT is a forgery).
+	env["FERRY_FORGE_APP_ID"], env["FERRY_FORGE_JWKS_URL"] = forgeAppID, s.front.URL+"/forge-jwks"
 	p := startFerry(t, env)
 	s.install(t, 0, p.URL)
 	admin := s.sims[0].Users()[0].AccountID
@@ -96,6 +99,7 @@ func TestBadInputCatalogue(t *testing.T) {
 	cases = append(cases, appAPICases(jwtAuth, otherSrc, otherTokID, tokID)...)
 	cases = append(cases, lifecycleCases(s, p.URL)...)
 	cases = append(cases, pageAndHealthCases()...)
+	cases = append(cases, forgeCases()...)
 	cases = append(cases, consoleCases()...)
 	devCookie, devCSRF := staffSession(t, env, p.ConsoleURL, "dev1", "developer")
 	adminCookie, adminCSRF := staffSession(t, env, p.ConsoleURL, "admin1", "admin")
@@ -566,6 +570,34 @@ func ingestCases() []hostile {
 			return 429, "Retry-After on every 429"
 		}})
 	return out
+}
+
+const forgeAppID = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-00000000f0f0"
+
+// forgeCases send Forge Remote's routes what only a forger has: no token,
+// garbage, the wrong algorithm, the wrong audience, no trace headers.
+func forgeCases() []hostile {
+	trace := []string{"x-b3-traceid", "0123456789abcdef0123456789abcdef", "x-b3-spanid", "0123456789abcdef"}
+	with := func(tok string) []string { return append(slices.Clone(trace), "Authorization", "Bearer "+tok) }
+	now := time.Now().Unix()
+	claims := func(aud string) string {
+		return fmt.Sprintf(`{"iss":"forge/invocation-token","aud":%q,"iat":%d,"nbf":%d,"exp":%d,"jti":"j-%d","app":{"id":%q,"installationId":"ari:cloud:ecosystem::installation/x","apiBaseUrl":"https://api.atlassian.com/ex/jira/x"}}`,
+			aud, now, now, now+60, now, forgeAppID)
+	}
+	f := func(name, method, path string, hdr []string, status int, want string) hostile {
+		return hostile{name: "forge: " + name, method: method, path: path, hdr: hdr, body: `{}`, status: status, want: want, logged: 1}
+	}
+	return []hostile{
+		f("lifecycle without a token", "POST", "/forge/lifecycle", trace, 401, "unauthorized"),
+		f("lifecycle with garbage", "POST", "/forge/lifecycle", with("garbage"), 401, "unauthorized"),
+		f("lifecycle without trace headers", "POST", "/forge/lifecycle", []string{"Authorization", "Bearer " + unsignedJWT(`{"alg":"RS256","kid":"k"}`, claims(forgeAppID))}, 401, "unauthorized"),
+		f("lifecycle, alg none", "POST", "/forge/lifecycle", with(unsignedJWT(`{"alg":"none"}`, claims(forgeAppID))), 401, "unauthorized"),
+		f("lifecycle, HS256", "POST", "/forge/lifecycle", with(unsignedJWT(`{"alg":"HS256","kid":"k"}`, claims(forgeAppID))), 401, "unauthorized"),
+		f("trigger for another app", "POST", "/forge/trigger", with(unsignedJWT(`{"alg":"RS256","kid":"k"}`, claims("ari:cloud:ecosystem::app/11111111-1111-4111-8111-111111111111"))), 401, "unauthorized"),
+		f("preUninstall without a token", "POST", "/forge/uninstall", trace, 401, "unauthorized"),
+		f("Custom UI call without a token", "POST", "/forge/app-api/tokens", trace, 401, "unauthorized"),
+		f("lifecycle, GET", "GET", "/forge/lifecycle", nil, 405, ""),
+	}
 }
 
 // ingestBase is the app's URL for custom ingest cases (set by the test).
