@@ -85,12 +85,16 @@ type Config struct {
 	ErrorsRetentionDays int    // FERRY_ERRORS_RETENTION_DAYS: days scrubbed error events are kept locally
 	ErrorsRate          int    // FERRY_ERRORS_RATE: envelopes per second per public key
 
-	ForgeAppID         string        // FERRY_FORGE_APP_ID: the Forge app's id (ari:cloud:ecosystem::app/…); empty: no Forge
-	ForgeJWKSURL       string        // FERRY_FORGE_JWKS_URL: the key set that signs Forge Invocation Tokens
-	ForgeGraphQLURL    string        // FERRY_FORGE_GRAPHQL_URL: Atlassian's GraphQL gateway (offline user impersonation)
-	ForgeStorageURL    string        // FERRY_FORGE_STORAGE_URL: Forge's Key-Value Store REST API
-	ForgeLicenseMaxAge time.Duration // FERRY_FORGE_LICENSE_MAX_AGE: a licence Forge has not confirmed for longer stops feeds
-	ForgeRegionURLs    []string      // FERRY_FORGE_REGION_URLS: REGION=URL per data residency realm, for the manifest's remote
+	ForgeAppID           string        // FERRY_FORGE_APP_ID: the Forge app's id (ari:cloud:ecosystem::app/…); empty: no Forge
+	ForgeJWKSURL         string        // FERRY_FORGE_JWKS_URL: the key set that signs Forge Invocation Tokens
+	ForgeGraphQLURL      string        // FERRY_FORGE_GRAPHQL_URL: Atlassian's GraphQL gateway (offline user impersonation)
+	ForgeStorageURL      string        // FERRY_FORGE_STORAGE_URL: Forge's Key-Value Store REST API
+	ForgeLicenseMaxAge   time.Duration // FERRY_FORGE_LICENSE_MAX_AGE: a licence Forge has not confirmed for longer stops feeds
+	ForgeRegionURLs      []string      // FERRY_FORGE_REGION_URLS: REGION=URL per data residency realm, for the manifest's remote
+	MaxFeedsInFlight     int           // FERRY_MAX_FEEDS_IN_FLIGHT: feed requests worked on at once; more are answered 503 + Retry-After
+	MaxLifecycleInFlight int           // FERRY_MAX_LIFECYCLE_IN_FLIGHT
+	MaxAppInFlight       int           // FERRY_MAX_APP_IN_FLIGHT: app pages and app API
+	MaxErrorsInFlight    int           // FERRY_MAX_ERRORS_IN_FLIGHT: error ingest
 }
 
 // Error is a configuration error: it names the variable and says what is
@@ -143,10 +147,14 @@ func Default() Config {
 		ErrorsRetentionDays: 30,
 		ErrorsRate:          50,
 
-		ForgeJWKSURL:       "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json",
-		ForgeGraphQLURL:    "https://api.atlassian.com/graphql",
-		ForgeStorageURL:    "https://api.atlassian.com/forge/storage/kvs",
-		ForgeLicenseMaxAge: 24 * time.Hour,
+		ForgeJWKSURL:         "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json",
+		ForgeGraphQLURL:      "https://api.atlassian.com/graphql",
+		ForgeStorageURL:      "https://api.atlassian.com/forge/storage/kvs",
+		ForgeLicenseMaxAge:   24 * time.Hour,
+		MaxFeedsInFlight:     64,
+		MaxLifecycleInFlight: 32,
+		MaxAppInFlight:       256,
+		MaxErrorsInFlight:    64,
 	}
 }
 
@@ -309,6 +317,10 @@ func fields() []field {
 				return nil
 			},
 			get: func(c *Config) string { return strings.Join(c.ForgeRegionURLs, ",") }},
+		intf("FERRY_MAX_FEEDS_IN_FLIGHT", "max-feeds-in-flight", "feed requests (OData, CSV) worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxFeedsInFlight }, 1, 100000),
+		intf("FERRY_MAX_LIFECYCLE_IN_FLIGHT", "max-lifecycle-in-flight", "Connect and Forge lifecycle calls worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxLifecycleInFlight }, 1, 100000),
+		intf("FERRY_MAX_APP_IN_FLIGHT", "max-app-in-flight", "app page and app API requests worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxAppInFlight }, 1, 100000),
+		intf("FERRY_MAX_ERRORS_IN_FLIGHT", "max-errors-in-flight", "error-ingest requests worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxErrorsInFlight }, 1, 100000),
 	}
 }
 

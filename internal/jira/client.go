@@ -277,6 +277,9 @@ func (c *Client) backoff(attempt int) time.Duration {
 // retryAfter honours Jira's Retry-After (seconds or HTTP date), capped.
 func (c *Client) retryAfter(v string, attempt int) time.Duration {
 	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+		if s >= int(c.Retry.MaxDelay/time.Second) { // also before a huge value overflows to a negative wait
+			return c.Retry.MaxDelay
+		}
 		return min(time.Duration(s)*time.Second+rand.N(100*time.Millisecond), c.Retry.MaxDelay)
 	}
 	if t, err := http.ParseTime(v); err == nil {

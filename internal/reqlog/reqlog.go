@@ -7,11 +7,17 @@
 // duration, bytes out, error code and scrubbed message, tenant id, user
 // pseudonym) and the request itself — method, path, query and body with
 // secrets removed, allowlisted headers — sealed under that day's log key.
-// The response body is never read: the middleware wraps the ResponseWriter
-// only to count status and bytes. Entries are written off the request path
-// through a bounded queue; a failure to log never fails the request and is
-// counted in ferry_reqlog_dropped_total{reason}. The retention job destroys
-// day keys and deletes entries past the window (FERRY_REQUEST_LOG_DAYS ≤ 60).
+// Error-ingest requests keep no body: a browser error envelope may hold
+// anything the page saw, and error tracking keeps its scrubbed form, under
+// its own shorter retention. The response body is never read: the middleware
+// wraps the ResponseWriter only to count status and bytes. Entries are
+// written off the request path through a bounded queue, committed every
+// Linger; when the writer falls more than Window behind, requests wait for
+// their entry before they are answered, so a crash loses at most the entries
+// of requests answered within one Window. A failure to log never fails the
+// request and is counted in ferry_reqlog_dropped_total{reason}. The retention
+// job destroys day keys and deletes entries past the window
+// (FERRY_REQUEST_LOG_DAYS ≤ 60).
 package reqlog
 
 import (
@@ -40,6 +46,10 @@ var (
 		Name: "ferry_reqlog_written_total",
 		Help: "Request log entries written.",
 	})
+	held = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "ferry_reqlog_held_total",
+		Help: "Requests whose answer waited for their log entry because the writer was more than the window behind.",
+	})
 )
 
 // DefaultPrefixes are the paths whose requests are logged: app pages, app
@@ -50,8 +60,21 @@ var DefaultPrefixes = []string{"/app/", "/app-api/", "/odata/", "/export/", "/li
 // defaultSkip are paths under a logged prefix that are not API requests.
 var defaultSkip = []string{"/app/static/"}
 
+// DefaultNoBody are the paths whose request bodies are never kept: browser
+// error envelopes (emails, IP addresses, Jira text a page showed). Error
+// tracking keeps them scrubbed, for FERRY_ERRORS_RETENTION_DAYS; the request
+// log keeps their metadata, headers and body size only.
+var DefaultNoBody = []string{"/errors/"}
+
+// BodyOmitted says, in a sealed request, why it has no body.
+const BodyOmitted = "error envelope: not kept here; error tracking keeps its scrubbed form"
+
 // BodyCap is how much of a request body is kept by default.
 const BodyCap = 64 << 10
+
+// DefaultWindow is the longest the writer may fall behind before requests
+// wait for their own entry: what a crash can lose is bounded by it.
+const DefaultWindow = 100 * time.Millisecond
 
 // Options tunes a Log; zero values take the defaults.
 type Options struct {
@@ -65,7 +88,13 @@ type Options struct {
 	Linger   time.Duration // how long the writer waits to fill a batch (default 20ms)
 	BodyCap  int           // request body bytes kept (default BodyCap)
 	Prefixes []string      // logged path prefixes (default DefaultPrefixes)
-	Logger   *slog.Logger
+	NoBody   []string      // logged prefixes whose bodies are not kept (default DefaultNoBody)
+	// Window bounds how long an answered request's entry may wait only in
+	// memory: once the oldest unwritten entry is older than this, requests
+	// wait for their entry to be committed before they are answered
+	// (default DefaultWindow).
+	Window time.Duration
+	Logger *slog.Logger
 }
 
 // Log is the request-logging middleware and its background writer.
@@ -82,6 +111,18 @@ type Log struct {
 	cancel context.CancelFunc
 
 	lastErrLog time.Time // writer goroutine only
+
+	// The window: entries get sequence numbers in queue order; queuedAt
+	// holds each one's enqueue time (a ring larger than the entries that can
+	// be unwritten at once), committed the highest written, progress is
+	// closed and replaced at each commit.
+	turn      chan struct{} // held while an entry takes its sequence number and its place
+	next      uint64
+	queuedAt  []atomic.Int64
+	committed atomic.Uint64
+	progress  atomic.Pointer[chan struct{}]
+	epoch     time.Time
+	clock     atomic.Pointer[func() time.Duration] // time since epoch; replaced in tests
 }
 
 // New starts a request log writing to s. Call Close to flush it.
@@ -104,13 +145,26 @@ func New(s *Store, o Options) *Log {
 	if o.Prefixes == nil {
 		o.Prefixes = DefaultPrefixes
 	}
+	if o.NoBody == nil {
+		o.NoBody = DefaultNoBody
+	}
+	if o.Window <= 0 {
+		o.Window = DefaultWindow
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &Log{store: s, opt: o, log: log, queue: make(chan *record, o.QueueSize),
-		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+		stop: make(chan struct{}), done: make(chan struct{}), ctx: ctx, cancel: cancel,
+		turn: make(chan struct{}, 1), next: 1,
+		// Unwritten at once: a full queue and the batch being written.
+		queuedAt: make([]atomic.Int64, o.QueueSize+4*o.BatchSize+1), epoch: time.Now()}
+	since := func() time.Duration { return time.Since(l.epoch) }
+	l.clock.Store(&since)
+	p := make(chan struct{})
+	l.progress.Store(&p)
 	go l.run()
 	return l
 }
@@ -166,6 +220,10 @@ func (l *Log) Handler(route func(*http.Request) string, next http.Handler) http.
 		var body *capture
 		if r.Body != nil && r.Body != http.NoBody {
 			body = &capture{ReadCloser: r.Body, max: l.opt.BodyCap}
+			if hasPrefix(r.URL.Path, l.opt.NoBody) {
+				body.max = 0 // counted, never kept
+				rec.req.BodyOmitted = BodyOmitted
+			}
 			r.Body = body
 		}
 		cw := &countingWriter{ResponseWriter: w}
@@ -192,21 +250,30 @@ func (l *Log) Handler(route func(*http.Request) string, next http.Handler) http.
 			rec.TenantID, rec.UserPseudonym = info.Identity()
 			rec.ErrorCode, rec.req.Error = info.Error()
 			if body != nil {
-				rec.body, rec.req.BodyBytes, rec.req.BodyTruncated = body.buf, body.n, body.n > int64(len(body.buf))
+				rec.body, rec.req.BodyBytes = body.buf, body.n
+				rec.req.BodyTruncated = body.max > 0 && body.n > int64(len(body.buf))
 			}
-			l.enqueue(rec)
+			if seq := l.enqueue(rec); seq != 0 {
+				l.holdWhileBehind(ctx, seq)
+			}
 		}()
 		next.ServeHTTP(cw, r)
 		completed = true
 	})
 }
 
+func hasPrefix(path string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Lost is how many entries were lost so far, whatever the reason (the sum
 // of ferry_reqlog_dropped_total): for tests and benchmarks.
-func Lost() float64 {
-	n := lostTotal.Load()
-	return float64(n)
-}
+func Lost() float64 { return float64(lostTotal.Load()) }
 
 var lostTotal atomic.Int64
 
@@ -215,27 +282,104 @@ func lose(reason string, n int) {
 	lostTotal.Add(int64(n))
 }
 
-// enqueue hands an entry to the writer. With room in the queue it never
-// waits; with none it waits up to MaxWait for the writer to make some.
-func (l *Log) enqueue(r *record) {
+// enqueue hands an entry to the writer and returns its sequence number (0
+// when it was lost). With room in the queue it never waits; with none it
+// waits up to MaxWait, in line with the other entries, for the writer to
+// make some.
+func (l *Log) enqueue(r *record) uint64 {
 	if l.closed.Load() {
 		lose("closed", 1)
-		return
+		return 0
+	}
+	var timer *time.Timer // started only when the entry has to wait
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	wait := func() <-chan time.Time {
+		if timer == nil {
+			timer = time.NewTimer(l.opt.MaxWait)
+		}
+		return timer.C
 	}
 	select {
-	case l.queue <- r:
-		return
+	case l.turn <- struct{}{}:
 	default:
+		select {
+		case l.turn <- struct{}{}:
+		case <-wait():
+			lose("queue_full", 1)
+			return 0
+		case <-l.stop:
+			lose("closed", 1)
+			return 0
+		}
 	}
-	t := time.NewTimer(l.opt.MaxWait)
-	defer t.Stop()
+	defer func() { <-l.turn }()
+	r.seq = l.next
 	select {
 	case l.queue <- r:
-	case <-t.C:
-		lose("queue_full", 1)
-	case <-l.stop:
-		lose("closed", 1)
+	default:
+		select {
+		case l.queue <- r:
+		case <-wait():
+			lose("queue_full", 1)
+			return 0
+		case <-l.stop:
+			lose("closed", 1)
+			return 0
+		}
 	}
+	l.queuedAt[r.seq%uint64(len(l.queuedAt))].Store(int64((*l.clock.Load())()))
+	l.next++
+	return r.seq
+}
+
+// holdWhileBehind returns at once while the oldest unwritten entry is
+// younger than the window; otherwise it waits for the writer to catch up
+// (its own entry written, or the backlog back within the window). So every
+// entry a crash can lose belongs to a request answered within one window
+// after the oldest unwritten entry was queued.
+func (l *Log) holdWhileBehind(ctx context.Context, seq uint64) {
+	counted := false
+	for {
+		c := l.committed.Load()
+		if c >= seq {
+			return
+		}
+		oldest := l.queuedAt[(c+1)%uint64(len(l.queuedAt))].Load()
+		if (*l.clock.Load())()-time.Duration(oldest) <= l.opt.Window {
+			return
+		}
+		if !counted {
+			held.Inc()
+			counted = true
+		}
+		p := *l.progress.Load()
+		if l.committed.Load() != c {
+			continue
+		}
+		select {
+		case <-p:
+		case <-l.done:
+			return
+		case <-ctx.Done():
+			return // the client has gone: nobody is answered
+		}
+	}
+}
+
+// advance records that every entry up to seq is written (or dropped by a
+// failed write) and wakes the requests waiting on the window.
+func (l *Log) advance(seq uint64) {
+	if seq <= l.committed.Load() {
+		return
+	}
+	l.committed.Store(seq)
+	p := make(chan struct{})
+	old := l.progress.Swap(&p)
+	close(*old)
 }
 
 // rawHeaders copies the allowlisted headers; scrubbing happens in the writer.
@@ -357,11 +501,13 @@ func (l *Log) run() {
 func (l *Log) write(batch []*record) []*record {
 	recs := make([]record, 0, len(batch))
 	var markers []chan struct{}
+	var last uint64
 	for _, r := range batch {
 		if r.flushed != nil {
 			markers = append(markers, r.flushed)
 			continue
 		}
+		last = max(last, r.seq)
 		recs = append(recs, l.prepare(r))
 	}
 	if len(recs) > 0 {
@@ -380,6 +526,7 @@ func (l *Log) write(batch []*record) []*record {
 			}
 		}
 	}
+	l.advance(last)
 	for _, m := range markers {
 		close(m)
 	}

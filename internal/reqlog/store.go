@@ -56,8 +56,9 @@ type Request struct {
 	Query         string            `json:"query,omitempty"`
 	Headers       map[string]string `json:"headers,omitempty"`
 	Body          string            `json:"body,omitempty"`
-	BodyBytes     int64             `json:"body_bytes"`     // bytes the handler read
-	BodyTruncated bool              `json:"body_truncated"` // Body holds only the first BodyCap bytes
+	BodyBytes     int64             `json:"body_bytes"`             // bytes the handler read
+	BodyTruncated bool              `json:"body_truncated"`         // Body holds only the first BodyCap bytes
+	BodyOmitted   string            `json:"body_omitted,omitempty"` // why the body is not kept (error ingest)
 	// Error is the message the client was given. It is sealed with the
 	// request ("together with error information"), not kept in the clear:
 	// messages can echo what the user sent or what Jira said about it.
@@ -74,6 +75,8 @@ type record struct {
 	body    []byte
 	// flushed marks a Flush request rather than an entry.
 	flushed chan struct{}
+	// seq is the entry's place in the queue (for the window).
+	seq uint64
 }
 
 // Store reads and writes the request log. Reads of sealed requests go

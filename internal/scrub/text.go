@@ -213,11 +213,15 @@ var ferryToken = &textRule{
 	rewrite: func(_ string, _ []int, label string) (string, bool) { return label, true },
 }
 
+// cookieHeader removes a cookie header's value: inside quotes (a JSON or
+// quoted field) up to the closing quote, otherwise to the end of the line —
+// a quote inside a header's cookies (RFC 6265 allows quoted values) must
+// not end the match and leave the rest behind.
 var cookieHeader = &textRule{
-	re:   regexp.MustCompile(`(?i)\b((?:set-)?cookie)(\s*["']?\s*:\s*["']?)[^\s"'][^\r\n"']*`),
+	re:   regexp.MustCompile(`(?i)\b((?:set-)?cookie)(\s*["']?\s*:\s*)(?:(")(?:[^"\\\r\n]|\\.)*|(')(?:[^'\\\r\n]|\\.)*|[^\s"'][^\r\n]*)`),
 	hint: func(s string, f *feat) bool { return f.colons > 0 && containsFold(s, "cookie") },
 	rewrite: func(s string, loc []int, _ string) (string, bool) {
-		return group(s, loc, 1) + group(s, loc, 2), true
+		return group(s, loc, 1) + group(s, loc, 2) + group(s, loc, 3) + group(s, loc, 4), true
 	},
 }
 

@@ -82,6 +82,9 @@ func NewServer(d Deps) http.Handler {
 		// Outside observe, so a recovered panic is logged as the 500 it became.
 		h = d.RequestLog.Handler(func(r *http.Request) string { _, p := mux.Handler(r); return p }, h)
 	}
+	// Outside the request log: a shed request costs nothing but its answer.
+	h = shed(Limits{Feeds: d.Config.MaxFeedsInFlight, Lifecycle: d.Config.MaxLifecycleInFlight,
+		App: d.Config.MaxAppInFlight, Errors: d.Config.MaxErrorsInFlight}, h)
 	h = withInfo(h)
 	return h
 }
