@@ -199,11 +199,12 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		// under the same id so feed URLs in BI tools keep working.
 		now := time.Now().UTC()
 		src = export.DataSource{ID: prev.SourceID, Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
-			Tables: []string{export.TableChangelog, export.TableIssues}, History: []export.Change{{Action: "created", By: admin.AccountID, At: now}}, Updated: now}
+			Tables: []string{export.TableChangelog, export.TableIssues}, Owner: admin.AccountID, Visibility: export.VisibilityEveryone,
+			History: []export.Change{{Action: "created", By: admin.AccountID, At: now}}, Updated: now}
 		err = sources.Restore(ctx, app, tn.TenantID, src)
 	} else {
 		src, err = sources.Create(ctx, app, tn.TenantID, export.Input{Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
-			Tables: []string{export.TableChangelog, export.TableIssues}}, admin.AccountID, time.Now().UTC())
+			Tables: []string{export.TableChangelog, export.TableIssues}, Visibility: export.VisibilityEveryone}, admin.AccountID, time.Now().UTC())
 	}
 	if err != nil {
 		return stop(fmt.Errorf("demo: create the sample data source: %w", err))

@@ -134,7 +134,7 @@ func TestReplayedLifecycleTokensCannotTakeOverATenant(t *testing.T) {
 	admin := sim.Users()[0]
 	jc, _ := jira.New(tn.BaseURL, a.gate.Client("jira"), a.connect.AppAuth(tn))
 	src, err := a.appAPI.Sources.Create(ctx, jc, tn.TenantID, export.Input{Name: "Everything", JQL: `created >= "2000-01-01" ORDER BY key`,
-		Fields: []string{"summary"}, Tables: []string{export.TableIssues}}, admin.AccountID, time.Now().UTC())
+		Fields: []string{"summary"}, Tables: []string{export.TableIssues}, Visibility: export.VisibilityEveryone}, admin.AccountID, time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -79,10 +80,12 @@ type Config struct {
 	S3AccessKeyID        string        // FERRY_S3_ACCESS_KEY_ID
 	S3SecretAccessKey    string        // FERRY_S3_SECRET_ACCESS_KEY (secret)
 
-	ErrorsPublicKey     string // FERRY_ERRORS_PUBLIC_KEY: the app's browser Sentry project key; empty: no browser error tracking
-	ErrorsProjectID     string // FERRY_ERRORS_PROJECT_ID: that project's id in the DSN
-	ErrorsRetentionDays int    // FERRY_ERRORS_RETENTION_DAYS: days scrubbed error events are kept locally
-	ErrorsRate          int    // FERRY_ERRORS_RATE: envelopes per second per public key
+	ErrorsPublicKey     string         // FERRY_ERRORS_PUBLIC_KEY: the app's browser Sentry project key; empty: no browser error tracking
+	ErrorsProjectID     string         // FERRY_ERRORS_PROJECT_ID: that project's id in the DSN
+	ErrorsRetentionDays int            // FERRY_ERRORS_RETENTION_DAYS: days scrubbed error events are kept locally
+	ErrorsRate          int            // FERRY_ERRORS_RATE: envelopes per second per public key
+	TrustedProxies      []netip.Prefix // FERRY_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed; none by default
+	FeedConcurrencySite int            // FERRY_FEED_CONCURRENCY_PER_SITE: feed requests one site may run at once
 }
 
 // Error is a configuration error: it names the variable and says what is
@@ -134,6 +137,7 @@ func Default() Config {
 		ErrorsProjectID:     "1",
 		ErrorsRetentionDays: 30,
 		ErrorsRate:          50,
+		FeedConcurrencySite: 8,
 	}
 }
 
@@ -279,7 +283,49 @@ func fields() []field {
 		mk("FERRY_ERRORS_PROJECT_ID", "errors-project-id", false, "project id in the browser DSN (digits)", func(c *Config) *string { return &c.ErrorsProjectID }),
 		intf("FERRY_ERRORS_RETENTION_DAYS", "errors-retention-days", "days scrubbed error events are kept locally", func(c *Config) *int { return &c.ErrorsRetentionDays }, 1, 365),
 		intf("FERRY_ERRORS_RATE", "errors-rate", "error envelopes accepted per second per public key", func(c *Config) *int { return &c.ErrorsRate }, 1, 100000),
+		{env: "FERRY_TRUSTED_PROXIES", flag: "trusted-proxies", usage: "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed (none by default)",
+			set: func(c *Config, v string) error {
+				ps, err := parsePrefixes(v)
+				if err != nil {
+					return err
+				}
+				c.TrustedProxies = ps
+				return nil
+			},
+			get: func(c *Config) string {
+				var out []string
+				for _, p := range c.TrustedProxies {
+					out = append(out, p.String())
+				}
+				return strings.Join(out, ",")
+			}},
+		intf("FERRY_FEED_CONCURRENCY_PER_SITE", "feed-concurrency-per-site", "feed requests one Jira site may run at once (429 beyond)", func(c *Config) *int { return &c.FeedConcurrencySite }, 1, 1000),
 	}
+}
+
+// parsePrefixes reads a comma-separated list of addresses and CIDR ranges.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if strings.Contains(item, "/") {
+			p, err := netip.ParsePrefix(item)
+			if err != nil || p.Masked() != p {
+				return nil, fmt.Errorf("%q is not a CIDR range such as 10.0.0.0/8 (no bits set beyond the prefix)", item)
+			}
+			out = append(out, p)
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR range", item)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // days is a duration setting that also takes whole days ("30d"), from lo to
