@@ -146,7 +146,8 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		// store (no upstream). A public key is public: every page shows it.
 		"FERRY_ERRORS_PUBLIC_KEY": "demo0000000000000000000000000000",
 	}
-	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT", "FERRY_LOG_LEVEL", "FERRY_EXPORT_WORKERS"} {
+	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT", "FERRY_LOG_LEVEL", "FERRY_EXPORT_WORKERS",
+		"FERRY_TRUSTED_PROXIES", "FERRY_FEED_CONCURRENCY_PER_SITE"} {
 		if v := e.getenv(k); v != "" {
 			env[k] = v
 		}

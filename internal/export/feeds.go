@@ -236,7 +236,7 @@ func (f *Feeds) restrict(ctx context.Context, tenantID, accountID string, user *
 		feedRefusals.WithLabelValues("project_scope").Inc()
 		return "", apperr.New(apperr.EFORBIDDEN, "Your Jira administrator allows export only from the projects %s, and this token's owner cannot browse any of them.", strings.Join(keys, ", "))
 	}
-	q, err := restrictJQL(jql, visible)
+	q, err := RestrictJQL(jql, visible)
 	if err != nil {
 		feedRefusals.WithLabelValues("project_scope").Inc()
 		return "", apperr.Invalid("jql", "Your Jira administrator allows export only from some projects, and Ferry cannot apply that to this data source's JQL: %s. Ask its owner to change the JQL.", err)

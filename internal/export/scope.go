@@ -142,15 +142,15 @@ func scopeSplit(jql string, strict bool) (where, order string, err error) {
 	return strings.Trim(jql[:words[cut].at], jqlSpace), order, nil
 }
 
-// restrictJQL limits jql to the projects with the given ids (digits only,
+// RestrictJQL limits jql to the projects with the given ids (digits only,
 // at least one).
-func restrictJQL(jql string, projectIDs []string) (string, error) {
+func RestrictJQL(jql string, projectIDs []string) (string, error) {
 	if len(projectIDs) == 0 {
-		return "", errors.New("restrictJQL: no projects")
+		return "", errors.New("RestrictJQL: no projects")
 	}
 	for _, id := range projectIDs {
 		if id == "" || strings.Trim(id, "0123456789") != "" {
-			return "", errors.New("restrictJQL: a project id is not a number")
+			return "", errors.New("RestrictJQL: a project id is not a number")
 		}
 	}
 	where, order, err := scopeSplit(jql, true)

@@ -58,14 +58,14 @@ func TestRestrictJQLPutsTheProjectsOutsideTheCondition(t *testing.T) {
 		{`ORDER BY created`, `project in (10000, 10001) ORDER BY created`},
 		{`summary ~ "x\" ORDER BY " OR project = C`, `(summary ~ "x\" ORDER BY " OR project = C) AND project in (10000, 10001)`},
 	} {
-		got, err := restrictJQL(c.jql, []string{"10000", "10001"})
+		got, err := RestrictJQL(c.jql, []string{"10000", "10001"})
 		if err != nil || got != c.want {
-			t.Errorf("restrictJQL(%q) = %q, %v; want %q", c.jql, got, err, c.want)
+			t.Errorf("RestrictJQL(%q) = %q, %v; want %q", c.jql, got, err, c.want)
 		}
 	}
 	for _, ids := range [][]string{nil, {""}, {"10000) OR (1=1"}, {"A"}} {
-		if got, err := restrictJQL("project = A", ids); err == nil {
-			t.Errorf("restrictJQL with ids %q = %q: want a refusal", ids, got)
+		if got, err := RestrictJQL("project = A", ids); err == nil {
+			t.Errorf("RestrictJQL with ids %q = %q: want a refusal", ids, got)
 		}
 	}
 }
@@ -114,7 +114,7 @@ func FuzzRestrictJQL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, jql string) {
-		q, err := restrictJQL(jql, []string{"10000", "10001"})
+		q, err := RestrictJQL(jql, []string{"10000", "10001"})
 		if err != nil {
 			return
 		}
