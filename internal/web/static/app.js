@@ -756,7 +756,7 @@
     Object.keys(live).forEach(function (id) {
       var o = live[id];
       var btn = el("button", { type: "button", class: "btn btn-small", "data-action": "revoke-all", "data-account": id },
-        "Revoke all " + o.n + " of " + o.owner.displayName + "’s tokens");
+        "Revoke all of " + o.owner.displayName + "’s tokens (" + o.n + " active)");
       btn.addEventListener("click", function () {
         confirmInline(btn.parentNode, "Revoke every active token of " + o.owner.displayName + "? Their feeds stop at once.", "Revoke all", async function () {
           var res = await api("DELETE", "/app-api/admin/users/" + encodeURIComponent(id) + "/tokens");

@@ -1,0 +1,181 @@
+package web_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// simUser is a user as the simulated Jira's control API lists it.
+type simUser struct {
+	AccountID   string `json:"account_id"`
+	DisplayName string `json:"display_name"`
+	Admin       bool   `json:"admin"`
+	Closed      bool   `json:"closed"`
+}
+
+func simControl(t *testing.T, simURL, method, path string, body any) []byte {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, simURL+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return b
+}
+
+func feedCode(t *testing.T, feed, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", feed+"Issues?$top=1", nil)
+	req.SetBasicAuth("powerbi", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestSiteAdministrationInChromium: a Jira administrator restricts export
+// to a group on the admin page; a user outside it is told so in the app,
+// and the feed answers their existing token with 403. The administrator
+// then revokes another user's token in the site's token list, and that
+// feed stops at once; the token history says who did it.
+func TestSiteAdministrationInChromium(t *testing.T) {
+	bin := chromiumPath(t)
+	if testing.Short() {
+		t.Skip("browser test: not in -short mode")
+	}
+	d, dir := startDemoDir(t)
+	var info struct {
+		SimURL string `json:"sim_url"`
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, "demo.json"))
+	if json.Unmarshal(raw, &info) != nil || info.SimURL == "" {
+		t.Fatalf("demo.json has no sim_url: %s", raw)
+	}
+	var users []simUser
+	json.Unmarshal(simControl(t, info.SimURL, "GET", "/_sim/users", nil), &users)
+	var admin, outsider, member simUser
+	for _, u := range users {
+		switch {
+		case u.Closed:
+		case u.Admin && admin.AccountID == "":
+			admin = u
+		case !u.Admin && outsider.AccountID == "":
+			outsider = u
+		case !u.Admin && member.AccountID == "":
+			member = u
+		}
+	}
+	simControl(t, info.SimURL, "POST", "/_sim/users/access", map[string]any{"account_id": member.AccountID, "groups": []string{"jira-users", "bi-users"}})
+	page, _ := url.Parse(d.AppPageURL)
+	as := func(pageURL string, u simUser) string {
+		return strings.Replace(pageURL, "as="+page.Query().Get("as"), "as="+url.QueryEscape(u.AccountID), 1)
+	}
+	adminURL := strings.Replace(d.AppPageURL, "/data-sources?", "/admin?", 1)
+	b, problems := openBrowser(t, bin)
+
+	// Before any restriction, both create a token in the app; both work.
+	newToken := func(u simUser, label string) string {
+		t.Helper()
+		b.open(as(d.AppPageURL, u))
+		b.step("token form for "+u.DisplayName, 15*time.Second,
+			chromedp.WaitVisible(chromedp.CSS("#token-form"), b.in()),
+			chromedp.SendKeys(chromedp.CSS("#token-label"), label, b.in()),
+			chromedp.Click(chromedp.CSS("#token-create"), b.in()),
+			chromedp.WaitVisible(chromedp.CSS("#token-new"), b.in()))
+		return runIn(b, "token", chromedp.Value(chromedp.CSS("#token-value"), b.in()))
+	}
+	outsiderToken := newToken(outsider, "Outsider's Power BI")
+	memberToken := newToken(member, "Member's Excel")
+	for who, tok := range map[string]string{"outsider": outsiderToken, "member": memberToken} {
+		if code, body := feedCode(t, d.ODataURL, tok); code != 200 {
+			t.Fatalf("%s's feed before the restriction: %d %s", who, code, body)
+		}
+	}
+
+	// The administrator restricts export to the group bi-users.
+	b.open(adminURL)
+	b.step("settings", 15*time.Second,
+		chromedp.WaitVisible(chromedp.CSS("#settings-form"), b.in()),
+		chromedp.Click(chromedp.CSS(`input[name="exporters-mode"][value="some"]`), b.in()),
+		chromedp.WaitVisible(chromedp.CSS("#exporters-groups"), b.in()),
+		chromedp.SendKeys(chromedp.CSS("#exporters-groups"), "bi-users", b.in()),
+		chromedp.Click(chromedp.CSS("#settings-save"), b.in()),
+		chromedp.WaitVisible(chromedp.CSS(`#settings-status`), b.in()))
+	deadline := time.Now().Add(10 * time.Second)
+	for runIn(b, "status", chromedp.Text(chromedp.CSS("#settings-status"), b.in())) != "Saved." {
+		if time.Now().After(deadline) {
+			t.Fatalf("settings not saved: %q", runIn(b, "form error", chromedp.Text(chromedp.CSS("#settings-form"), b.in())))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.shot("admin-permissions.png", "#settings-h")
+	b.noEmail("admin page")
+
+	// Outside the group: the feed answers 403 at once, and the app says why.
+	code, body := feedCode(t, d.ODataURL, outsiderToken)
+	if code != 403 || !strings.Contains(body, "has not allowed this token's owner to pull feeds") {
+		t.Errorf("the outsider's feed after the restriction: %d %s", code, body)
+	}
+	if code, body := feedCode(t, d.ODataURL, memberToken); code != 200 {
+		t.Errorf("the member's feed after the restriction: %d %s", code, body)
+	}
+	b.open(as(d.AppPageURL, outsider))
+	b.step("outsider's view", 15*time.Second, chromedp.WaitVisible(chromedp.CSS("#cannot-export"), b.in()))
+	if msg := runIn(b, "message", chromedp.Text(chromedp.CSS("#cannot-export"), b.in())); !strings.Contains(msg, "has not allowed you to create access tokens or pull feeds") {
+		t.Errorf("the outsider is told %q", msg)
+	}
+	if hidden := runIn(b, "token form", chromedp.AttributeValue(chromedp.CSS("#token-form"), "hidden", b.in())); !hidden.Exists {
+		t.Error("the outsider still sees the form to create tokens")
+	}
+	b.shot("data-sources-no-export.png", "#tokens-h")
+
+	// The administrator revokes the member's token; the feed stops at once.
+	b.open(adminURL)
+	row := `#all-tokens tr[data-owner="` + member.AccountID + `"]`
+	b.step("token list", 15*time.Second, chromedp.WaitVisible(chromedp.CSS(row+` button[data-action="revoke"]`), b.in()))
+	if text := runIn(b, "row", chromedp.Text(chromedp.CSS(row), b.in())); !strings.Contains(text, member.DisplayName) || !strings.Contains(text, "Member's Excel") {
+		t.Errorf("the member's token row reads %q", text)
+	}
+	b.step("revoke", 15*time.Second,
+		chromedp.Click(chromedp.CSS(row+` button[data-action="revoke"]`), b.in()),
+		chromedp.WaitVisible(chromedp.CSS(row+` button[data-action="confirm"]`), b.in()),
+		chromedp.Click(chromedp.CSS(row+` button[data-action="confirm"]`), b.in()),
+		chromedp.WaitVisible(chromedp.CSS(row+`.revoked`), b.in()),
+		chromedp.WaitVisible(chromedp.CSS(`#token-history tr[data-kind="revoked"]`), b.in()))
+	if code, body := feedCode(t, d.ODataURL, memberToken); code != 401 {
+		t.Errorf("the member's feed right after the revocation: %d %s", code, body)
+	}
+	hist := runIn(b, "history", chromedp.Text(chromedp.CSS(`#token-history tr[data-kind="revoked"]`), b.in()))
+	if !strings.Contains(hist, "Member's Excel") || !strings.Contains(hist, member.DisplayName) || !strings.Contains(hist, admin.DisplayName) {
+		t.Errorf("the history's revocation reads %q (want the token, its owner and who revoked it)", hist)
+	}
+	b.shot("admin-tokens.png", "#alltokens-h")
+	b.noEmail("admin page, tokens")
+	for _, p := range problems() {
+		t.Errorf("browser console: %s", p)
+	}
+}
