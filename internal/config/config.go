@@ -313,8 +313,11 @@ func parsePrefixes(v string) ([]netip.Prefix, error) {
 		}
 		if strings.Contains(item, "/") {
 			p, err := netip.ParsePrefix(item)
-			if err != nil || p.Masked() != p {
+			if err != nil || p.Masked() != p || p.Addr().Zone() != "" || p.Addr().Is4In6() && p.Bits() < 96 {
 				return nil, fmt.Errorf("%q is not a CIDR range such as 10.0.0.0/8 (no bits set beyond the prefix)", item)
+			}
+			if p.Addr().Is4In6() { // an IPv4 range written as IPv6: clients are compared unmapped
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 			}
 			out = append(out, p)
 			continue
