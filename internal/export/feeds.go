@@ -7,6 +7,7 @@ import (
 
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -145,7 +146,7 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 	}
 	if !allows(nets, addr) {
 		feedRefusals.WithLabelValues("ip_allowlist").Inc()
-		return nil, apperr.New(apperr.EFORBIDDEN, "This Jira site accepts feed requests only from the network addresses its Jira administrator allows, and %s is not one of them. For the Power BI service, ask the administrator to allow its data gateway's addresses.", addr)
+		return nil, &errOutside{addr: addr}
 	}
 	if err := g.enter(ctx, inst.TenantID); err != nil {
 		return nil, err
@@ -186,6 +187,16 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 	}
 	return &feedRequest{owner: owner, inst: inst, source: src, app: app, user: user, fields: fields}, nil
 }
+
+// errOutside: the request came from outside the site's IP allowlist. The
+// address goes to the client in a header only, never into the message,
+// which the request log keeps: Ferry logs no client addresses.
+type errOutside struct{ addr netip.Addr }
+
+var errOutsideMsg = apperr.New(apperr.EFORBIDDEN, "This Jira site accepts feed requests only from the network addresses its Jira administrator allows, and this request's address is not one of them (the Ferry-Client-Address header of this answer says which address Ferry saw). For the Power BI service, ask the administrator to allow its data gateway's addresses.")
+
+func (e *errOutside) Error() string { return errOutsideMsg.Error() }
+func (e *errOutside) Unwrap() error { return errOutsideMsg }
 
 // errNotExporter: the site's settings do not let the token's owner pull feeds.
 var errNotExporter = apperr.New(apperr.EFORBIDDEN, "Your Jira administrator has not allowed this token's owner to pull feeds from Ferry. Ask a Jira administrator to add you, or one of your groups, to those who may create tokens and pull feeds (Apps → Ferry BI Connector).")
@@ -321,6 +332,9 @@ func (f *Feeds) writeFeedError(w http.ResponseWriter, r *http.Request, err error
 	reqinfo.SetError(r.Context(), oe.Code, oe.Message)
 	if re := (*errRetry)(nil); errors.As(err, &re) {
 		w.Header().Set("Retry-After", re.RetryAfter())
+	}
+	if eo := (*errOutside)(nil); errors.As(err, &eo) {
+		w.Header().Set("Ferry-Client-Address", eo.addr.String())
 	}
 	if oe.Status == http.StatusUnauthorized {
 		// Power BI and Excel ask for credentials again when they see this.

@@ -27,7 +27,7 @@ type Settings struct {
 	Exporters Audience `json:"exporters"`
 	// Projects, when not empty, are the only projects whose issues any feed
 	// of the site returns: Ferry intersects every data source's JQL with
-	// them (restrictJQL).
+	// them (RestrictJQL).
 	Projects []ProjectRef `json:"projects,omitempty"`
 	// AllowedNetworks, when not empty, are the address ranges (CIDR) from
 	// which the site's feeds answer.
