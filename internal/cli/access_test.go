@@ -152,6 +152,8 @@ var matrix = []struct {
 	{"create token", map[string]string{roleAdmin: "Y", roleCreator: "Y", roleMember: "Y", roleOutsider: "F"}},
 	{"list all tokens", map[string]string{roleAdmin: "Y", roleCreator: "F", roleMember: "F", roleOutsider: "F"}},
 	{"revoke other's token", map[string]string{roleAdmin: "Y", roleCreator: "F", roleMember: "F", roleOutsider: "F"}},
+	// Last: the administrator's cell ends every token of the creator.
+	{"revoke all of a user's tokens", map[string]string{roleAdmin: "Y", roleCreator: "F", roleMember: "F", roleOutsider: "F"}},
 }
 
 func outcome(code int) string {
@@ -332,6 +334,28 @@ func TestPermissionMatrix(t *testing.T) {
 					_, err = tokens.Authenticate(ctx, plain, func(string) int { return 365 })
 					if (err == nil) == (code == 204) {
 						t.Errorf("%s: %d, token still works: %v", name, code, err == nil)
+					}
+				case "revoke all of a user's tokens":
+					victim := otherOwner(role)
+					var plains []string
+					for range 2 {
+						plain, _, err := tokens.Create(ctx, d.tenant, victim, "victim", 5, 365)
+						if err != nil {
+							t.Fatal(err)
+						}
+						plains = append(plains, plain)
+					}
+					code, detail = apiCall(t, d, page, "DELETE", "/app-api/admin/users/"+victim+"/tokens", nil)
+					var res struct{ Revoked int }
+					json.Unmarshal(detail, &res)
+					if code == 200 && res.Revoked < 2 {
+						t.Errorf("%s: revoked %d", name, res.Revoked)
+					}
+					for _, plain := range plains {
+						_, err := tokens.Authenticate(ctx, plain, func(string) int { return 365 })
+						if (err == nil) == (code == 200) {
+							t.Errorf("%s: %d, a token still works: %v", name, code, err == nil)
+						}
 					}
 				}
 				if got := outcome(code); got != expect {
