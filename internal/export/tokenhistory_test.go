@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -34,13 +35,31 @@ func events(t *testing.T, tokens *export.Tokens, tid string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, e := range list {
+	type line struct {
+		at   time.Time
+		text string
+	}
+	var lines []line
+	for i, e := range list {
+		if i > 0 && e.At.After(list[i-1].At) {
+			t.Fatalf("history not newest first: %v after %v", e.At, list[i-1].At)
+		}
 		by := e.ActorAccountID
 		if e.ActorErased {
 			by = "erased"
 		}
-		out = append(out, fmt.Sprintf("%s %s owner=%s by=%s", e.Kind, e.Label, e.OwnerAccountID, by))
+		lines = append(lines, line{e.At, fmt.Sprintf("%s %s owner=%s by=%s", e.Kind, e.Label, e.OwnerAccountID, by)})
+	}
+	// Events of one moment (one transaction) have no order among themselves.
+	sort.SliceStable(lines, func(i, j int) bool {
+		if !lines[i].at.Equal(lines[j].at) {
+			return lines[i].at.After(lines[j].at)
+		}
+		return lines[i].text < lines[j].text
+	})
+	var out []string
+	for _, l := range lines {
+		out = append(out, l.text)
 	}
 	return out
 }
@@ -96,8 +115,8 @@ func TestContractTokenHistoryRecordsWhoDidWhatAndWhen(t *testing.T) {
 		}
 		got := strings.Join(events(t, tokens, tid), "\n")
 		want := strings.Join([]string{
-			"revoked b3 owner=" + bob + " by=" + admin,
 			"revoked b1 owner=" + bob + " by=" + admin,
+			"revoked b3 owner=" + bob + " by=" + admin,
 			"expired b2 owner=" + bob + " by=",
 			"revoked a2 owner=" + alice + " by=" + admin,
 			"revoked a1 owner=" + alice + " by=" + alice,
