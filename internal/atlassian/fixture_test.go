@@ -230,15 +230,20 @@ func pathMethod(path string) string {
 }
 
 // payload is an installed payload with fields Ferry must not keep.
+// testCloudID is the sites' cloudId in lifecycle payloads.
+const testCloudID = "7a7a7a7a-0000-4000-8000-00000000c10d"
+
 func payload(event, clientKey, secret, base string) map[string]any {
 	return map[string]any{
 		"key": addonKey, "clientKey": clientKey, "sharedSecret": secret, "baseUrl": base, "displayUrl": base,
 		"productType": "jira", "description": "Atlassian JIRA at " + base, "eventType": event,
 		"serviceEntitlementNumber": "SEN-4711", "entitlementId": "ent-1", "entitlementNumber": "E-1",
-		"oauthClientId": "oauth-" + clientKey, "installationId": "ari:cloud:ecosystem::installation/1",
+		// One Forge installation is one site: each site its own installationId.
+		"oauthClientId": "oauth-" + clientKey, "installationId": "ari:cloud:ecosystem::installation/inst-" + clientKey,
+		"cloudId": testCloudID, // kept: it lets the site's Forge installation find this tenant
 		// Not on the allowlist: must never reach the database.
 		"publicKey": "MARKER-PUBLICKEY-7f3a", "userKey": "MARKER-USERKEY-19bd", "email": "marker.person@example.org",
-		"serverVersion": "MARKER-SERVERVERSION-55", "cloudId": "MARKER-CLOUDID-a1",
+		"serverVersion": "MARKER-SERVERVERSION-55", "pluginsVersion": "MARKER-PLUGINSVERSION-a1",
 	}
 }
 

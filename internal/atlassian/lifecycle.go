@@ -41,7 +41,23 @@ type lifecyclePayload struct {
 	EntitlementNumber        string `json:"entitlementNumber"`
 	OAuthClientID            string `json:"oauthClientId"`
 	InstallationID           string `json:"installationId"`
+	CloudID                  string `json:"cloudId"`
 	EventType                string `json:"eventType"`
+}
+
+// cloudIDOf keeps a payload's cloudId only if it has the form of one (a
+// UUID): it lets the site's Forge installation find this tenant.
+func cloudIDOf(p lifecyclePayload) string {
+	id := strings.ToLower(p.CloudID)
+	if len(id) != 36 {
+		return ""
+	}
+	for i, c := range id {
+		if (i == 8 || i == 13 || i == 18 || i == 23) != (c == '-') || c != '-' && !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return ""
+		}
+	}
+	return id
 }
 
 // fail answers a request that failed authentication or validation. 401s carry a JWT challenge.
@@ -248,7 +264,7 @@ func (c *Connect) HandleInstalled() http.Handler {
 			AddonKey: p.Key, ProductType: p.ProductType, ClientKey: p.ClientKey, BaseURL: strings.TrimSuffix(p.BaseURL, "/"),
 			DisplayURL: strings.TrimSuffix(p.DisplayURL, "/"), Description: p.Description,
 			ServiceEntitlementNumber: p.ServiceEntitlementNumber, EntitlementID: p.EntitlementID,
-			EntitlementNumber: p.EntitlementNumber, OAuthClientID: p.OAuthClientID, InstallationID: p.InstallationID,
+			EntitlementNumber: p.EntitlementNumber, OAuthClientID: p.OAuthClientID, InstallationID: p.InstallationID, CloudID: cloudIDOf(p),
 			SharedSecret: []byte(p.SharedSecret), InstallerAccountID: t.claims.Sub, Nonce: nonceOf(t),
 		})
 		switch {

@@ -272,7 +272,8 @@ func TestInstallKeepsOnlyAllowlistedAccountData(t *testing.T) {
 	got := f.install(victim, newSecret, siteURL)
 	want := tenant.Installation{AddonKey: addonKey, ProductType: "jira", ClientKey: victim, BaseURL: siteURL, DisplayURL: siteURL,
 		Description: "Atlassian JIRA at " + siteURL, ServiceEntitlementNumber: "SEN-4711", EntitlementID: "ent-1",
-		EntitlementNumber: "E-1", OAuthClientID: "oauth-" + victim, InstallationID: "ari:cloud:ecosystem::installation/1", State: tenant.Active}
+		EntitlementNumber: "E-1", OAuthClientID: "oauth-" + victim, InstallationID: "ari:cloud:ecosystem::installation/inst-" + victim,
+		CloudID: testCloudID, Connect: true, State: tenant.Active}
 	got2 := got
 	got2.TenantID, got2.InstalledBy, got2.CreatedAt, got2.InstalledAt, got2.UpdatedAt = "", "", time.Time{}, time.Time{}, time.Time{}
 	if !reflect.DeepEqual(got2, want) {
@@ -288,7 +289,7 @@ func TestInstallKeepsOnlyAllowlistedAccountData(t *testing.T) {
 		all = append(all, b...)
 	}
 	for _, never := range []string{"MARKER-PUBLICKEY-7f3a", "MARKER-USERKEY-19bd", "marker.person@example.org", "MARKER-SERVERVERSION-55",
-		"MARKER-CLOUDID-a1", newSecret, userAcct} {
+		"MARKER-PLUGINSVERSION-a1", newSecret, userAcct} {
 		if bytes.Contains(all, []byte(never)) {
 			t.Errorf("%q is in the database file", never)
 		}
@@ -400,5 +401,31 @@ func TestDescriptorDeclaresSignedInstallAndPages(t *testing.T) {
 	}
 	if w.Header().Get("Content-Type") != "application/json" || w.Code != http.StatusOK {
 		t.Fatalf("descriptor response %d %s", w.Code, w.Header())
+	}
+}
+
+// TestPayloadCloudIDIsKeptOnlyInItsForm: the installed payload's cloudId is
+// Account Data (it lets the site's Forge installation find this tenant), but
+// only a value in a cloudId's form (a UUID) is kept; anything else never
+// reaches the database.
+func TestPayloadCloudIDIsKeptOnlyInItsForm(t *testing.T) {
+	db := storetest.SQLite(t)
+	f := newFixture(t, db)
+	inst := "/lifecycle/installed"
+	p := payload("installed", victim, newSecret, siteURL)
+	p["cloudId"] = "MARKER-CLOUDID-a1"
+	f.send(inst, f.installToken(inst, victim, nil), p)
+	got, err := f.tenants.ByClientKey(context.Background(), victim)
+	if err != nil || got.CloudID != "" {
+		t.Fatalf("a malformed cloudId must not be kept: %q %v", got.CloudID, err)
+	}
+	db.SQL.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+	all, _ := os.ReadFile(db.Path)
+	if bytes.Contains(all, []byte("MARKER-CLOUDID-a1")) {
+		t.Fatal("the malformed cloudId is in the database file")
+	}
+	f2 := newFixture(t, storetest.SQLite(t))
+	if got := f2.install("other-client", newSecret, "https://other.atlassian.net"); got.CloudID != testCloudID {
+		t.Fatalf("a cloudId in its form is kept: %q", got.CloudID)
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"ferry/internal/export"
-	"ferry/internal/jira"
 	"ferry/internal/jirasim"
 )
 
@@ -176,14 +175,7 @@ func TestPermissionMatrix(t *testing.T) {
 	ctx := context.Background()
 	d := startSite(t, nil, 40)
 	sr := setUpRoles(t, d)
-	inst, err := d.app.tenants.ByID(ctx, d.tenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := jira.New(inst.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(inst))
-	if err != nil {
-		t.Fatal(err)
-	}
+	props := siteProperties(t, d)
 	sources := d.app.appAPI.Sources
 	tokens := d.app.appAPI.Tokens
 	// newSource makes a source owned by owner with visibility v, as the
@@ -194,14 +186,14 @@ func TestPermissionMatrix(t *testing.T) {
 		if v == export.VisibilityGroups {
 			in.Groups = []string{"bi-users"}
 		}
-		ds, err := sources.Create(ctx, app, d.tenant, in, owner, time.Now().UTC())
+		ds, err := sources.Create(ctx, props, d.tenant, in, owner, time.Now().UTC())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return ds
 	}
 	stored := func(id string) (export.DataSource, bool) {
-		ds, err := sources.Get(ctx, app, d.tenant, id)
+		ds, err := sources.Get(ctx, props, d.tenant, id)
 		return ds, err == nil
 	}
 	// otherOwner is whose sources count as someone else's for a role.

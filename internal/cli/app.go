@@ -19,6 +19,7 @@ import (
 	"ferry/internal/egress"
 	"ferry/internal/errortrack"
 	"ferry/internal/export"
+	"ferry/internal/forge"
 	"ferry/internal/jobs"
 	"ferry/internal/keys"
 	"ferry/internal/logging"
@@ -46,6 +47,9 @@ type app struct {
 	feeds   *export.Feeds      // OData and CSV feeds
 	appAPI  *export.App        // JSON API of the app's pages
 	pages   *web.Pages         // the app's pages inside Jira
+
+	forge    *forge.Remote    // Forge Remote: FIT-verified invocations, offline impersonation, Forge storage; nil without FERRY_FORGE_APP_ID
+	platform export.Platforms // how the connector reaches each tenant's Jira: Connect or Forge
 
 	tlsCert   *tls.Certificate // FERRY_TLS_CERT and FERRY_TLS_KEY, checked before start-up writes anything
 	metricsLn net.Listener     // FERRY_METRICS_ADDR (serve only; nil: no metrics listener)
@@ -155,6 +159,16 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 		db.Close()
 		return nil, err
 	}
+	if cfg.ForgeAppID != "" {
+		a.forge, err = forge.New(forge.Options{AppID: cfg.ForgeAppID, JWKSURL: cfg.ForgeJWKSURL, GraphQLURL: cfg.ForgeGraphQLURL,
+			StorageURL: cfg.ForgeStorageURL, AddonKey: cfg.AddonKey, LicenseMaxAge: cfg.ForgeLicenseMaxAge, AllowLoopback: cfg.AllowLoopback,
+			Tenants: a.tenants, Keys: a.keys, Accounts: a.accounts, Log: log,
+			JWKSClient: gate.Client(egress.ForgeKeys), APIClient: gate.Client(egress.ForgeAPI)})
+		if err != nil {
+			db.Close()
+			return nil, &config.Error{Var: "FERRY_FORGE_APP_ID", Reason: err.Error()}
+		}
+	}
 	a.wireConnector()
 	a.wireConsole(gate)
 	a.wireErasure()
@@ -187,7 +201,7 @@ func (a *app) deps() server.Deps {
 		a.stopForward = func() { cancel(); <-done }
 	}
 	return server.Deps{Config: a.cfg, Log: a.log, DB: a.db, Keys: a.keys, Connect: a.connect, RequestLog: a.requestLog,
-		Feeds: a.feeds, App: a.appAPI, Pages: a.pages, Errors: a.errorIngest}
+		Feeds: a.feeds, App: a.appAPI, Pages: a.pages, Errors: a.errorIngest, Forge: a.forge}
 }
 
 // wireErrorTracking builds the error relay: its store, the ingest for the
@@ -245,14 +259,18 @@ func (a *app) browserDSN() string {
 // wireConnector builds the feeds and the app's JSON API. Data sources live
 // in each tenant's Jira; tokens in Ferry's database as hashes.
 func (a *app) wireConnector() {
-	jiraHTTP := a.gate.Client(egress.Jira)
-	sources := &export.Sources{AddonKey: a.cfg.AddonKey}
+	a.platform = export.Platforms{Connect: export.ConnectPlatform{Connect: a.connect, HTTP: a.gate.Client(egress.Jira), AddonKey: a.cfg.AddonKey}}
+	sources := &export.Sources{}
+	if a.forge != nil {
+		a.platform.Forge = forgePlatform{a.forge}
+		a.forge.OnForget(sources.Forget)
+	}
 	tokens := &export.Tokens{DB: a.db, Keys: a.keys, Accounts: a.accounts}
-	a.feeds = &export.Feeds{Log: a.log, Connect: a.connect, Tenants: a.tenants, Tokens: tokens, Sources: sources,
-		Keys: a.keys, JiraHTTP: jiraHTTP, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL,
+	a.feeds = &export.Feeds{Log: a.log, Platform: a.platform, Tenants: a.tenants, Tokens: tokens, Sources: sources,
+		Keys: a.keys, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL,
 		Guard: &export.Guard{TrustedProxies: a.cfg.TrustedProxies, SiteConcurrency: a.cfg.FeedConcurrencySite}}
-	a.appAPI = &export.App{Log: a.log, Connect: a.connect, Sources: sources, Tokens: tokens, Feeds: a.feeds,
-		JiraHTTP: jiraHTTP, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
+	a.appAPI = &export.App{Log: a.log, Platform: a.platform, Sources: sources, Tokens: tokens, Feeds: a.feeds,
+		MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
 	a.pages = &web.Pages{Connect: a.connect, Config: a.cfg, Log: a.log,
 		ErrorTracking: web.ErrorTracking{DSN: a.browserDSN(), Release: Version}}
 }
@@ -284,6 +302,10 @@ func (a *app) wireErasure() {
 		return nil
 	})
 	a.purger.OnPurged(a.connect.Forget)
+	if a.forge != nil {
+		a.purger.OnPurged(a.forge.Forget)
+		a.forge.SetKick(func(ctx context.Context) error { return a.jobs.Kick(ctx, forge.MigrateJobName) })
+	}
 	a.purger.OnPurged(a.accounts.ForgetTenant)
 	a.purger.SetKick(func(ctx context.Context) error {
 		if err := a.jobs.Kick(ctx, tenant.PurgeJobName); !errors.Is(err, jobs.ErrNotRunning) {
@@ -312,7 +334,7 @@ func (a *app) registerJobs() {
 	a.jobs.Register(audit.CheckpointJob(a.trail))
 	a.jobs.Register(staff.SessionsJob(a.staff))
 	a.jobs.Register(tenant.PurgeJob(a.purger, a.log))
-	a.jobs.Register(tenant.ExpiryJob(a.tenants, a.connect.LicenseActive, a.log))
+	a.jobs.Register(tenant.ExpiryJob(a.tenants, a.licenseCheck(), a.log))
 	a.jobs.Register(privacy.ReportJob(a.reporter, a.log))
 	a.jobs.Register(backup.Job(a.backups, a.log))
 	a.jobs.Register(errortrack.RetentionJob(a.errorStore, a.cfg.ErrorsRetentionDays, a.log))
@@ -320,6 +342,10 @@ func (a *app) registerJobs() {
 		a.jobs.Register(errortrack.ForwardJob(a.forwarder))
 	}
 	a.jobs.Register(export.HistoryJob(a.appAPI.Tokens, a.log))
+	if a.forge != nil {
+		a.jobs.Register(forge.MigrateJob(a.forge, a.log))
+		a.jobs.Register(forge.TokenAgeJob(a.forge))
+	}
 }
 
 // newGate builds the egress gate; its start-up checks (region pinning,
@@ -338,6 +364,9 @@ func newGate(cfg config.Config) (*egress.Gate, error) {
 		InstallKeysURL:      cfg.InstallKeysURL,
 		OAuthURL:            cfg.OAuthURL,
 		StaffSSOIssuer:      cfg.ConsoleOIDCIssuer,
+	}
+	if cfg.ForgeAppID != "" {
+		ec.ForgeJWKSURL, ec.ForgeGraphQLURL, ec.ForgeStorageURL = cfg.ForgeJWKSURL, cfg.ForgeGraphQLURL, cfg.ForgeStorageURL
 	}
 	if cfg.UsesPostgres() {
 		hosts, err := store.PostgresHosts(cfg.DatabaseURL)

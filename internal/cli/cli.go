@@ -47,6 +47,7 @@ func commands() map[string]command {
 
 		"tenants": {"installations: tenants list | show --tenant ID | delete --tenant ID --reason WHY", runTenants},
 		"backup":  {"backups: backup now | list | verify [ID] | restore [ID] --to PATH|URL", runBackup},
+		"forge":   {"Forge app: forge manifest (writes forge/manifest.yml) | forge ui --bundle FILE", runForge},
 	}
 }
 

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"ferry/internal/export"
-	"ferry/internal/jira"
 	"ferry/internal/jirasim"
 )
 
@@ -91,8 +90,8 @@ func TestCustomerDataNeverStoredCanary(t *testing.T) {
 	// A data source whose name and JQL carry canaries, stored (as always)
 	// in the simulated Jira's app properties.
 	tn, _ := d.app.tenants.ByID(ctx, d.tenant)
-	app, _ := jira.New(tn.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(tn))
-	src, err := d.app.appAPI.Sources.Create(ctx, app, d.tenant, export.Input{Name: "Report " + inName,
+	props, _ := d.app.platform.Properties(ctx, tn)
+	src, err := d.app.appAPI.Sources.Create(ctx, props, d.tenant, export.Input{Name: "Report " + inName,
 		JQL: `labels = "` + inLabel + `" ORDER BY created DESC`, Fields: []string{"summary", "description", "labels", "status"},
 		Tables: []string{export.TableIssues, export.TableChangelog}, Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"ferry/internal/export"
-	"ferry/internal/jira"
 )
 
 // csvFields are fields of every kind Ferry maps, including the simulator's
@@ -30,7 +29,7 @@ func csvSource(t *testing.T, d *demo) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := jira.New(tn.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(tn))
+	app, err := d.app.platform.Properties(ctx, tn)
 	if err != nil {
 		t.Fatal(err)
 	}

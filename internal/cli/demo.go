@@ -16,11 +16,13 @@ import (
 	"strings"
 	"time"
 
+	forgeapp "ferry/forge"
 	"ferry/internal/config"
 	"ferry/internal/export"
-	"ferry/internal/jira"
+	"ferry/internal/forge"
 	"ferry/internal/jirasim"
 	"ferry/internal/staff"
+	"ferry/internal/tenant"
 )
 
 // DemoInfo is what `ferry demo` prints and writes to <data-dir>/demo.json.
@@ -34,6 +36,7 @@ type DemoInfo struct {
 	CSVURL        string `json:"csv_url"`
 	Token         string `json:"token"`
 	AppPageURL    string `json:"app_page_url,omitempty"`
+	Platform      string `json:"platform"` // how the app was installed: forge (Custom UI, Forge Remote) or connect
 
 	// The staff console and two demo staff members: support (who may decrypt
 	// request logs) and auditor (who may read the audit trail).
@@ -68,6 +71,7 @@ func runDemo(ctx context.Context, e env, args []string) error {
 	dataDir := fs.String("data-dir", "ferry-demo", "Ferry's data directory for the demo")
 	reset := fs.Bool("reset", false, "start fresh: delete the data directory first")
 	issues := fs.Int("issues", 5000, "sample issues in the simulated Jira")
+	platform := fs.String("platform", "forge", "install the app through forge (Custom UI pages, Forge Remote) or connect (the bridge for existing installations)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -79,7 +83,10 @@ func runDemo(ctx context.Context, e env, args []string) error {
 			return fmt.Errorf("demo: reset: %w", err)
 		}
 	}
-	d, err := startDemo(ctx, e, demoOptions{AppAddr: *appAddr, SimAddr: *simAddr, ConsoleAddr: *consoleAddr, DataDir: *dataDir, Issues: *issues})
+	if *platform != "forge" && *platform != "connect" {
+		return &usageError{fmt.Sprintf("--platform %q: want forge or connect", *platform)}
+	}
+	d, err := startDemo(ctx, e, demoOptions{AppAddr: *appAddr, SimAddr: *simAddr, ConsoleAddr: *consoleAddr, DataDir: *dataDir, Issues: *issues, Platform: *platform})
 	if err != nil {
 		return err
 	}
@@ -91,7 +98,14 @@ type demoOptions struct {
 	AppAddr, SimAddr, ConsoleAddr, DataDir string
 	Issues                                 int
 	Users                                  int // simulated users; 0 means 20
+	// Platform is "forge" (ferry demo's default) or "connect"; empty is
+	// connect, which the in-process tests written before Forge expect.
+	Platform string
 }
+
+// demoForgeAppID is the demo's Forge app: the simulated Jira's platform
+// knows it by this id, and Ferry pins every FIT's audience to it.
+const demoForgeAppID = "ari:cloud:ecosystem::app/f3a1c0de-5eed-4a11-8b0b-000000000001"
 
 type demo struct {
 	info   DemoInfo
@@ -141,6 +155,8 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		"FERRY_CONNECT_INSTALL_KEYS_URL": simURL + "/connect-install-keys", "FERRY_CONNECT_OAUTH_URL": simURL,
 		"FERRY_CONNECT_JS_URL": simURL + "/atlassian-connect/all.js",
 		"FERRY_CONSOLE_ADDR":   cln.Addr().String(), "FERRY_CONSOLE_URL": "http://" + cln.Addr().String(),
+		"FERRY_FORGE_APP_ID": demoForgeAppID, "FERRY_FORGE_JWKS_URL": sim.ForgeJWKSURL(),
+		"FERRY_FORGE_GRAPHQL_URL": sim.ForgeGraphQLURL(), "FERRY_FORGE_STORAGE_URL": sim.ForgeStorageURL(),
 		"FERRY_LOG_LEVEL": "error", // the demo's own output is the interface; FERRY_LOG_LEVEL overrides
 		// The pages load the Sentry browser SDK; errors stay in the local
 		// store (no upstream). A public key is public: every page shows it.
@@ -174,22 +190,34 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		return nil, err
 	}
 
-	// Install through the real signed lifecycle, as Jira does.
-	inst, err := sim.Install(ctx, appURL, jirasim.InstallValid)
-	if le := (*jirasim.LifecycleError)(nil); errors.As(err, &le) && le.Status == 409 && prev.SimURL != "" && prev.SimURL != simURL {
-		return stop(fmt.Errorf("demo: the simulated Jira could not get its previous address %s back (now %s), and Ferry does not move an installed site; free that port or start over with --reset", prev.SimURL, simURL))
-	}
-	if err != nil {
-		return stop(fmt.Errorf("demo: install the app into the simulated Jira: %w", err))
-	}
-	tn, err := a.tenants.ByClientKey(ctx, inst.ClientKey)
-	if err != nil {
-		return stop(fmt.Errorf("demo: installation not recorded: %w", err))
+	var tn tenant.Installation
+	var forgeInstall string
+	if o.Platform == "forge" {
+		// Install as Forge does: the app folder forge deploy would upload
+		// (the manifest from this configuration, the Custom UI build), then
+		// the installation and its avi:forge:installed:app event.
+		tn, forgeInstall, err = installForgeDemo(ctx, a, sim, cfg, filepath.Join(o.DataDir, "forge"))
+		if err != nil {
+			return stop(err)
+		}
+		go sim.RunForgeTriggers(ctx, time.Hour)
+	} else {
+		// Install through the real signed lifecycle, as Jira does.
+		inst, err := sim.Install(ctx, appURL, jirasim.InstallValid)
+		if le := (*jirasim.LifecycleError)(nil); errors.As(err, &le) && le.Status == 409 && prev.SimURL != "" && prev.SimURL != simURL {
+			return stop(fmt.Errorf("demo: the simulated Jira could not get its previous address %s back (now %s), and Ferry does not move an installed site; free that port or start over with --reset", prev.SimURL, simURL))
+		}
+		if err != nil {
+			return stop(fmt.Errorf("demo: install the app into the simulated Jira: %w", err))
+		}
+		if tn, err = a.tenants.ByClientKey(ctx, inst.ClientKey); err != nil {
+			return stop(fmt.Errorf("demo: installation not recorded: %w", err))
+		}
 	}
 	users := sim.Users()
 	admin := users[0]
 
-	app, err := jira.New(tn.BaseURL, a.gate.Client("jira"), a.connect.AppAuth(tn))
+	props, err := a.platform.Properties(ctx, tn)
 	if err != nil {
 		return stop(err)
 	}
@@ -202,9 +230,9 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		src = export.DataSource{ID: prev.SourceID, Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
 			Tables: []string{export.TableChangelog, export.TableIssues}, Owner: admin.AccountID, Visibility: export.VisibilityEveryone,
 			History: []export.Change{{Action: "created", By: admin.AccountID, At: now}}, Updated: now}
-		err = sources.Restore(ctx, app, tn.TenantID, src)
+		err = sources.Restore(ctx, props, tn.TenantID, src)
 	} else {
-		src, err = sources.Create(ctx, app, tn.TenantID, export.Input{Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
+		src, err = sources.Create(ctx, props, tn.TenantID, export.Input{Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
 			Tables: []string{export.TableChangelog, export.TableIssues}, Visibility: export.VisibilityEveryone}, admin.AccountID, time.Now().UTC())
 	}
 	if err != nil {
@@ -226,7 +254,13 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		}
 		info.Token, info.TokenID = plain, tok.ID
 	}
-	if a.pagesBuilt() {
+	info.Platform = cmp.Or(o.Platform, "connect")
+	switch {
+	case forgeInstall != "":
+		if info.AppPageURL, err = sim.ForgePageURL(forgeInstall, forge.ModuleDataSources, admin.AccountID); err != nil {
+			return stop(err)
+		}
+	case a.pagesBuilt():
 		info.AppPageURL = simURL + "/jira/apps/" + cfg.AddonKey + "/data-sources?as=" + admin.AccountID
 	}
 	info.ConsoleURL = cfg.ConsoleBaseURL() + "/console/"
@@ -247,6 +281,32 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		a.Close()
 		return err
 	}}, nil
+}
+
+// installForgeDemo installs the app into the simulated Jira through Forge
+// and returns its tenant and Forge installation id. The simulated site keeps
+// its ids across runs (same seed), so a second run finds the same tenant.
+func installForgeDemo(ctx context.Context, a *app, sim *jirasim.Sim, cfg config.Config, dir string) (tenant.Installation, string, error) {
+	m, err := forge.Manifest(forgeManifestOptions(cfg))
+	if err != nil {
+		return tenant.Installation{}, "", fmt.Errorf("demo: Forge manifest: %w", err)
+	}
+	if err := forgeapp.WriteApp(dir, m); err != nil {
+		return tenant.Installation{}, "", fmt.Errorf("demo: Forge app folder: %w", err)
+	}
+	fa, err := jirasim.LoadForgeManifest(filepath.Join(dir, "manifest.yml"), nil)
+	if err != nil {
+		return tenant.Installation{}, "", fmt.Errorf("demo: %w", err)
+	}
+	fi, err := sim.InstallForge(ctx, fa)
+	if err != nil {
+		return tenant.Installation{}, "", fmt.Errorf("demo: install the app into the simulated Jira through Forge: %w", err)
+	}
+	tn, err := a.tenants.ByInstallationID(ctx, fi.ID)
+	if err != nil {
+		return tenant.Installation{}, "", fmt.Errorf("demo: Forge installation not recorded: %w", err)
+	}
+	return tn, fi.ID, nil
 }
 
 // demoStaff makes (or, on a second run, keeps) an enrolled demo staff

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"ferry/internal/export"
-	"ferry/internal/jira"
 )
 
 // The defects of the feed-correctness issue, one test each, against the
@@ -243,7 +242,7 @@ func TestSkiptokenIsBoundToItsDataSource(t *testing.T) {
 	d, _, _ := startTestDemo(t, 60)
 	ctx := context.Background()
 	tn, _ := d.app.tenants.ByID(ctx, d.tenant)
-	app, _ := jira.New(tn.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(tn))
+	app, _ := d.app.platform.Properties(ctx, tn)
 	other, err := d.app.appAPI.Sources.Create(ctx, app, d.tenant, export.Input{Name: "Other", JQL: demoJQL, Fields: demoFields,
 		Tables: []string{export.TableIssues, export.TableChangelog}, Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {
@@ -269,7 +268,7 @@ func TestDataSourceIDsThatLookLikeCacheKeysServeFeeds(t *testing.T) {
 	d, _, _ := startTestDemo(t, 40)
 	ctx := context.Background()
 	tn, _ := d.app.tenants.ByID(ctx, d.tenant)
-	app, _ := jira.New(tn.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(tn))
+	app, _ := d.app.platform.Properties(ctx, tn)
 	now := time.Now().UTC()
 	for _, id := range []string{"settings", "list"} {
 		src := export.DataSource{ID: id, Name: "Named " + id, JQL: demoJQL, Fields: demoFields, Tables: []string{export.TableIssues},

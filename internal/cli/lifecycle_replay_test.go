@@ -19,7 +19,6 @@ import (
 
 	"ferry/internal/config"
 	"ferry/internal/export"
-	"ferry/internal/jira"
 	"ferry/internal/jirasim"
 	"ferry/internal/server"
 	"ferry/internal/tenant"
@@ -132,8 +131,8 @@ func TestReplayedLifecycleTokensCannotTakeOverATenant(t *testing.T) {
 		t.Fatalf("after the genuine reinstall: %+v, %v", tn, err)
 	}
 	admin := sim.Users()[0]
-	jc, _ := jira.New(tn.BaseURL, a.gate.Client("jira"), a.connect.AppAuth(tn))
-	src, err := a.appAPI.Sources.Create(ctx, jc, tn.TenantID, export.Input{Name: "Everything", JQL: `created >= "2000-01-01" ORDER BY key`,
+	props, _ := a.platform.Properties(ctx, tn)
+	src, err := a.appAPI.Sources.Create(ctx, props, tn.TenantID, export.Input{Name: "Everything", JQL: `created >= "2000-01-01" ORDER BY key`,
 		Fields: []string{"summary"}, Tables: []string{export.TableIssues}, Visibility: export.VisibilityEveryone}, admin.AccountID, time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)

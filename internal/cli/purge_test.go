@@ -14,7 +14,6 @@ import (
 
 	"ferry/internal/config"
 	"ferry/internal/export"
-	"ferry/internal/jira"
 	"ferry/internal/jirasim"
 	"ferry/internal/keys"
 	"ferry/internal/store"
@@ -432,19 +431,15 @@ func restoreDemoSource(t *testing.T, d *demo) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := newAppClient(d.app, in)
+	props, err := d.app.platform.Properties(ctx, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC()
 	src := demoSource(d.info.SourceID, d.sim.Users()[0].AccountID, now)
-	if err := d.app.appAPI.Sources.Restore(ctx, app, in.TenantID, src); err != nil {
+	if err := d.app.appAPI.Sources.Restore(ctx, props, in.TenantID, src); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func newAppClient(a *app, in tenant.Installation) (*jira.Client, error) {
-	return jira.New(in.BaseURL, a.gate.Client("jira"), a.connect.AppAuth(in))
 }
 
 // demoSource is the demo's sample data source (startDemo).

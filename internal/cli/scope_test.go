@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"ferry/internal/export"
-	"ferry/internal/jira"
 	"ferry/internal/jirasim"
 )
 
@@ -85,8 +84,8 @@ func inProjects(keys []string, projects ...string) []string {
 	return out
 }
 
-// feedKeys reads every Key of a source's Issues feed, and of its CSV.
-func feedKeys(t *testing.T, d *demo, src, token, query string) (odata, csvKeys []string, code int, body []byte) {
+// restrictedKeys reads every Key of a source's Issues feed, and of its CSV.
+func restrictedKeys(t *testing.T, d *demo, src, token, query string) (odata, csvKeys []string, code int, body []byte) {
 	t.Helper()
 	u := d.info.AppURL + "/odata/" + src + "/Issues?$select=Key" + query
 	code, _, body = fetch(t, u, token)
@@ -127,8 +126,7 @@ func TestProjectRestrictionHoldsWhateverTheJQLSays(t *testing.T) {
 	admin := users[0]
 	keys := d.sim.ProjectKeys()
 	a, b := keys[0], keys[1]
-	inst, _ := d.app.tenants.ByID(ctx, d.tenant)
-	app, _ := jira.New(inst.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(inst))
+	props := siteProperties(t, d)
 	page := pageToken(t, d, admin.AccountID)
 	setProjects := func(p ...string) {
 		t.Helper()
@@ -138,7 +136,7 @@ func TestProjectRestrictionHoldsWhateverTheJQLSays(t *testing.T) {
 			"projects":  p}, nil)
 	}
 	source := func(jql string) string {
-		ds, err := d.app.appAPI.Sources.Create(ctx, app, d.tenant, export.Input{Name: "scope", JQL: jql, Fields: []string{"summary", "status"},
+		ds, err := d.app.appAPI.Sources.Create(ctx, props, d.tenant, export.Input{Name: "scope", JQL: jql, Fields: []string{"summary", "status"},
 			Tables: []string{export.TableIssues, export.TableChangelog}, Visibility: export.VisibilityEveryone}, admin.AccountID, time.Now().UTC())
 		if err != nil {
 			t.Fatal(err)
@@ -174,7 +172,7 @@ func TestProjectRestrictionHoldsWhateverTheJQLSays(t *testing.T) {
 		want = inProjects(want, a)
 		compared += len(want)
 		src := source(c.jql)
-		got, gotCSV, code, body := feedKeys(t, d, src, d.info.Token, "")
+		got, gotCSV, code, body := restrictedKeys(t, d, src, d.info.Token, "")
 		if code != 200 {
 			t.Errorf("%q: %d %s", c.jql, code, body)
 			continue
@@ -186,7 +184,7 @@ func TestProjectRestrictionHoldsWhateverTheJQLSays(t *testing.T) {
 			t.Errorf("%q:\n OData %v\n CSV   %v\n want  %v", c.jql, got, gotCSV, want)
 		}
 		// A $filter folds into the restricted JQL, never around it.
-		filtered, _, code, body := feedKeys(t, d, src, d.info.Token, "&$filter="+strings.ReplaceAll("Status eq 'Done' or Status eq 'To Do'", " ", "%20"))
+		filtered, _, code, body := restrictedKeys(t, d, src, d.info.Token, "&$filter="+strings.ReplaceAll("Status eq 'Done' or Status eq 'To Do'", " ", "%20"))
 		if code != 200 || len(inProjects(filtered, a)) != len(filtered) {
 			t.Errorf("%q with a $filter: %d %v %s", c.jql, code, filtered, body)
 		}
@@ -240,7 +238,7 @@ func TestProjectRestrictionHoldsWhateverTheJQLSays(t *testing.T) {
 	setProjects(a, b)
 	src := source("project in (" + strings.Join(restricted.Projects, ",") + ") OR project = " + a)
 	want, _ := simSearch(t, d.sim.BaseURL(), restricted, "project in ("+strings.Join(restricted.Projects, ",")+") OR project = "+a)
-	got, _, code, body := feedKeys(t, d, src, tok, "")
+	got, _, code, body := restrictedKeys(t, d, src, tok, "")
 	if code != 200 || !slices.Equal(sorted(got), sorted(inProjects(want, a, b))) {
 		t.Errorf("two projects, user browsing one: %d %v, want %v %s", code, got, inProjects(want, a, b), body)
 	}
@@ -251,7 +249,7 @@ func TestProjectRestrictionHoldsWhateverTheJQLSays(t *testing.T) {
 	// Lifting the restriction brings every project back at once.
 	setProjects()
 	all, _ := simSearch(t, d.sim.BaseURL(), admin, "project = "+b)
-	got, _, _, _ = feedKeys(t, d, source("project = "+b), d.info.Token, "")
+	got, _, _, _ = restrictedKeys(t, d, source("project = "+b), d.info.Token, "")
 	if len(all) == 0 || !slices.Equal(sorted(got), sorted(all)) {
 		t.Errorf("without a restriction: %d rows, want %d", len(got), len(all))
 	}

@@ -41,6 +41,22 @@ func property(t *testing.T, d *demo, app *jira.Client, key string) (json.RawMess
 	return raw, true
 }
 
+// siteProperties is where Ferry keeps the site's data sources and
+// settings: Connect app properties, or Forge storage on Forge.
+func siteProperties(t *testing.T, d *demo) export.PropertyStore {
+	t.Helper()
+	ctx := context.Background()
+	inst, err := d.app.tenants.ByID(ctx, d.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := d.app.platform.Properties(ctx, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
 // TestDeletedSourceDefinitionLeavesTheSitesStorage: deleting a data source
 // writes its history entry, then removes its definition from the site's
 // storage (the app property): what stays names it, who owned and deleted

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,6 +87,13 @@ type Config struct {
 	ErrorsRate          int            // FERRY_ERRORS_RATE: envelopes per second per public key
 	TrustedProxies      []netip.Prefix // FERRY_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed; none by default
 	FeedConcurrencySite int            // FERRY_FEED_CONCURRENCY_PER_SITE: feed requests one site may run at once
+
+	ForgeAppID         string        // FERRY_FORGE_APP_ID: the Forge app's id (ari:cloud:ecosystem::app/…); empty: no Forge
+	ForgeJWKSURL       string        // FERRY_FORGE_JWKS_URL: the key set that signs Forge Invocation Tokens
+	ForgeGraphQLURL    string        // FERRY_FORGE_GRAPHQL_URL: Atlassian's GraphQL gateway (offline user impersonation)
+	ForgeStorageURL    string        // FERRY_FORGE_STORAGE_URL: Forge's Key-Value Store REST API
+	ForgeLicenseMaxAge time.Duration // FERRY_FORGE_LICENSE_MAX_AGE: a licence Forge has not confirmed for longer stops feeds
+	ForgeRegionURLs    []string      // FERRY_FORGE_REGION_URLS: REGION=URL per data residency realm, for the manifest's remote
 }
 
 // Error is a configuration error: it names the variable and says what is
@@ -138,6 +146,11 @@ func Default() Config {
 		ErrorsRetentionDays: 30,
 		ErrorsRate:          50,
 		FeedConcurrencySite: 8,
+
+		ForgeJWKSURL:       "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json",
+		ForgeGraphQLURL:    "https://api.atlassian.com/graphql",
+		ForgeStorageURL:    "https://api.atlassian.com/forge/storage/kvs",
+		ForgeLicenseMaxAge: 24 * time.Hour,
 	}
 }
 
@@ -300,6 +313,23 @@ func fields() []field {
 				return strings.Join(out, ",")
 			}},
 		intf("FERRY_FEED_CONCURRENCY_PER_SITE", "feed-concurrency-per-site", "feed requests one Jira site may run at once (429 beyond)", func(c *Config) *int { return &c.FeedConcurrencySite }, 1, 1000),
+		mk("FERRY_FORGE_APP_ID", "forge-app-id", false, "the Forge app's id, ari:cloud:ecosystem::app/UUID (empty: Ferry runs without Forge)", func(c *Config) *string { return &c.ForgeAppID }),
+		mk("FERRY_FORGE_JWKS_URL", "forge-jwks-url", false, "the key set that signs Forge Invocation Tokens", func(c *Config) *string { return &c.ForgeJWKSURL }),
+		mk("FERRY_FORGE_GRAPHQL_URL", "forge-graphql-url", false, "Atlassian's GraphQL gateway, for offline user impersonation; its host serves app.apiBaseUrl", func(c *Config) *string { return &c.ForgeGraphQLURL }),
+		mk("FERRY_FORGE_STORAGE_URL", "forge-storage-url", false, "Forge's Key-Value Store REST API, where data sources live on Forge", func(c *Config) *string { return &c.ForgeStorageURL }),
+		days("FERRY_FORGE_LICENSE_MAX_AGE", "forge-license-max-age", "feeds stop when Forge has not confirmed the licence for this long (e.g. 24h)",
+			func(c *Config) *time.Duration { return &c.ForgeLicenseMaxAge }, time.Hour),
+		{env: "FERRY_FORGE_REGION_URLS", flag: "forge-region-urls", usage: "comma-separated REGION=URL of Ferry's hosts per data residency realm, for the Forge manifest (e.g. EU=https://eu.ferry.example)",
+			set: func(c *Config, v string) error {
+				c.ForgeRegionURLs = nil
+				for _, p := range strings.Split(v, ",") {
+					if p = strings.TrimSpace(p); p != "" {
+						c.ForgeRegionURLs = append(c.ForgeRegionURLs, p)
+					}
+				}
+				return nil
+			},
+			get: func(c *Config) string { return strings.Join(c.ForgeRegionURLs, ",") }},
 	}
 }
 
@@ -533,7 +563,48 @@ func (c *Config) Validate() error {
 	if c.AddonKey == "" || strings.ContainsAny(c.AddonKey, "/?#& ") {
 		return &Error{Var: "FERRY_ADDON_KEY", Reason: "must be a non-empty key without / ? # & or spaces"}
 	}
+	if err := c.validateForge(); err != nil {
+		return err
+	}
 	return c.validateConsole()
+}
+
+var forgeAppID = regexp.MustCompile(`^ari:cloud:ecosystem::app/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// forgeRegions are the data residency realms a Forge remote may pin a
+// baseUrl to (the regions of the manifest schema in @forge/manifest).
+var forgeRegions = []string{"US", "EU", "DE", "AU", "CA", "IN", "JP", "KR", "SG", "GB", "CH"}
+
+// validateForge checks the Forge settings.
+func (c *Config) validateForge() error {
+	if c.ForgeAppID != "" && !forgeAppID.MatchString(c.ForgeAppID) {
+		return &Error{Var: "FERRY_FORGE_APP_ID", Reason: fmt.Sprintf("%q is not ari:cloud:ecosystem::app/UUID (the app id forge register prints)", c.ForgeAppID)}
+	}
+	for _, pair := range []struct{ env, v string }{
+		{"FERRY_FORGE_JWKS_URL", c.ForgeJWKSURL}, {"FERRY_FORGE_GRAPHQL_URL", c.ForgeGraphQLURL}, {"FERRY_FORGE_STORAGE_URL", c.ForgeStorageURL},
+	} {
+		if err := checkHTTPURL(pair.v); err != nil {
+			return &Error{Var: pair.env, Reason: err.Error()}
+		}
+	}
+	seen := map[string]bool{}
+	for _, p := range c.ForgeRegionURLs {
+		region, u, ok := strings.Cut(p, "=")
+		region = strings.ToUpper(strings.TrimSpace(region))
+		switch {
+		case !ok:
+			return &Error{Var: "FERRY_FORGE_REGION_URLS", Reason: fmt.Sprintf("%q is not REGION=URL", p)}
+		case !slices.Contains(forgeRegions, region):
+			return &Error{Var: "FERRY_FORGE_REGION_URLS", Reason: fmt.Sprintf("%q is not a Forge data residency region (%s)", region, strings.Join(forgeRegions, ", "))}
+		case seen[region]:
+			return &Error{Var: "FERRY_FORGE_REGION_URLS", Reason: fmt.Sprintf("region %s is listed twice", region)}
+		}
+		seen[region] = true
+		if err := checkHTTPURL(strings.TrimSpace(u)); err != nil {
+			return &Error{Var: "FERRY_FORGE_REGION_URLS", Reason: region + ": " + err.Error()}
+		}
+	}
+	return nil
 }
 
 // validateConsole checks the staff console's settings. Its cookies are

@@ -170,6 +170,20 @@ func TestValidValues(t *testing.T) {
 			return fmt.Sprint(c.TrustedProxies) == "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32 198.51.100.1/32 203.0.113.0/24]"
 		}},
 		{map[string]string{"FERRY_FEED_CONCURRENCY_PER_SITE": "1"}, func(c Config) bool { return c.FeedConcurrencySite == 1 }},
+		{map[string]string{"FERRY_FORGE_APP_ID": "ari:cloud:ecosystem::app/0b5d9c54-1111-4222-8333-444455556666"}, func(c Config) bool {
+			return c.ForgeAppID == "ari:cloud:ecosystem::app/0b5d9c54-1111-4222-8333-444455556666"
+		}},
+		{map[string]string{"FERRY_FORGE_JWKS_URL": "http://127.0.0.1:9/forge/jwks.json"}, func(c Config) bool { return c.ForgeJWKSURL == "http://127.0.0.1:9/forge/jwks.json" }},
+		{map[string]string{"FERRY_FORGE_GRAPHQL_URL": "http://127.0.0.1:9/graphql"}, func(c Config) bool { return c.ForgeGraphQLURL == "http://127.0.0.1:9/graphql" }},
+		{map[string]string{"FERRY_FORGE_STORAGE_URL": "http://127.0.0.1:9/kvs"}, func(c Config) bool { return c.ForgeStorageURL == "http://127.0.0.1:9/kvs" }},
+		{map[string]string{"FERRY_FORGE_LICENSE_MAX_AGE": "2d"}, func(c Config) bool { return c.ForgeLicenseMaxAge == 48*time.Hour }},
+		{map[string]string{"FERRY_FORGE_REGION_URLS": " EU=https://eu.ferry.example , us=https://us.ferry.example"}, func(c Config) bool {
+			return reflect.DeepEqual(c.ForgeRegionURLs, []string{"EU=https://eu.ferry.example", "us=https://us.ferry.example"})
+		}},
+		{nil, func(c Config) bool {
+			return c.ForgeAppID == "" && c.ForgeJWKSURL == "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json" &&
+				c.ForgeGraphQLURL == "https://api.atlassian.com/graphql" && c.ForgeLicenseMaxAge == 24*time.Hour
+		}},
 	}
 	for _, c := range cases {
 		cfg, err := load(t, c.env)
@@ -233,6 +247,16 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{nil, []string{"--backup-every", "48h"}, "--backup-every"},
 		{map[string]string{"FERRY_ADDR": "127.0.0.1:9000", "FERRY_METRICS_ADDR": "127.0.0.1:9000"}, nil, "FERRY_METRICS_ADDR"},
 		{map[string]string{"FERRY_CONSOLE_ADDR": "0.0.0.0:8081"}, nil, "FERRY_CONSOLE_ADDR"},
+		{map[string]string{"FERRY_FORGE_APP_ID": "0b5d9c54-1111-4222-8333-444455556666"}, nil, "FERRY_FORGE_APP_ID"},
+		{map[string]string{"FERRY_FORGE_APP_ID": "ari:cloud:ecosystem::installation/0b5d9c54-1111-4222-8333-444455556666"}, nil, "FERRY_FORGE_APP_ID"},
+		{map[string]string{"FERRY_FORGE_JWKS_URL": "file:///jwks.json"}, nil, "FERRY_FORGE_JWKS_URL"},
+		{map[string]string{"FERRY_FORGE_GRAPHQL_URL": "api.atlassian.com/graphql"}, nil, "FERRY_FORGE_GRAPHQL_URL"},
+		{nil, []string{"--forge-storage-url", "kvs"}, "FERRY_FORGE_STORAGE_URL"},
+		{map[string]string{"FERRY_FORGE_LICENSE_MAX_AGE": "10m"}, nil, "FERRY_FORGE_LICENSE_MAX_AGE"},
+		{map[string]string{"FERRY_FORGE_REGION_URLS": "https://eu.ferry.example"}, nil, "FERRY_FORGE_REGION_URLS"},
+		{map[string]string{"FERRY_FORGE_REGION_URLS": "MARS=https://mars.ferry.example"}, nil, "FERRY_FORGE_REGION_URLS"},
+		{map[string]string{"FERRY_FORGE_REGION_URLS": "EU=https://a.example,EU=https://b.example"}, nil, "FERRY_FORGE_REGION_URLS"},
+		{map[string]string{"FERRY_FORGE_REGION_URLS": "EU=ftp://eu.ferry.example"}, nil, "FERRY_FORGE_REGION_URLS"},
 		{map[string]string{"FERRY_CONSOLE_ADDR": "8081"}, nil, "FERRY_CONSOLE_ADDR"},
 		{map[string]string{"FERRY_CONSOLE_URL": "console.example.com"}, nil, "FERRY_CONSOLE_URL"},
 		{map[string]string{"FERRY_CONSOLE_OIDC_ISSUER": "https://login.example.com"}, nil, "FERRY_CONSOLE_OIDC_ISSUER"},

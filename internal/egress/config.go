@@ -26,6 +26,13 @@ const (
 	envStaffSSOIssuer = "FERRY_CONSOLE_OIDC_ISSUER"
 )
 
+// Forge's settings, named in its endpoints' errors.
+const (
+	envForgeJWKSURL    = "FERRY_FORGE_JWKS_URL"
+	envForgeGraphQLURL = "FERRY_FORGE_GRAPHQL_URL"
+	envForgeStorageURL = "FERRY_FORGE_STORAGE_URL"
+)
+
 // Defaults for the Atlassian endpoints Ferry talks to.
 const (
 	DefaultInstallKeysURL = "https://connect-install-keys.atlassian.com"
@@ -88,6 +95,12 @@ type Config struct {
 	// StaffSSOIssuer is the OIDC issuer that signs staff in to the console
 	// (FERRY_CONSOLE_OIDC_ISSUER); empty: no single sign-on.
 	StaffSSOIssuer string
+	// Forge (empty when Ferry runs without Forge): the key set that signs
+	// Forge Invocation Tokens (FERRY_FORGE_JWKS_URL, category ForgeKeys), and
+	// Atlassian's API gateway — GraphQL (FERRY_FORGE_GRAPHQL_URL), whose
+	// host also serves every installation's app.apiBaseUrl, and Forge
+	// storage (FERRY_FORGE_STORAGE_URL) — category ForgeAPI.
+	ForgeJWKSURL, ForgeGraphQLURL, ForgeStorageURL string
 }
 
 func (c Config) withDefaults() Config {

@@ -34,11 +34,13 @@ const (
 	KMS         Category = "kms"          // key-encryption key
 	Database    Category = "database"     // PostgreSQL (FERRY_DATABASE_URL): the hosting provider's database
 	StaffSSO    Category = "staff_sso"    // OIDC issuer of staff single sign-on (discovery, keys, token exchange)
+	ForgeKeys   Category = "forge_keys"   // Forge's key set (JWKS) that signs Forge Invocation Tokens
+	ForgeAPI    Category = "forge_api"    // Atlassian's API gateway for a Forge remote: product API, GraphQL, storage
 )
 
 // Categories lists every category in a stable order.
 func Categories() []Category {
-	return []Category{Jira, InstallKeys, OAuth, Sentry, SMTP, S3, KMS, Database, StaffSSO}
+	return []Category{Jira, InstallKeys, OAuth, Sentry, SMTP, S3, KMS, Database, StaffSSO, ForgeKeys, ForgeAPI}
 }
 
 // TenantSites decides whether host is the Jira site of an installed tenant.
@@ -148,6 +150,28 @@ func (g *Gate) buildAllowlists() error {
 		}
 		add(e.c, p)
 	}
+	// Forge: Atlassian's key set and API gateway, named by their settings.
+	for _, e := range []struct {
+		c       Category
+		setting string
+		raw     string
+	}{{ForgeKeys, envForgeJWKSURL, cfg.ForgeJWKSURL}, {ForgeAPI, envForgeGraphQLURL, cfg.ForgeGraphQLURL}, {ForgeAPI, envForgeStorageURL, cfg.ForgeStorageURL}} {
+		if e.raw == "" {
+			continue
+		}
+		p, _, err := urlPattern(e.setting, e.raw, cfg.AllowLoopback)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !isLoopbackPattern(p) && !atlassianHost(p.host) {
+			errs = append(errs, cfgErr(e.setting, fmt.Sprintf("%s is not an Atlassian host (*.atlassian.com, *.atlassian-dev.net)", p.host)))
+			continue
+		}
+		if !slices.ContainsFunc(g.allow[e.c], func(q hostPattern) bool { return q.String() == p.String() }) {
+			add(e.c, p)
+		}
+	}
 	// Subprocessor destinations: each must be declared.
 	declared := func(setting string, p hostPattern) error {
 		if isLoopbackPattern(p) {
@@ -241,6 +265,16 @@ func (g *Gate) buildAllowlists() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// atlassianHost reports whether host is Atlassian's: the parent product.
+func atlassianHost(host string) bool {
+	for _, d := range []string{"atlassian.com", "atlassian-dev.net"} {
+		if host == d || strings.HasSuffix(host, "."+d) {
+			return true
+		}
+	}
+	return false
 }
 
 // databasePattern accepts the host:port of FERRY_DATABASE_URL. The database

@@ -127,7 +127,7 @@ func (a *App) putSettings(w http.ResponseWriter, r *http.Request, c appCtx) erro
 			st.Projects[i] = ProjectRef{ID: found[j].ID, Key: found[j].Key}
 		}
 	}
-	saved, err := a.Sources.SaveSettings(r.Context(), c.app, c.p.TenantID(), st, a.MaxDays)
+	saved, err := a.Sources.SaveSettings(r.Context(), c.props, c.p.TenantID(), st, a.MaxDays)
 	if err != nil {
 		return err
 	}
@@ -279,7 +279,7 @@ func (a *App) deletedSources(w http.ResponseWriter, r *http.Request, c appCtx) e
 	if _, err := a.requireAdmin(r, c, errAdminsOnly); err != nil {
 		return err
 	}
-	list, err := a.Sources.Deleted(r.Context(), c.app)
+	list, err := a.Sources.Deleted(r.Context(), c.props)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -13,19 +14,21 @@ import (
 	"ferry/internal/apperr"
 	"ferry/internal/atlassian"
 	"ferry/internal/jira"
+	"ferry/internal/tenant"
 )
 
-// App serves the JSON API behind the app's pages in Jira (/app-api/…). Every
-// handler runs behind Connect's RequireAPI, so the tenant and user come from
-// a verified JWT, never from the request body; people are shown by display
-// name fetched from Jira at view time, never by email address.
+// App serves the JSON API behind the app's pages in Jira: /app-api/… behind
+// Connect's RequireAPI, and the same operations at /forge/app-api/… behind a
+// verified Forge Invocation Token, called through @forge/bridge invokeRemote
+// from the Custom UI. Either way the tenant and user come from a verified
+// token (a Caller), never from the request body; people are shown by
+// display name fetched from Jira at view time, never by email address.
 type App struct {
 	Log      *slog.Logger
-	Connect  *atlassian.Connect
+	Platform Platform // Connect or Forge, per installation (Platforms)
 	Sources  *Sources
 	Tokens   *Tokens
 	Feeds    *Feeds // for field lists and feed URLs
-	JiraHTTP *http.Client
 	MaxDays  int
 	BaseURL  string
 	Now      func() time.Time
@@ -42,33 +45,59 @@ func (a *App) now() time.Time {
 	return time.Now().UTC()
 }
 
-// appCtx is one authenticated API call.
-type appCtx struct {
-	p    atlassian.Principal
-	app  *jira.Client // as the app
-	user *jira.Client // as the signed-in user
+// Caller is who a call to the app's API comes from, as a verified Connect
+// JWT or Forge Invocation Token names them.
+type Caller struct {
+	Installation  tenant.Installation
+	AccountID     string // raw accountId: memory only, to act as the user; never stored or logged
+	UserPseudonym string // what may be stored and logged
 }
 
-func (a *App) ctx(r *http.Request) (appCtx, error) {
-	p, ok := atlassian.PrincipalFrom(r.Context())
+// TenantID is the tenant every store query of the call is scoped to.
+func (c Caller) TenantID() string { return c.Installation.TenantID }
+
+// CallerOf reads the verified caller from a request's context.
+type CallerOf func(ctx context.Context) (Caller, bool)
+
+// ConnectCaller reads the principal Connect's RequireAPI verified.
+func ConnectCaller(ctx context.Context) (Caller, bool) {
+	p, ok := atlassian.PrincipalFrom(ctx)
+	return Caller{Installation: p.Installation, AccountID: p.AccountID, UserPseudonym: p.UserPseudonym}, ok
+}
+
+// appCtx is one authenticated API call.
+type appCtx struct {
+	p     Caller
+	app   *jira.Client // as the app
+	user  *jira.Client // as the signed-in user
+	props PropertyStore
+}
+
+func (a *App) ctx(r *http.Request, who CallerOf) (appCtx, error) {
+	ctx := r.Context()
+	p, ok := who(ctx)
 	if !ok {
 		return appCtx{}, apperr.New(apperr.EUNAUTHORIZED, "open Ferry from Jira")
 	}
-	app, err := jira.New(p.Installation.BaseURL, a.JiraHTTP, a.Connect.AppAuth(p.Installation))
+	app, err := a.Platform.AppClient(ctx, p.Installation)
 	if err != nil {
 		return appCtx{}, err
 	}
-	user, err := jira.New(p.Installation.BaseURL, a.JiraHTTP, a.Connect.UserAuth(p.Installation, p.AccountID))
+	user, err := a.Platform.UserClient(ctx, p.Installation, p.AccountID)
 	if err != nil {
 		return appCtx{}, err
 	}
-	return appCtx{p: p, app: app, user: user}, nil
+	props, err := a.Platform.Properties(ctx, p.Installation)
+	if err != nil {
+		return appCtx{}, err
+	}
+	return appCtx{p: p, app: app, user: user, props: props}, nil
 }
 
 // handle adapts a JSON handler: errors become problem+json.
-func (a *App) handle(fn func(w http.ResponseWriter, r *http.Request, c appCtx) error) http.Handler {
+func (a *App) handle(who CallerOf, fn func(w http.ResponseWriter, r *http.Request, c appCtx) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := a.ctx(r)
+		c, err := a.ctx(r, who)
 		if err == nil {
 			err = fn(w, r, c)
 		}
@@ -101,7 +130,7 @@ func decodeJSON(r *http.Request, v any) error {
 // viewer is the signed-in user as far as access goes; Jira is asked afresh
 // on every call (no cache), so a change in Jira shows at once.
 func (a *App) viewer(r *http.Request, c appCtx) (*viewer, error) {
-	st, err := a.Sources.Settings(r.Context(), c.app, c.p.TenantID(), a.MaxDays)
+	st, err := a.Sources.Settings(r.Context(), c.props, c.p.TenantID(), a.MaxDays)
 	if err != nil {
 		return nil, err
 	}
@@ -213,33 +242,35 @@ func nameOf(names map[string]string, id string) string {
 	return "Unknown user"
 }
 
-// Routes registers the API on mux behind auth (Connect's RequireAPI).
-func (a *App) Routes(mux *http.ServeMux, auth func(http.Handler) http.Handler) {
-	h := func(pattern string, fn func(http.ResponseWriter, *http.Request, appCtx) error) {
-		mux.Handle(pattern, auth(a.handle(fn)))
+// Routes registers the API under prefix (/app-api for Connect,
+// /forge/app-api for Forge) behind auth, which verifies the token that who
+// then reads.
+func (a *App) Routes(mux *http.ServeMux, prefix string, auth func(http.Handler) http.Handler, who CallerOf) {
+	h := func(method, path string, fn func(http.ResponseWriter, *http.Request, appCtx) error) {
+		mux.Handle(method+" "+prefix+path, auth(a.handle(who, fn)))
 	}
-	h("GET /app-api/me", a.me)
-	h("GET /app-api/fields", a.fields)
-	h("GET /app-api/groups", a.findGroups)
-	h("GET /app-api/sources", a.listSources)
-	h("POST /app-api/sources", a.createSource)
-	h("GET /app-api/sources/{id}", a.getSource)
-	h("PUT /app-api/sources/{id}", a.updateSource)
-	h("DELETE /app-api/sources/{id}", a.deleteSource)
-	h("PUT /app-api/sources/{id}/owner", a.transferSource)
-	h("GET /app-api/tokens", a.listTokens)
-	h("POST /app-api/tokens", a.createToken)
-	h("DELETE /app-api/tokens/{id}", a.revokeToken)
-	h("GET /app-api/settings", a.getSettings)
-	h("PUT /app-api/settings", a.putSettings)
-	h("GET /app-api/users", a.findUsers)
-	h("GET /app-api/admin/tokens", a.listAllTokens)
-	h("DELETE /app-api/admin/tokens/{id}", a.revokeAnyToken)
-	h("DELETE /app-api/admin/users/{accountId}/tokens", a.revokeUsersTokens)
-	h("GET /app-api/admin/token-history", a.tokenHistory)
-	h("GET /app-api/admin/deleted-sources", a.deletedSources)
-	h("GET /app-api/deletion", a.getDeletion)
-	h("POST /app-api/deletion", a.requestDeletion)
+	h("GET", "/me", a.me)
+	h("GET", "/fields", a.fields)
+	h("GET", "/groups", a.findGroups)
+	h("GET", "/sources", a.listSources)
+	h("POST", "/sources", a.createSource)
+	h("GET", "/sources/{id}", a.getSource)
+	h("PUT", "/sources/{id}", a.updateSource)
+	h("DELETE", "/sources/{id}", a.deleteSource)
+	h("PUT", "/sources/{id}/owner", a.transferSource)
+	h("GET", "/tokens", a.listTokens)
+	h("POST", "/tokens", a.createToken)
+	h("DELETE", "/tokens/{id}", a.revokeToken)
+	h("GET", "/settings", a.getSettings)
+	h("PUT", "/settings", a.putSettings)
+	h("GET", "/users", a.findUsers)
+	h("GET", "/admin/tokens", a.listAllTokens)
+	h("DELETE", "/admin/tokens/{id}", a.revokeAnyToken)
+	h("DELETE", "/admin/users/{accountId}/tokens", a.revokeUsersTokens)
+	h("GET", "/admin/token-history", a.tokenHistory)
+	h("GET", "/admin/deleted-sources", a.deletedSources)
+	h("GET", "/deletion", a.getDeletion)
+	h("POST", "/deletion", a.requestDeletion)
 }
 
 func (a *App) me(w http.ResponseWriter, r *http.Request, c appCtx) error {
@@ -251,7 +282,7 @@ func (a *App) me(w http.ResponseWriter, r *http.Request, c appCtx) error {
 	if err != nil {
 		return err
 	}
-	lic, err := a.Connect.LicenseActive(r.Context(), c.p.Installation)
+	lic, err := a.Platform.LicenseActive(r.Context(), c.p.Installation)
 	if err != nil {
 		lic = false
 	}
@@ -292,7 +323,7 @@ func (a *App) listSources(w http.ResponseWriter, r *http.Request, c appCtx) erro
 	if err != nil {
 		return err
 	}
-	list, err := a.Sources.List(r.Context(), c.app, c.p.TenantID())
+	list, err := a.Sources.List(r.Context(), c.props, c.p.TenantID())
 	if err != nil {
 		return err
 	}
@@ -323,7 +354,7 @@ func (a *App) listSources(w http.ResponseWriter, r *http.Request, c appCtx) erro
 // visibleSource is the source named in the path if the user may see it;
 // one they may not is as good as absent.
 func (a *App) visibleSource(r *http.Request, c appCtx, v *viewer) (DataSource, error) {
-	ds, err := a.Sources.Get(r.Context(), c.app, c.p.TenantID(), r.PathValue("id"))
+	ds, err := a.Sources.Get(r.Context(), c.props, c.p.TenantID(), r.PathValue("id"))
 	if err != nil {
 		return ds, err
 	}
@@ -424,7 +455,7 @@ func (a *App) createSource(w http.ResponseWriter, r *http.Request, c appCtx) err
 	if err != nil {
 		return err
 	}
-	ds, err := a.Sources.Create(r.Context(), c.app, c.p.TenantID(), in, c.p.AccountID, a.now())
+	ds, err := a.Sources.Create(r.Context(), c.props, c.p.TenantID(), in, c.p.AccountID, a.now())
 	if err != nil {
 		return err
 	}
@@ -457,7 +488,7 @@ func (a *App) updateSource(w http.ResponseWriter, r *http.Request, c appCtx) err
 	if err != nil {
 		return err
 	}
-	ds, err := a.Sources.Update(r.Context(), c.app, c.p.TenantID(), r.PathValue("id"), in, c.p.AccountID, a.now())
+	ds, err := a.Sources.Update(r.Context(), c.props, c.p.TenantID(), r.PathValue("id"), in, c.p.AccountID, a.now())
 	if err != nil {
 		return err
 	}
@@ -472,7 +503,7 @@ func (a *App) deleteSource(w http.ResponseWriter, r *http.Request, c appCtx) err
 	if _, err := a.editable(r, c, v); err != nil {
 		return err
 	}
-	if err := a.Sources.Delete(r.Context(), c.app, c.p.TenantID(), r.PathValue("id"), c.p.AccountID, a.now()); err != nil {
+	if err := a.Sources.Delete(r.Context(), c.props, c.p.TenantID(), r.PathValue("id"), c.p.AccountID, a.now()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -496,13 +527,13 @@ func (a *App) transferSource(w http.ResponseWriter, r *http.Request, c appCtx) e
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	if _, err := a.Sources.Get(r.Context(), c.app, c.p.TenantID(), r.PathValue("id")); err != nil {
+	if _, err := a.Sources.Get(r.Context(), c.props, c.p.TenantID(), r.PathValue("id")); err != nil {
 		return err
 	}
 	if err := a.checkUsers(r, c, "accountId", []string{in.AccountID}); err != nil {
 		return err
 	}
-	ds, err := a.Sources.Transfer(r.Context(), c.app, c.p.TenantID(), r.PathValue("id"), in.AccountID, c.p.AccountID, a.now())
+	ds, err := a.Sources.Transfer(r.Context(), c.props, c.p.TenantID(), r.PathValue("id"), in.AccountID, c.p.AccountID, a.now())
 	if err != nil {
 		return err
 	}
@@ -547,7 +578,7 @@ func tokenOut(t Token) tokenJSON {
 }
 
 func (a *App) maxDays(r *http.Request, c appCtx) int {
-	st, err := a.Sources.Settings(r.Context(), c.app, c.p.TenantID(), a.MaxDays)
+	st, err := a.Sources.Settings(r.Context(), c.props, c.p.TenantID(), a.MaxDays)
 	if err != nil {
 		return a.MaxDays
 	}

@@ -17,9 +17,10 @@ import (
 	"ferry/internal/jira"
 )
 
-// Data sources live in the customer's Jira as Connect app properties, never
-// in Ferry's database (statement: Customer Data stays in the parent product).
-// Ferry reads them back on use and caches them in memory for a short time.
+// Data sources live in the customer's own Atlassian site — Connect app
+// properties, or Forge storage on Forge (PropertyStore) — never in Ferry's
+// database (statement: Customer Data stays in the parent product). Ferry
+// reads them back on use and caches them in memory for a short time.
 
 // Tables a data source can expose.
 const (
@@ -89,10 +90,9 @@ func (ds *DataSource) normalize() {
 	}
 }
 
-// Sources reads and writes data sources through a tenant's app properties.
+// Sources reads and writes data sources through a tenant's PropertyStore.
 type Sources struct {
-	AddonKey string
-	TTL      time.Duration // memory cache lifetime; default 30 s
+	TTL time.Duration // memory cache lifetime; default 30 s
 
 	mu    sync.Mutex
 	cache map[string]cached // by tenant id + key
@@ -129,6 +129,10 @@ func (s *Sources) put(k string, v any) {
 	s.cache[k] = cached{v: v, at: time.Now()}
 }
 
+// Forget drops what is cached of a tenant (its sources moved to Forge
+// storage, or the tenant was purged).
+func (s *Sources) Forget(tenantID string) { s.forget(tenantID) }
+
 func (s *Sources) forget(tenantID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -141,33 +145,30 @@ func (s *Sources) forget(tenantID string) {
 
 // List returns the tenant's data sources, sorted by name: all of them;
 // who may see which is the caller's to decide (viewer.mayView).
-// app must sign as the app itself: app properties are visible only to it.
-func (s *Sources) List(ctx context.Context, app *jira.Client, tenantID string) ([]DataSource, error) {
+func (s *Sources) List(ctx context.Context, ps PropertyStore, tenantID string) ([]DataSource, error) {
 	ck := tenantID + "\x00list"
 	if v, ok := s.get(ck); ok {
 		return v.([]DataSource), nil
 	}
-	keys, err := app.PropertyKeys(ctx, s.AddonKey)
+	keys, err := ps.Keys(ctx, sourcePrefix)
 	if err != nil {
 		return nil, err
 	}
 	var out []DataSource
 	for _, k := range keys {
-		if !strings.HasPrefix(k, sourcePrefix) {
-			continue
-		}
 		var ds DataSource
-		if err := app.GetProperty(ctx, s.AddonKey, k, &ds); err != nil {
-			if jira.IsStatus(err, 404) {
-				continue // deleted between list and get
-			}
+		found, err := ps.Get(ctx, k, &ds)
+		if err != nil {
 			return nil, err
+		}
+		if !found {
+			continue // deleted between list and get
 		}
 		ds.normalize()
 		if ds.Deleted {
 			// A tombstone of an earlier version still holds the definition:
 			// keep its history, remove the rest.
-			if err := s.retire(ctx, app, tenantID, ds); err != nil {
+			if err := s.retire(ctx, ps, tenantID, ds); err != nil {
 				return nil, err
 			}
 			continue
@@ -183,7 +184,7 @@ func (s *Sources) List(ctx context.Context, app *jira.Client, tenantID string) (
 var ErrNoSource = apperr.New(apperr.ENOTFOUND, "No such data source. It may have been deleted; copy the feed URL again from the Ferry app in Jira.")
 
 // Get returns one data source; a deleted one is ErrNoSource.
-func (s *Sources) Get(ctx context.Context, app *jira.Client, tenantID, id string) (DataSource, error) {
+func (s *Sources) Get(ctx context.Context, ps PropertyStore, tenantID, id string) (DataSource, error) {
 	if !validID(id) {
 		return DataSource{}, ErrNoSource
 	}
@@ -194,15 +195,16 @@ func (s *Sources) Get(ctx context.Context, app *jira.Client, tenantID, id string
 		return v.(DataSource), nil
 	}
 	var ds DataSource
-	if err := app.GetProperty(ctx, s.AddonKey, sourcePrefix+id, &ds); err != nil {
-		if jira.IsStatus(err, 404) {
-			return DataSource{}, ErrNoSource
-		}
+	found, err := ps.Get(ctx, sourcePrefix+id, &ds)
+	if err != nil {
 		return DataSource{}, err
+	}
+	if !found {
+		return DataSource{}, ErrNoSource
 	}
 	ds.normalize()
 	if ds.Deleted {
-		if err := s.retire(ctx, app, tenantID, ds); err != nil {
+		if err := s.retire(ctx, ps, tenantID, ds); err != nil {
 			return DataSource{}, err
 		}
 		return DataSource{}, ErrNoSource
@@ -352,46 +354,46 @@ func newSourceID() string {
 
 // Create stores a new data source owned by its creator; by is the creating
 // user's accountId.
-func (s *Sources) Create(ctx context.Context, app *jira.Client, tenantID string, in Input, by string, now time.Time) (DataSource, error) {
+func (s *Sources) Create(ctx context.Context, ps PropertyStore, tenantID string, in Input, by string, now time.Time) (DataSource, error) {
 	if err := in.validateVisibility(); err != nil {
 		return DataSource{}, err
 	}
 	ds := DataSource{ID: newSourceID(), Name: in.Name, JQL: in.JQL, Fields: in.Fields, Tables: in.Tables,
 		Owner: by, Visibility: in.Visibility, Groups: in.Groups,
 		History: []Change{{Action: "created", By: by, At: now}}, Updated: now}
-	return ds, s.save(ctx, app, tenantID, ds)
+	return ds, s.save(ctx, ps, tenantID, ds)
 }
 
 // Restore stores a data source exactly as given (same id), for a demo that
 // recreates its sample source in a freshly started simulated Jira.
-func (s *Sources) Restore(ctx context.Context, app *jira.Client, tenantID string, ds DataSource) error {
+func (s *Sources) Restore(ctx context.Context, ps PropertyStore, tenantID string, ds DataSource) error {
 	if !validID(ds.ID) {
 		return apperr.Invalid("id", "invalid data source id")
 	}
 	ds.normalize()
-	return s.save(ctx, app, tenantID, ds)
+	return s.save(ctx, ps, tenantID, ds)
 }
 
 // Update edits a data source and appends to its history. Who may is the
 // caller's to decide (viewer.mayEdit); the owner stays.
-func (s *Sources) Update(ctx context.Context, app *jira.Client, tenantID, id string, in Input, by string, now time.Time) (DataSource, error) {
+func (s *Sources) Update(ctx context.Context, ps PropertyStore, tenantID, id string, in Input, by string, now time.Time) (DataSource, error) {
 	if err := in.validateVisibility(); err != nil {
 		return DataSource{}, err
 	}
-	ds, err := s.Get(ctx, app, tenantID, id)
+	ds, err := s.Get(ctx, ps, tenantID, id)
 	if err != nil {
 		return ds, err
 	}
 	ds.Name, ds.JQL, ds.Fields, ds.Tables, ds.Updated = in.Name, in.JQL, in.Fields, in.Tables, now
 	ds.Visibility, ds.Groups = in.Visibility, in.Groups
 	ds.History = appendHistory(ds.History, Change{Action: "edited", By: by, At: now})
-	return ds, s.save(ctx, app, tenantID, ds)
+	return ds, s.save(ctx, ps, tenantID, ds)
 }
 
 // Transfer gives a data source to a new owner (a Jira administrator's
 // decision, recorded in its history).
-func (s *Sources) Transfer(ctx context.Context, app *jira.Client, tenantID, id, to, by string, now time.Time) (DataSource, error) {
-	ds, err := s.Get(ctx, app, tenantID, id)
+func (s *Sources) Transfer(ctx context.Context, ps PropertyStore, tenantID, id, to, by string, now time.Time) (DataSource, error) {
+	ds, err := s.Get(ctx, ps, tenantID, id)
 	if err != nil {
 		return ds, err
 	}
@@ -400,7 +402,7 @@ func (s *Sources) Transfer(ctx context.Context, app *jira.Client, tenantID, id, 
 	}
 	ds.Owner, ds.Updated = to, now
 	ds.History = appendHistory(ds.History, Change{Action: "transferred", By: by, To: to, At: now})
-	return ds, s.save(ctx, app, tenantID, ds)
+	return ds, s.save(ctx, ps, tenantID, ds)
 }
 
 // deletedPrefix names the app properties that keep deleted sources' history.
@@ -419,25 +421,25 @@ type DeletedSource struct {
 // Delete removes a data source: its history entry is written first (to a
 // property of its own), then the definition is deleted from the site's
 // storage. Its feed stops at once. Who may is the caller's to decide.
-func (s *Sources) Delete(ctx context.Context, app *jira.Client, tenantID, id, by string, now time.Time) error {
-	ds, err := s.Get(ctx, app, tenantID, id)
+func (s *Sources) Delete(ctx context.Context, ps PropertyStore, tenantID, id, by string, now time.Time) error {
+	ds, err := s.Get(ctx, ps, tenantID, id)
 	if err != nil {
 		return err
 	}
 	ds.History = appendHistory(ds.History, Change{Action: "deleted", By: by, At: now})
 	ds.Updated = now
-	return s.retire(ctx, app, tenantID, ds)
+	return s.retire(ctx, ps, tenantID, ds)
 }
 
 // retire writes a deleted source's history and then deletes its definition:
 // a failure in between leaves the definition in place (nothing is lost, and
 // deleting again finishes the job).
-func (s *Sources) retire(ctx context.Context, app *jira.Client, tenantID string, ds DataSource) error {
+func (s *Sources) retire(ctx context.Context, ps PropertyStore, tenantID string, ds DataSource) error {
 	gone := DeletedSource{ID: ds.ID, Name: ds.Name, Owner: ds.Owner, History: ds.History, Deleted: ds.Updated}
-	if err := app.PutProperty(ctx, s.AddonKey, deletedPrefix+ds.ID, gone); err != nil {
+	if err := ps.Put(ctx, deletedPrefix+ds.ID, gone); err != nil {
 		return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira did not save the data source's history; nothing was deleted. Try again.")
 	}
-	if err := app.DeleteProperty(ctx, s.AddonKey, sourcePrefix+ds.ID); err != nil && !jira.IsStatus(err, 404) {
+	if err := ps.Delete(ctx, sourcePrefix+ds.ID); err != nil {
 		s.forget(tenantID)
 		return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira did not delete the data source; try again.")
 	}
@@ -446,24 +448,21 @@ func (s *Sources) retire(ctx context.Context, app *jira.Client, tenantID string,
 }
 
 // Deleted lists what stays of deleted data sources, newest first.
-func (s *Sources) Deleted(ctx context.Context, app *jira.Client) ([]DeletedSource, error) {
-	keys, err := app.PropertyKeys(ctx, s.AddonKey)
+func (s *Sources) Deleted(ctx context.Context, ps PropertyStore) ([]DeletedSource, error) {
+	keys, err := ps.Keys(ctx, deletedPrefix)
 	if err != nil {
 		return nil, err
 	}
 	var out []DeletedSource
 	for _, k := range keys {
-		if !strings.HasPrefix(k, deletedPrefix) {
-			continue
-		}
 		var d DeletedSource
-		if err := app.GetProperty(ctx, s.AddonKey, k, &d); err != nil {
-			if jira.IsStatus(err, 404) {
-				continue
-			}
+		found, err := ps.Get(ctx, k, &d)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		if found {
+			out = append(out, d)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Deleted.After(out[j].Deleted) })
 	return out, nil
@@ -479,12 +478,12 @@ func appendHistory(h []Change, c Change) []Change {
 	return h
 }
 
-func (s *Sources) save(ctx context.Context, app *jira.Client, tenantID string, ds DataSource) error {
+func (s *Sources) save(ctx context.Context, ps PropertyStore, tenantID string, ds DataSource) error {
 	b, _ := json.Marshal(ds)
 	if len(b) > maxPropertyBytes {
 		return apperr.Invalid("fields", "This data source is too large to store in Jira (%d KB of 32 KB); pick fewer fields or shorten the JQL.", len(b)>>10)
 	}
-	if err := app.PutProperty(ctx, s.AddonKey, sourcePrefix+ds.ID, ds); err != nil {
+	if err := ps.Put(ctx, sourcePrefix+ds.ID, ds); err != nil {
 		return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira did not save the data source; try again.")
 	}
 	s.forget(tenantID)

@@ -28,16 +28,15 @@ import (
 // at a time and are never written anywhere.
 type Feeds struct {
 	Log      *slog.Logger
-	Connect  *atlassian.Connect
+	Platform Platform // Connect or Forge, per installation (Platforms)
 	Tenants  *tenant.Store
 	Tokens   *Tokens
 	Sources  *Sources
 	Keys     *keys.Ring
-	JiraHTTP *http.Client // from the egress gate
-	Workers  int          // parallel bulkfetch calls per export
-	MaxDays  int          // longest token lifetime any site may allow
-	PageSize int          // rows per OData page; default 5000 (one Jira id page)
-	BaseURL  string       // public URL, for @odata.context and nextLink
+	Workers  int    // parallel bulkfetch calls per export
+	MaxDays  int    // longest token lifetime any site may allow
+	PageSize int    // rows per OData page; default 5000 (one Jira id page)
+	BaseURL  string // public URL, for @odata.context and nextLink
 	// Guard holds the abuse limits (failed tokens, concurrent requests per
 	// site) and says which proxies' X-Forwarded-For to believe.
 	Guard *Guard
@@ -105,6 +104,7 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 	}
 	var inst tenant.Installation
 	var app *jira.Client
+	var props PropertyStore
 	owner, err := f.Tokens.Authenticate(ctx, tok, func(tenantID string) int {
 		// The site's policy lives in its Jira; without it the global cap holds.
 		i, err := f.Tenants.ByID(ctx, tenantID)
@@ -112,11 +112,13 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 			return f.MaxDays
 		}
 		inst = i
-		app, err = jira.New(i.BaseURL, f.JiraHTTP, f.Connect.AppAuth(i))
-		if err != nil {
+		if app, err = f.Platform.AppClient(ctx, i); err != nil {
 			return f.MaxDays
 		}
-		st, err := f.Sources.Settings(ctx, app, tenantID, f.MaxDays)
+		if props, err = f.Platform.Properties(ctx, i); err != nil {
+			return f.MaxDays
+		}
+		st, err := f.Sources.Settings(ctx, props, tenantID, f.MaxDays)
 		if err != nil {
 			return f.MaxDays
 		}
@@ -129,14 +131,25 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 		return nil, err
 	}
 	reqinfo.SetIdentity(ctx, owner.TenantID, owner.Pseudonym)
-	if inst.TenantID == "" || app == nil {
+	if inst.TenantID == "" {
 		return nil, ErrTokenInvalid
 	}
 	if inst.State != tenant.Active {
 		return nil, apperr.New(apperr.EFORBIDDEN, "Ferry is disabled or uninstalled on this Jira site; a Jira administrator can enable it under Apps → Manage apps.")
 	}
+	if app == nil || props == nil {
+		// The platform could not be reached while the token was checked
+		// (on Forge: no live system token); ask again for the error to
+		// answer.
+		if app, err = f.Platform.AppClient(ctx, inst); err != nil {
+			return nil, asUnavailable(err)
+		}
+		if props, err = f.Platform.Properties(ctx, inst); err != nil {
+			return nil, asUnavailable(err)
+		}
+	}
 	// The settings decide who may do what: without them, nothing runs.
-	st, err := f.Sources.Settings(ctx, app, inst.TenantID, f.MaxDays)
+	st, err := f.Sources.Settings(ctx, props, inst.TenantID, f.MaxDays)
 	if err != nil {
 		return nil, asUnavailable(err)
 	}
@@ -151,12 +164,12 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 	if err := g.enter(ctx, inst.TenantID); err != nil {
 		return nil, err
 	}
-	if err := f.Connect.RequireLicense(ctx, inst); err != nil {
+	if err := f.Platform.RequireLicense(ctx, inst); err != nil {
 		return nil, err
 	}
-	user, err := jira.New(inst.BaseURL, f.JiraHTTP, f.Connect.UserAuth(inst, owner.AccountID))
+	user, err := f.Platform.UserClient(ctx, inst, owner.AccountID)
 	if err != nil {
-		return nil, err
+		return nil, asUnavailable(err)
 	}
 	user.Retry = jira.DefaultRetry
 	v := f.people.cached(inst.TenantID, newViewer(ctx, owner.AccountID, st, app, user))
@@ -166,7 +179,7 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 		feedRefusals.WithLabelValues("not_allowed").Inc()
 		return nil, errNotExporter
 	}
-	src, err := f.Sources.Get(ctx, app, inst.TenantID, r.PathValue("source"))
+	src, err := f.Sources.Get(ctx, props, inst.TenantID, r.PathValue("source"))
 	if err != nil {
 		return nil, asUnavailable(err)
 	}
@@ -209,10 +222,15 @@ func errNotShared(ds DataSource) error {
 	return apperr.New(apperr.EFORBIDDEN, "This data source is private to its owner. Ask its owner or a Jira administrator to share it with you.")
 }
 
-// asAccessUnavailable: Jira could not say who the token's owner is.
+// asAccessUnavailable: Jira could not say who the token's owner is. A
+// refusal the platform already explains (Forge's impersonation refused, its
+// system token lapsed) keeps its own message.
 func asAccessUnavailable(err error) error {
 	if errors.Is(err, atlassian.ErrTokenExchange) {
 		return apperr.Wrap(err, apperr.EFORBIDDEN, "%s", errActAsUser.Message)
+	}
+	if ae := (*apperr.Error)(nil); errors.As(err, &ae) {
+		return err
 	}
 	return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira could not say what this token's owner may do right now; try again in a minute.")
 }

@@ -9,13 +9,13 @@ import (
 	"strings"
 
 	"ferry/internal/apperr"
-	"ferry/internal/jira"
 )
 
 // A site's settings are its Jira administrators' choices, stored in the
-// site's Jira as an app property like the data sources. Jira
-// administrators — users Jira says hold the ADMINISTER global permission —
-// may always do everything; the settings say who else may.
+// customer's own site like the data sources (a Connect app property, or
+// Forge storage on Forge: PropertyStore). Jira administrators — users Jira
+// says hold the ADMINISTER global permission — may always do everything;
+// the settings say who else may.
 
 // Settings are a site admin's choices.
 type Settings struct {
@@ -87,14 +87,14 @@ type storedSettings struct {
 }
 
 // Settings returns the site's admin settings, with defaults.
-func (s *Sources) Settings(ctx context.Context, app *jira.Client, tenantID string, defaultMaxDays int) (Settings, error) {
+func (s *Sources) Settings(ctx context.Context, ps PropertyStore, tenantID string, defaultMaxDays int) (Settings, error) {
 	ck := tenantID + "\x00" + settingsKey
 	if v, ok := s.get(ck); ok {
 		return v.(Settings), nil
 	}
 	st := defaultSettings(defaultMaxDays)
 	var raw json.RawMessage
-	if err := app.GetProperty(ctx, s.AddonKey, settingsKey, &raw); err != nil && !jira.IsStatus(err, 404) {
+	if _, err := ps.Get(ctx, settingsKey, &raw); err != nil {
 		return st, err
 	}
 	if len(raw) > 0 {
@@ -181,14 +181,14 @@ func nonNil(s []string) []string {
 }
 
 // SaveSettings stores an admin's settings, checked and in canonical form.
-func (s *Sources) SaveSettings(ctx context.Context, app *jira.Client, tenantID string, st Settings, maxDays int) (Settings, error) {
+func (s *Sources) SaveSettings(ctx context.Context, ps PropertyStore, tenantID string, st Settings, maxDays int) (Settings, error) {
 	if err := st.check(maxDays); err != nil {
 		return st, err
 	}
 	if b, _ := json.Marshal(st); len(b) > maxPropertyBytes {
 		return st, apperr.Invalid("exporters.users", "These settings are too large to store in Jira (%d KB of 32 KB); name groups instead of single users.", len(b)>>10)
 	}
-	if err := app.PutProperty(ctx, s.AddonKey, settingsKey, st); err != nil {
+	if err := ps.Put(ctx, settingsKey, st); err != nil {
 		return st, apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira did not save the settings; try again.")
 	}
 	s.forget(tenantID)

@@ -182,20 +182,27 @@ func (rp *Reporter) dueTenants(ctx context.Context) ([]string, error) {
 
 // via picks the site a tenant's accounts are reported through: its own if
 // active, else any active site (the API takes any accountId from any of
-// the app's installations).
+// the app's installations). The API is Connect's, signed as the app with a
+// site's shared secret, so only a site installed through Connect can
+// carry a report: a Forge-only site's accounts go through another one.
 func (rp *Reporter) via(ctx context.Context, tenantID string) (tenant.Installation, bool, error) {
 	in, err := rp.Tenants.ByID(ctx, tenantID)
-	if err == nil && in.State == tenant.Active {
+	if err == nil && in.State == tenant.Active && in.Connect {
 		return in, true, nil
 	}
 	if err != nil && !errors.Is(err, tenant.ErrNotFound) {
 		return in, false, err
 	}
 	active, err := rp.Tenants.Active(ctx)
-	if err != nil || len(active) == 0 {
+	if err != nil {
 		return tenant.Installation{}, false, err
 	}
-	return active[0], true, nil
+	for _, a := range active {
+		if a.Connect {
+			return a, true, nil
+		}
+	}
+	return tenant.Installation{}, false, nil
 }
 
 type held struct {

@@ -43,8 +43,9 @@ var (
 )
 
 // DefaultPrefixes are the paths whose requests are logged: app pages, app
-// API, OData and CSV feeds, Connect lifecycle and browser error ingest.
-var DefaultPrefixes = []string{"/app/", "/app-api/", "/odata/", "/export/", "/lifecycle/", "/errors/"}
+// API, OData and CSV feeds, Connect lifecycle, browser error ingest, and
+// Forge's invocations of the remote (Custom UI API, lifecycle, trigger).
+var DefaultPrefixes = []string{"/app/", "/app-api/", "/odata/", "/export/", "/lifecycle/", "/errors/", "/forge/"}
 
 // defaultSkip are paths under a logged prefix that are not API requests.
 var defaultSkip = []string{"/app/static/"}

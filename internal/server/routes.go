@@ -1,8 +1,11 @@
 package server
 
 import (
+	"context"
 	"net/http"
 
+	"ferry/internal/export"
+	"ferry/internal/forge"
 	"ferry/internal/web/console"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -40,7 +43,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 		mux.Handle("GET /export/{source}/{table}", f.HandleCSV())
 	}
 	if a := d.App; a != nil && d.Connect != nil {
-		a.Routes(mux, d.Connect.RequireAPI)
+		a.Routes(mux, "/app-api", d.Connect.RequireAPI, export.ConnectCaller)
 	}
 
 	// Error tracking: Sentry SDKs post envelopes (and legacy store events)
@@ -54,6 +57,27 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	if p := d.Pages; p != nil {
 		p.Routes(mux)
 	}
+
+	// Forge Remote: every route verifies a Forge Invocation Token. The
+	// lifecycle events, the hourly trigger and preUninstall, and the same
+	// JSON API as /app-api/ for the Custom UI's invokeRemote calls.
+	if f := d.Forge; f != nil {
+		mux.Handle("POST "+forge.RouteLifecycle, f.HandleLifecycle())
+		mux.Handle("POST "+forge.RouteTrigger, f.HandleTrigger())
+		mux.Handle("POST "+forge.RoutePreUninstall, f.HandlePreUninstall())
+		if a := d.App; a != nil {
+			a.Routes(mux, forge.RouteAPI, f.RequireUI, forgeCaller)
+		}
+	}
+}
+
+// forgeCaller reads the caller of a Custom UI call that RequireUI verified.
+func forgeCaller(ctx context.Context) (export.Caller, bool) {
+	c, ok := forge.From(ctx)
+	if !ok || c.Invocation == nil {
+		return export.Caller{}, false
+	}
+	return export.Caller{Installation: c.Installation, AccountID: c.Invocation.Principal, UserPseudonym: c.Pseudonym}, true
 }
 
 // addConsoleRoutes lists the staff console's routes, served on its own

@@ -21,6 +21,7 @@ import (
 	"ferry/internal/config"
 	"ferry/internal/errortrack"
 	"ferry/internal/export"
+	"ferry/internal/forge"
 	"ferry/internal/keys"
 	"ferry/internal/reqinfo"
 	"ferry/internal/reqlog"
@@ -43,6 +44,7 @@ type Deps struct {
 	Feeds   *export.Feeds      // OData and CSV feeds; nil: absent
 	App     *export.App        // JSON API of the app's pages; nil: absent
 	Pages   *web.Pages         // the app's pages inside Jira and their static files; nil: absent
+	Forge   *forge.Remote      // Forge Remote: FIT-verified invocations; nil: Ferry runs without Forge
 
 	RequestLog *reqlog.Log // request log for app, API, feed, lifecycle and ingest routes; nil: none
 

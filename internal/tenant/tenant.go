@@ -81,6 +81,21 @@ type Installation struct {
 	DeletionReason       string
 	DeletionBy           string
 	LicenseInactiveSince time.Time // zero while the licence is active (or unknown)
+
+	// Forge (forge.go): the site's cloudId, where product calls go
+	// (app.apiBaseUrl), the context ARI of offline impersonation, whether
+	// the installation has a Connect identity (clientKey and shared
+	// secret), and what the latest Forge invocations said.
+	CloudID            string
+	APIBaseURL         string
+	WorkspaceARI       string
+	Connect            bool      // installed through Connect: clientKey and shared secret are real
+	ForgeLicense       License   // app.license of the latest invocation; "" if none was seen
+	ForgeLicenseAt     time.Time // when that licence was seen
+	ForgeContactAt     time.Time // latest verified Forge invocation; zero if none
+	ForgeMigratedAt    time.Time // data sources moved from Connect app properties to Forge storage
+	SystemTokenExpires time.Time // the stored app system token's expiry; zero if none
+	SystemTokenAt      time.Time // when it arrived
 }
 
 // Install is the verified content of an installed callback: the allowlist of
@@ -97,6 +112,7 @@ type Install struct {
 	EntitlementNumber        string
 	OAuthClientID            string
 	InstallationID           string
+	CloudID                  string // the site's cloudId, when the payload names it
 	SharedSecret             []byte // encrypted before it is written
 	InstallerAccountID       string // pseudonymised before it is written
 	Nonce                    Nonce  // the installed callback's token, used up with the write
@@ -178,6 +194,12 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 			return inst, false, err
 		}
 		existing, storedCT, err := s.current(ctx, in.ClientKey)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			// Before a keyset is made for a new tenant: a refusal leaves nothing.
+			if ferr := s.installationFree(ctx, in.InstallationID, existing.TenantID); ferr != nil {
+				return inst, false, ferr
+			}
+		}
 		tenantID := existing.TenantID
 		oauth, installation := in.OAuthClientID, in.InstallationID
 		switch {
@@ -232,12 +254,12 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 			if existing.TenantID == "" {
 				res, err = tx.ExecContext(ctx, `INSERT INTO installations (tenant_id, addon_key, product_type, client_key,
 					base_url, site_host, display_url, description, sen, entitlement_id, entitlement_number,
-					oauth_client_id, installation_id, shared_secret, installed_by, state, created_at, installed_at, updated_at)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'active', $16, $16, $16)
+					oauth_client_id, installation_id, shared_secret, installed_by, state, created_at, installed_at, updated_at, cloud_id)
+					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 'active', $16, $16, $16, $17)
 					ON CONFLICT (client_key) DO NOTHING`,
 					tenantID, in.AddonKey, in.ProductType, in.ClientKey, in.BaseURL, SiteHost(in.BaseURL), in.DisplayURL,
 					in.Description, in.ServiceEntitlementNumber, in.EntitlementID, in.EntitlementNumber,
-					oauth, installation, ct, installer, tx.Now())
+					oauth, installation, ct, installer, tx.Now(), in.CloudID)
 			} else {
 				// A reinstall keeps a disabled app disabled (Jira sends enabled
 				// separately) but revives one pending deletion, with its
@@ -250,14 +272,15 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 					installed_by = CASE WHEN $14 = '' THEN installed_by ELSE $14 END,
 					state = CASE WHEN state = 'pending_deletion' THEN 'active' ELSE state END,
 					uninstalled_at = NULL, purge_after = NULL, deletion_cause = '', deletion_reason = '', deletion_by = '',
-					license_inactive_since = NULL, installed_at = $15, updated_at = $15
+					license_inactive_since = NULL, installed_at = $15, updated_at = $15,
+					cloud_id = CASE WHEN cloud_id = '' THEN $21 ELSE cloud_id END
 					WHERE tenant_id = $1 AND client_key = $16 AND base_url = $17 AND oauth_client_id = $18
 					AND installation_id = $19 AND shared_secret = $20
 					AND (state <> 'pending_deletion' OR purge_after IS NULL OR purge_after > $15)`,
 					tenantID, in.AddonKey, in.ProductType, in.BaseURL, SiteHost(in.BaseURL), in.DisplayURL,
 					in.Description, in.ServiceEntitlementNumber, in.EntitlementID, in.EntitlementNumber,
 					oauth, installation, ct, installer, tx.Now(), in.ClientKey,
-					existing.BaseURL, existing.OAuthClientID, existing.InstallationID, storedCT)
+					existing.BaseURL, existing.OAuthClientID, existing.InstallationID, storedCT, in.CloudID)
 			}
 			if err != nil {
 				return err
@@ -294,7 +317,7 @@ func (s *Store) Install(ctx context.Context, in Install) (inst Installation, cre
 // ciphertext.
 func (s *Store) current(ctx context.Context, clientKey string) (Installation, []byte, error) {
 	var ct []byte
-	inst, err := scan(s.db.SQL.QueryRowContext(ctx, `SELECT `+columns+`, shared_secret FROM installations WHERE client_key = $1`, clientKey), &ct)
+	inst, err := scan(s.db.SQL.QueryRowContext(ctx, `SELECT `+columns+`, shared_secret FROM installations WHERE client_key = $1 AND `+connectRow, clientKey), &ct)
 	return inst, ct, err
 }
 
@@ -318,6 +341,26 @@ func (s *Store) checkReinstall(ctx context.Context, cur Installation, storedCT [
 	if cur.InstallationID != "" && in.InstallationID != "" && in.InstallationID != cur.InstallationID {
 		return &apperr.Error{Code: apperr.ECONFLICT, Field: "installationId", Err: ErrIdentityChanged,
 			Message: "a reinstall may not change this site's installationId (an installation without one may gain it)"}
+	}
+	return nil
+}
+
+// installationFree refuses an installationId that already belongs to
+// another tenant: one Forge installation is one site, one tenant.
+func (s *Store) installationFree(ctx context.Context, installationID, tenantID string) error {
+	if installationID == "" {
+		return nil
+	}
+	var owner string
+	err := s.db.SQL.QueryRowContext(ctx, `SELECT tenant_id FROM installations WHERE installation_id = $1`, installationID).Scan(&owner)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return err
+	case owner != tenantID:
+		return &apperr.Error{Code: apperr.ECONFLICT, Field: "installationId", Err: ErrIdentityChanged,
+			Message: "this Forge installationId already belongs to another installation"}
 	}
 	return nil
 }
@@ -431,17 +474,22 @@ func (s *Store) SharedSecret(ctx context.Context, tenantID string) ([]byte, erro
 const columns = `tenant_id, addon_key, product_type, client_key, base_url, display_url, description, sen,
 	entitlement_id, entitlement_number, oauth_client_id, installation_id, installed_by, state,
 	created_at, installed_at, updated_at, disabled_at, uninstalled_at,
-	purge_after, deletion_cause, deletion_reason, deletion_by, license_inactive_since`
+	purge_after, deletion_cause, deletion_reason, deletion_by, license_inactive_since,
+	cloud_id, api_base_url, workspace_ari, CASE WHEN length(shared_secret) > 0 THEN 1 ELSE 0 END,
+	forge_license, forge_license_at, forge_contact_at, forge_migrated_at, forge_system_token_expires, forge_system_token_at`
 
 // scan reads the columns, then into extra any columns the query adds.
 func scan(row interface{ Scan(...any) error }, extra ...any) (Installation, error) {
 	var in Installation
 	var disabled, uninstalled, purgeAfter, licenseInactive sql.NullTime
-	var state, cause string
+	var licAt, contactAt, migratedAt, tokExp, tokAt sql.NullTime
+	var state, cause, lic string
+	var connect int
 	err := row.Scan(append([]any{&in.TenantID, &in.AddonKey, &in.ProductType, &in.ClientKey, &in.BaseURL, &in.DisplayURL,
 		&in.Description, &in.ServiceEntitlementNumber, &in.EntitlementID, &in.EntitlementNumber, &in.OAuthClientID,
 		&in.InstallationID, &in.InstalledBy, &state, &in.CreatedAt, &in.InstalledAt, &in.UpdatedAt, &disabled, &uninstalled,
-		&purgeAfter, &cause, &in.DeletionReason, &in.DeletionBy, &licenseInactive}, extra...)...)
+		&purgeAfter, &cause, &in.DeletionReason, &in.DeletionBy, &licenseInactive,
+		&in.CloudID, &in.APIBaseURL, &in.WorkspaceARI, &connect, &lic, &licAt, &contactAt, &migratedAt, &tokExp, &tokAt}, extra...)...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return in, ErrNotFound
 	}
@@ -463,6 +511,15 @@ func scan(row interface{ Scan(...any) error }, extra ...any) (Installation, erro
 		in.LicenseInactiveSince = licenseInactive.Time.UTC()
 	}
 	in.DeletionCause = Cause(cause)
+	in.Connect, in.ForgeLicense = connect == 1, License(lic)
+	for _, t := range []struct {
+		src sql.NullTime
+		dst *time.Time
+	}{{licAt, &in.ForgeLicenseAt}, {contactAt, &in.ForgeContactAt}, {migratedAt, &in.ForgeMigratedAt}, {tokExp, &in.SystemTokenExpires}, {tokAt, &in.SystemTokenAt}} {
+		if t.src.Valid {
+			*t.dst = t.src.Time.UTC()
+		}
+	}
 	return in, nil
 }
 
@@ -471,10 +528,16 @@ func (s *Store) ByID(ctx context.Context, tenantID string) (Installation, error)
 	return scan(s.db.SQL.QueryRowContext(ctx, `SELECT `+columns+` FROM installations WHERE tenant_id = $1`, tenantID))
 }
 
-// ByClientKey returns the installation of a Jira site by Atlassian's clientKey.
+// ByClientKey returns the installation of a Jira site by Atlassian's
+// Connect clientKey. A Forge-only installation has none.
 func (s *Store) ByClientKey(ctx context.Context, clientKey string) (Installation, error) {
-	return scan(s.db.SQL.QueryRowContext(ctx, `SELECT `+columns+` FROM installations WHERE client_key = $1`, clientKey))
+	return scan(s.db.SQL.QueryRowContext(ctx, `SELECT `+columns+` FROM installations WHERE client_key = $1 AND `+connectRow, clientKey))
 }
+
+// connectRow restricts a query to installations with a Connect identity:
+// a Forge-only row (client_key is its installationId, no shared secret) is
+// never found by a clientKey, so no Connect JWT can name it.
+const connectRow = `length(shared_secret) > 0`
 
 // Active lists the installations in state active, oldest first.
 func (s *Store) Active(ctx context.Context) ([]Installation, error) {

@@ -15,14 +15,6 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// simUser is a user as the simulated Jira's control API lists it.
-type simUser struct {
-	AccountID   string `json:"account_id"`
-	DisplayName string `json:"display_name"`
-	Admin       bool   `json:"admin"`
-	Closed      bool   `json:"closed"`
-}
-
 func simControl(t *testing.T, simURL, method, path string, body any) []byte {
 	t.Helper()
 	var rd io.Reader

@@ -43,13 +43,18 @@ func chromiumPath(t *testing.T) string {
 
 type demoInfo struct {
 	AppURL        string `json:"app_url"`
+	SimURL        string `json:"sim_url"`
+	CSVURL        string `json:"csv_url"`
+	Platform      string `json:"platform"`
 	SimAdminEmail string `json:"sim_admin_email"`
 	ODataURL      string `json:"odata_url"`
 	AppPageURL    string `json:"app_page_url"`
 	Token         string `json:"token"`
 }
 
-// startDemo runs `ferry demo` in-process and waits for its demo.json.
+// startDemo runs `ferry demo --platform connect` in-process and waits for
+// its demo.json: these tests are the Connect pages' (Connect keeps working
+// as the bridge); forge_browser_test.go runs the demo on Forge.
 func startDemo(t *testing.T) demoInfo {
 	t.Helper()
 	d, _ := startDemoDir(t)
@@ -58,13 +63,18 @@ func startDemo(t *testing.T) demoInfo {
 
 // startDemoDir is startDemo, also returning the demo's data directory.
 func startDemoDir(t *testing.T) (demoInfo, string) {
+	return startDemoOn(t, "connect")
+}
+
+// startDemoOn runs the demo with the app installed through platform.
+func startDemoOn(t *testing.T, platform string) (demoInfo, string) {
 	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncBuf
 	done := make(chan error, 1)
 	go func() {
-		done <- cli.Run(ctx, []string{"ferry", "demo", "--data-dir", dir, "--issues", "500"},
+		done <- cli.Run(ctx, []string{"ferry", "demo", "--data-dir", dir, "--issues", "500", "--platform", platform},
 			func(string) string { return "" }, nil, io.Discard, &logs)
 	}()
 	t.Cleanup(func() {

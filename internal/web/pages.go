@@ -79,6 +79,7 @@ func mustPage(name string) *template.Template {
 // pageData is everything a page template sees. It holds no person's name
 // or email: the display name arrives later through /app-api/me.
 type pageData struct {
+	Forge      bool   // a Custom UI page (customui.go): no token, assets beside it, the API through invokeRemote
 	Token      string // context token for /app-api/ calls (ContextTokenTTL)
 	ConnectJS  string // Atlassian's all.js: Jira waits for it to show (and size) the frame
 	Unlicensed string // atlassian.UnlicensedMessage when Jira says the site is unlicensed

@@ -1,11 +1,14 @@
-// Ferry's app pages inside Jira. Plain JavaScript, no framework, no build
-// step. Everything shown comes from /app-api/ with the page's context token;
-// text is always set with textContent, never parsed as HTML. No cookies, no
-// storage, no third-party requests.
+// Ferry's app pages inside Jira. Plain JavaScript, no framework. Everything
+// shown comes from the app's JSON API: on Connect from /app-api/ with the
+// page's context token; on Forge (Custom UI) through @forge/bridge
+// invokeRemote, which the Custom UI bundle provides as window.ferryForge
+// (internal/web/forgeui). Text is always set with textContent, never parsed
+// as HTML. No cookies, no storage, no third-party requests.
 (function () {
   "use strict";
 
   var token = (document.querySelector('meta[name="ferry-token"]') || {}).content || "";
+  var forge = window.ferryForge || null;
   var $ = function (id) { return document.getElementById(id); };
 
   // ---- API -----------------------------------------------------------------
@@ -17,6 +20,7 @@
   }
 
   async function api(method, path, body) {
+    if (forge) return forgeApi(method, path, body);
     var opts = { method: method, headers: { "Authorization": "JWT " + token, "Accept": "application/json" }, credentials: "omit", cache: "no-store" };
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
@@ -38,6 +42,32 @@
       throw new ApiError(resp.status, data);
     }
     return data;
+  }
+
+  // On Forge the same operations go through invokeRemote: Forge verifies
+  // the user, signs the call with a Forge Invocation Token and proxies it to
+  // Ferry's /forge/app-api/; the answer has the same status and body.
+  async function forgeApi(method, path, body) {
+    var res;
+    try {
+      res = await forge.invoke(method, path.replace(/^\/app-api\//, "/forge/app-api/"), body);
+    } catch (e) {
+      throw new ApiError(0, { detail: "Ferry could not be reached through Jira. Try again in a moment." });
+    }
+    res = res || {};
+    var status = res.status || 0;
+    var data = res.body;
+    if (typeof data === "string") {
+      try { data = data ? JSON.parse(data) : null; } catch (e) { data = null; }
+    }
+    if (status === 204) return null;
+    if (status < 200 || status > 299) {
+      if (status === 401) {
+        pageError("Jira could not confirm who you are. Reload the page to continue.");
+      }
+      throw new ApiError(status, data || (res.message ? { detail: String(res.message) } : null));
+    }
+    return data === undefined ? null : data;
   }
 
   // ---- DOM helpers ---------------------------------------------------------
