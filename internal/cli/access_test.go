@@ -15,11 +15,31 @@ import (
 	"time"
 
 	"ferry/internal/export"
+	"ferry/internal/forge"
 	"ferry/internal/jirasim"
 )
 
-// startSite runs `ferry demo` in-process with extra configuration.
+// platforms are the two ways a site installs Ferry: every promise of site
+// administration is checked on both.
+var platforms = []string{"connect", "forge"}
+
+// onPlatforms runs a test once per platform.
+func onPlatforms(t *testing.T, test func(t *testing.T, platform string)) {
+	for _, p := range platforms {
+		t.Run(p, func(t *testing.T) { test(t, p) })
+	}
+}
+
+// startSite runs `ferry demo` in-process with extra configuration,
+// installed through Connect.
 func startSite(t *testing.T, vars map[string]string, issues int) *demo {
+	t.Helper()
+	return startSiteOn(t, "connect", vars, issues)
+}
+
+// startSiteOn runs `ferry demo` in-process with extra configuration,
+// installed through platform ("connect" or "forge").
+func startSiteOn(t *testing.T, platform string, vars map[string]string, issues int) *demo {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "demo")
 	logs := &LogBuffer{}
@@ -29,7 +49,7 @@ func startSite(t *testing.T, vars map[string]string, issues int) *demo {
 		all[k] = v
 	}
 	d, err := startDemo(ctx, env{getenv: func(k string) string { return all[k] }, stdout: io.Discard, stderr: logs},
-		demoOptions{AppAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: dir, Issues: issues})
+		demoOptions{AppAddr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: dir, Issues: issues, Platform: platform})
 	if err != nil {
 		cancel()
 		t.Fatalf("demo: %v\n%s", err, logs)
@@ -43,9 +63,91 @@ func startSite(t *testing.T, vars map[string]string, issues int) *demo {
 	return d
 }
 
-// apiCall calls the app's JSON API with a page's context token.
+// forgePage marks the page credential of a user on Forge: a Custom UI page
+// holds no token; each of its calls goes through invokeRemote, which the
+// simulated Forge signs with a fresh Forge Invocation Token for the user
+// (apiCall).
+const forgePage = "forge-page:"
+
+// pageFor is what the app's page gives accountID to call the API with: on
+// Connect the context token the admin page embeds, on Forge the user.
+func pageFor(t *testing.T, d *demo, accountID string) string {
+	t.Helper()
+	if d.info.Platform == "forge" {
+		return forgePage + accountID
+	}
+	return pageToken(t, d, accountID)
+}
+
+// forgeAPICall makes the call a Custom UI page makes through invokeRemote:
+// the simulated Forge sends it to /forge/app-api/… with a FIT (and the
+// user's and the app's tokens) from the page the path belongs to.
+func forgeAPICall(t *testing.T, d *demo, accountID, method, path string, body any) (int, []byte) {
+	t.Helper()
+	module := forge.ModuleDataSources
+	for _, p := range []string{"/app-api/settings", "/app-api/users", "/app-api/admin/", "/app-api/deletion"} {
+		if strings.HasPrefix(path, p) {
+			module = forge.ModuleAdmin
+		}
+	}
+	inst := d.sim.ForgeInstallations()[0].ID
+	req, err := d.sim.NewForgeRequest(context.Background(), inst, jirasim.ForgeCall{Kind: "ui", Module: module, Method: method,
+		Path: forge.RouteAPI + strings.TrimPrefix(path, "/app-api"), AccountID: accountID, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// reachedThroughForge fails the test unless, on Forge, Ferry reached the
+// simulated site the Forge way: as the page's user with the invocation's
+// user token, and with each storage operation in ops on the site's
+// Key-Value Store. A Forge test that passed without it would prove nothing
+// about Forge.
+func reachedThroughForge(t *testing.T, d *demo, ops ...string) {
+	t.Helper()
+	if d.info.Platform != "forge" {
+		return
+	}
+	st := d.sim.ForgeStats()
+	if st.GatewayCalls["user"] == 0 {
+		t.Errorf("no call reached Jira as the page's user through Forge: %v", st.GatewayCalls)
+	}
+	for _, op := range ops {
+		if st.StorageCalls[op] == 0 {
+			t.Errorf("no %q on Forge storage: %v", op, st.StorageCalls)
+		}
+	}
+}
+
+// feedsReadThroughForge fails the test unless, on Forge, the feeds read the
+// simulated site as each of owners through offline impersonation.
+func feedsReadThroughForge(t *testing.T, d *demo, owners ...string) {
+	t.Helper()
+	if d.info.Platform != "forge" {
+		return
+	}
+	st := d.sim.ForgeStats()
+	for _, o := range owners {
+		if st.Impersonations[o] == 0 {
+			t.Errorf("no feed read Jira as %s through offline impersonation: %v", o, st.Impersonations)
+		}
+	}
+}
+
+// apiCall calls the app's JSON API (path /app-api/…) from a page: with its
+// context token on Connect, through invokeRemote on Forge (pageFor).
 func apiCall(t *testing.T, d *demo, token, method, path string, body any) (int, []byte) {
 	t.Helper()
+	if who, ok := strings.CutPrefix(token, forgePage); ok {
+		return forgeAPICall(t, d, who, method, path, body)
+	}
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -119,9 +221,9 @@ func setUpRoles(t *testing.T, d *demo) siteRoles {
 			t.Fatal(err)
 		}
 		sr.users[r] = picked[i]
-		sr.page[r] = pageToken(t, d, picked[i].AccountID)
+		sr.page[r] = pageFor(t, d, picked[i].AccountID)
 	}
-	mustAPI(t, d, pageToken(t, d, all[0].AccountID), "PUT", "/app-api/settings", map[string]any{
+	mustAPI(t, d, pageFor(t, d, all[0].AccountID), "PUT", "/app-api/settings", map[string]any{
 		"tokenMaxDays": 365,
 		"creators":     map[string]any{"everyone": false, "groups": []string{"bi-creators"}, "users": []string{}},
 		"exporters":    map[string]any{"everyone": false, "groups": []string{"bi-users"}, "users": []string{}},
@@ -171,9 +273,11 @@ func outcome(code int) string {
 // the app's API for the pages and the feeds for pulling — with the roles
 // set in the simulated Jira, and checks that a refused change changed
 // nothing and an allowed one did what it says.
-func TestPermissionMatrix(t *testing.T) {
+func TestPermissionMatrix(t *testing.T) { onPlatforms(t, testPermissionMatrix) }
+
+func testPermissionMatrix(t *testing.T, platform string) {
 	ctx := context.Background()
-	d := startSite(t, nil, 40)
+	d := startSiteOn(t, platform, nil, 40)
 	sr := setUpRoles(t, d)
 	props := siteProperties(t, d)
 	sources := d.app.appAPI.Sources
@@ -323,9 +427,9 @@ func TestPermissionMatrix(t *testing.T) {
 					if c, _ := apiCall(t, d, page, "DELETE", "/app-api/tokens/"+tk.ID, nil); c != 404 {
 						t.Errorf("%s: revoking through the own-token route = %d", name, c)
 					}
-					_, err = tokens.Authenticate(ctx, plain, func(string) int { return 365 })
-					if (err == nil) == (code == 204) {
-						t.Errorf("%s: %d, token still works: %v", name, code, err == nil)
+					// The victim's feed stops at once, or goes on.
+					if c, _, _ := fetch(t, d.info.ODataURL+"Issues?$top=1", plain); (c == 200) == (code == 204) || c != 200 && c != 401 {
+						t.Errorf("%s: %d, then the token's feed answers %d", name, code, c)
 					}
 				case "revoke all of a user's tokens":
 					victim := otherOwner(role)
@@ -344,9 +448,8 @@ func TestPermissionMatrix(t *testing.T) {
 						t.Errorf("%s: revoked %d", name, res.Revoked)
 					}
 					for _, plain := range plains {
-						_, err := tokens.Authenticate(ctx, plain, func(string) int { return 365 })
-						if (err == nil) == (code == 200) {
-							t.Errorf("%s: %d, a token still works: %v", name, code, err == nil)
+						if c, _, _ := fetch(t, d.info.ODataURL+"Issues?$top=1", plain); (c == 200) == (code == 200) || c != 200 && c != 401 {
+							t.Errorf("%s: %d, then a token's feed answers %d", name, code, c)
 						}
 					}
 				}
@@ -356,6 +459,8 @@ func TestPermissionMatrix(t *testing.T) {
 			}
 		}
 	}
+	reachedThroughForge(t, d, "set", "get", "query", "delete")
+	feedsReadThroughForge(t, d, sr.users[roleAdmin].AccountID, sr.users[roleCreator].AccountID, sr.users[roleMember].AccountID)
 	// Ownership given by an administrator shows in the history as theirs.
 	ds := newSource(sr.users[roleCreator].AccountID, export.VisibilityEveryone)
 	mustAPI(t, d, sr.page[roleAdmin], "PUT", "/app-api/sources/"+ds.ID+"/owner", map[string]string{"accountId": sr.users[roleMember].AccountID}, nil)
@@ -374,10 +479,14 @@ func TestPermissionMatrix(t *testing.T) {
 // Jira takes the admin page away at once; giving it makes an administrator
 // of someone in no administrators' group. Group names count for nothing.
 func TestAdministratorIsWhomJiraGrantsAdminister(t *testing.T) {
-	d := startSite(t, nil, 20)
+	onPlatforms(t, testAdministratorIsWhomJiraGrantsAdminister)
+}
+
+func testAdministratorIsWhomJiraGrantsAdminister(t *testing.T, platform string) {
+	d := startSiteOn(t, platform, nil, 20)
 	users := d.sim.Users()
 	u := users[2]
-	page := pageToken(t, d, u.AccountID)
+	page := pageFor(t, d, u.AccountID)
 	me := func() map[string]any {
 		var out map[string]any
 		mustAPI(t, d, page, "GET", "/app-api/me", nil, &out)
@@ -402,7 +511,7 @@ func TestAdministratorIsWhomJiraGrantsAdminister(t *testing.T) {
 		t.Errorf("settings with ADMINISTER: %d", code)
 	}
 	// The site's own admin loses ADMINISTER: no settings, no deletion.
-	admin := pageToken(t, d, users[0].AccountID)
+	admin := pageFor(t, d, users[0].AccountID)
 	if err := d.sim.SetUserAccess(users[0].AccountID, nil, []string{"USER_PICKER"}); err != nil {
 		t.Fatal(err)
 	}
@@ -411,13 +520,18 @@ func TestAdministratorIsWhomJiraGrantsAdminister(t *testing.T) {
 			t.Errorf("GET %s after losing ADMINISTER: %d", p, code)
 		}
 	}
+	reachedThroughForge(t, d)
 }
 
 // TestSettingsRefuseBadInputAndChangeNothing: every malformed or unknown
 // value names its field and leaves the stored settings as they were.
 func TestSettingsRefuseBadInputAndChangeNothing(t *testing.T) {
-	d := startSite(t, nil, 20)
-	admin := pageToken(t, d, d.sim.Users()[0].AccountID)
+	onPlatforms(t, testSettingsRefuseBadInputAndChangeNothing)
+}
+
+func testSettingsRefuseBadInputAndChangeNothing(t *testing.T, platform string) {
+	d := startSiteOn(t, platform, nil, 20)
+	admin := pageFor(t, d, d.sim.Users()[0].AccountID)
 	keys := d.sim.ProjectKeys()
 	good := func() map[string]any {
 		return map[string]any{"tokenMaxDays": 30,
@@ -466,4 +580,5 @@ func TestSettingsRefuseBadInputAndChangeNothing(t *testing.T) {
 			t.Errorf("%s: refused settings changed what is stored:\n%s\n%s", c.field, want, now)
 		}
 	}
+	reachedThroughForge(t, d, "set", "get")
 }

@@ -74,8 +74,12 @@ func saveNetworks(t *testing.T, d *demo, page string, nets ...string) (int, []by
 // X-Forwarded-For moves nobody inside unless it comes from a configured
 // proxy, and then only its rightmost untrusted address counts.
 func TestIPAllowlistRefusesOtherAddressesAndBelievesOnlyTrustedProxies(t *testing.T) {
-	d := startSite(t, map[string]string{"FERRY_TRUSTED_PROXIES": "127.0.0.3"}, 20)
-	page := pageToken(t, d, d.sim.Users()[0].AccountID)
+	onPlatforms(t, testIPAllowlistRefusesOtherAddressesAndBelievesOnlyTrustedProxies)
+}
+
+func testIPAllowlistRefusesOtherAddressesAndBelievesOnlyTrustedProxies(t *testing.T, platform string) {
+	d := startSiteOn(t, platform, map[string]string{"FERRY_TRUSTED_PROXIES": "127.0.0.3"}, 20)
+	page := pageFor(t, d, d.sim.Users()[0].AccountID)
 	feed := d.info.ODataURL + "Issues?$top=1"
 	tok := d.info.Token
 
@@ -132,6 +136,7 @@ func TestIPAllowlistRefusesOtherAddressesAndBelievesOnlyTrustedProxies(t *testin
 	if a := feedFrom(t, from("127.0.0.1"), feed, tok); a.code != 200 {
 		t.Errorf("after clearing the allowlist: %+v", a)
 	}
+	reachedThroughForge(t, d, "set", "get")
 }
 
 func wrongToken() string {
@@ -145,7 +150,8 @@ func wrongToken() string {
 // Retry-After — even for a valid token from that address — while a valid
 // token from another address works. One wrong token tried from many
 // addresses is limited by its prefix. Requests without a token are never
-// counted.
+// counted. Connect only: the limits act before a token is looked up, so
+// before anything is asked of the platform.
 func TestWrongTokensAreRateLimitedPerAddressAndPrefix(t *testing.T) {
 	d := startSite(t, nil, 20)
 	feed := d.info.ODataURL + "Issues?$top=1"
@@ -215,8 +221,18 @@ func TestWrongTokensAreRateLimitedPerAddressAndPrefix(t *testing.T) {
 // request while two run gets 429 with Retry-After; once they end, requests
 // are served again.
 func TestEachSiteHasACapOnConcurrentFeedRequests(t *testing.T) {
-	d := startSite(t, map[string]string{"FERRY_FEED_CONCURRENCY_PER_SITE": "2"}, 60)
+	onPlatforms(t, testEachSiteHasACapOnConcurrentFeedRequests)
+}
+
+func testEachSiteHasACapOnConcurrentFeedRequests(t *testing.T, platform string) {
+	d := startSiteOn(t, platform, map[string]string{"FERRY_FEED_CONCURRENCY_PER_SITE": "2"}, 60)
 	g := d.app.feeds.Guard
+	// One request first, at full speed: what Ferry keeps briefly (the
+	// site's settings and source, the owner's groups, on Forge the offline
+	// token) is then at hand, and only the rows are slow.
+	if code, _, body := fetch(t, d.info.ODataURL+"Issues?$top=2", d.info.Token); code != 200 {
+		t.Fatalf("a first request: %d %s", code, body)
+	}
 	d.sim.SetKnobs(jirasim.Knobs{Latency: 2 * time.Second})
 	var wg sync.WaitGroup
 	codes := make([]int, 2)
@@ -257,4 +273,5 @@ func TestEachSiteHasACapOnConcurrentFeedRequests(t *testing.T) {
 	if a := feedFrom(t, http.DefaultClient, d.info.ODataURL+"Issues?$top=2", d.info.Token); a.code != 200 {
 		t.Errorf("after they ended: %+v", a)
 	}
+	feedsReadThroughForge(t, d, d.sim.Users()[0].AccountID)
 }

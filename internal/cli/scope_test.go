@@ -120,14 +120,18 @@ func restrictedKeys(t *testing.T, d *demo, src, token, query string) (odata, csv
 // OData (with and without a $filter) and CSV. JQL that Ferry cannot be sure
 // to restrict is refused with a 400 naming the JQL, never run unrestricted.
 func TestProjectRestrictionHoldsWhateverTheJQLSays(t *testing.T) {
+	onPlatforms(t, testProjectRestrictionHoldsWhateverTheJQLSays)
+}
+
+func testProjectRestrictionHoldsWhateverTheJQLSays(t *testing.T, platform string) {
 	ctx := context.Background()
-	d := startSite(t, nil, 80)
+	d := startSiteOn(t, platform, nil, 80)
 	users := d.sim.Users()
 	admin := users[0]
 	keys := d.sim.ProjectKeys()
 	a, b := keys[0], keys[1]
 	props := siteProperties(t, d)
-	page := pageToken(t, d, admin.AccountID)
+	page := pageFor(t, d, admin.AccountID)
 	setProjects := func(p ...string) {
 		t.Helper()
 		mustAPI(t, d, page, "PUT", "/app-api/settings", map[string]any{"tokenMaxDays": 365,
@@ -253,6 +257,8 @@ func TestProjectRestrictionHoldsWhateverTheJQLSays(t *testing.T) {
 	if len(all) == 0 || !slices.Equal(sorted(got), sorted(all)) {
 		t.Errorf("without a restriction: %d rows, want %d", len(got), len(all))
 	}
+	reachedThroughForge(t, d, "set", "get")
+	feedsReadThroughForge(t, d, admin.AccountID, restricted.AccountID)
 }
 
 // FuzzProjectRestrictionAgainstTheSimulator: for any JQL, the restricted

@@ -57,6 +57,18 @@ func siteProperties(t *testing.T, d *demo) export.PropertyStore {
 	return ps
 }
 
+// siteStored reads key from the site's storage as the simulated site
+// holds it: an app property on Connect, the installation's Key-Value
+// Store (the simulator's own copy) on Forge.
+func siteStored(t *testing.T, d *demo, key string) (json.RawMessage, bool) {
+	t.Helper()
+	if d.info.Platform == "forge" {
+		raw, ok := d.sim.ForgeStorage(d.sim.ForgeInstallations()[0].ID)[key]
+		return raw, ok
+	}
+	return property(t, d, appClient(t, d), key)
+}
+
 // TestDeletedSourceDefinitionLeavesTheSitesStorage: deleting a data source
 // writes its history entry, then removes its definition from the site's
 // storage (the app property): what stays names it, who owned and deleted
@@ -65,11 +77,14 @@ func siteProperties(t *testing.T, d *demo) export.PropertyStore {
 // version, which kept the whole definition, is retired the same way the
 // first time the sources are listed.
 func TestDeletedSourceDefinitionLeavesTheSitesStorage(t *testing.T) {
+	onPlatforms(t, testDeletedSourceDefinitionLeavesTheSitesStorage)
+}
+
+func testDeletedSourceDefinitionLeavesTheSitesStorage(t *testing.T, platform string) {
 	ctx := context.Background()
-	d := startSite(t, nil, 20)
-	app := appClient(t, d)
+	d := startSiteOn(t, platform, nil, 20)
 	admin := d.sim.Users()[0]
-	page := pageToken(t, d, admin.AccountID)
+	page := pageFor(t, d, admin.AccountID)
 	jql := `summary ~ "canary-7d1c" OR created >= "2000-01-01" ORDER BY key`
 	var made struct{ ID string }
 	mustAPI(t, d, page, "POST", "/app-api/sources", map[string]any{"name": "To be deleted", "jql": jql,
@@ -77,14 +92,14 @@ func TestDeletedSourceDefinitionLeavesTheSitesStorage(t *testing.T) {
 	if code, _, _ := fetch(t, d.info.AppURL+"/odata/"+made.ID+"/Issues?$top=1", d.info.Token); code != 200 {
 		t.Fatalf("feed before deletion: %d", code)
 	}
-	if _, ok := property(t, d, app, "ds."+made.ID); !ok {
+	if _, ok := siteStored(t, d, "ds."+made.ID); !ok {
 		t.Fatal("the source is not stored where Ferry says")
 	}
 	mustAPI(t, d, page, "DELETE", "/app-api/sources/"+made.ID, nil, nil)
-	if _, ok := property(t, d, app, "ds."+made.ID); ok {
+	if _, ok := siteStored(t, d, "ds."+made.ID); ok {
 		t.Error("the deleted source's definition is still in the site's storage")
 	}
-	raw, ok := property(t, d, app, "dsh."+made.ID)
+	raw, ok := siteStored(t, d, "dsh."+made.ID)
 	if !ok {
 		t.Fatal("no history kept for the deleted source")
 	}
@@ -111,30 +126,34 @@ func TestDeletedSourceDefinitionLeavesTheSitesStorage(t *testing.T) {
 	old := export.DataSource{ID: "oldtombstone1", Name: "Old", JQL: `summary ~ "canary-9e2f"`, Fields: []string{"summary"},
 		Tables: []string{"Issues"}, Deleted: true, Updated: time.Now().UTC(),
 		History: []export.Change{{Action: "created", By: admin.AccountID, At: time.Now().UTC()}, {Action: "deleted", By: admin.AccountID, At: time.Now().UTC()}}}
-	if err := app.PutProperty(ctx, d.app.cfg.AddonKey, "ds."+old.ID, old); err != nil {
+	if err := siteProperties(t, d).Put(ctx, "ds."+old.ID, old); err != nil {
 		t.Fatal(err)
 	}
 	var list []struct{ ID string }
-	mustAPI(t, d, pageToken(t, d, d.sim.Users()[1].AccountID), "GET", "/app-api/sources", nil, &list)
+	mustAPI(t, d, pageFor(t, d, d.sim.Users()[1].AccountID), "GET", "/app-api/sources", nil, &list)
 	for _, s := range list {
 		if s.ID == old.ID {
 			t.Error("the old tombstone is listed")
 		}
 	}
-	if _, ok := property(t, d, app, "ds."+old.ID); ok {
+	if _, ok := siteStored(t, d, "ds."+old.ID); ok {
 		t.Error("the old tombstone's definition is still stored after listing")
 	}
-	if raw, ok := property(t, d, app, "dsh."+old.ID); !ok || strings.Contains(string(raw), "canary-9e2f") {
+	if raw, ok := siteStored(t, d, "dsh."+old.ID); !ok || strings.Contains(string(raw), "canary-9e2f") {
 		t.Errorf("the old tombstone's history: %s (kept: %v)", raw, ok)
 	}
+	reachedThroughForge(t, d, "set", "delete")
 }
 
 // TestSettingsOfEarlierVersionsAreRead: a site whose settings name the
 // groups that may create data sources (creatorGroups) keeps them.
 func TestSettingsOfEarlierVersionsAreRead(t *testing.T) {
-	d := startSite(t, nil, 10)
-	app := appClient(t, d)
-	if err := app.PutProperty(context.Background(), d.app.cfg.AddonKey, "settings",
+	onPlatforms(t, testSettingsOfEarlierVersionsAreRead)
+}
+
+func testSettingsOfEarlierVersionsAreRead(t *testing.T, platform string) {
+	d := startSiteOn(t, platform, nil, 10)
+	if err := siteProperties(t, d).Put(context.Background(), "settings",
 		map[string]any{"creatorGroups": []string{"jira-software-users"}, "tokenMaxDays": 30}); err != nil {
 		t.Fatal(err)
 	}
@@ -146,16 +165,17 @@ func TestSettingsOfEarlierVersionsAreRead(t *testing.T) {
 		}
 		Exporters struct{ Everyone bool }
 	}
-	mustAPI(t, d, pageToken(t, d, d.sim.Users()[0].AccountID), "GET", "/app-api/settings", nil, &st)
+	mustAPI(t, d, pageFor(t, d, d.sim.Users()[0].AccountID), "GET", "/app-api/settings", nil, &st)
 	if st.TokenMaxDays != 30 || st.Creators.Everyone || len(st.Creators.Groups) != 1 || st.Creators.Groups[0] != "jira-software-users" || !st.Exporters.Everyone {
 		t.Errorf("settings read as %+v", st)
 	}
 	// And they take effect: a plain user (jira-software-users) may create.
 	var me struct{ CanCreate, Admin bool }
-	mustAPI(t, d, pageToken(t, d, d.sim.Users()[1].AccountID), "GET", "/app-api/me", nil, &me)
+	mustAPI(t, d, pageFor(t, d, d.sim.Users()[1].AccountID), "GET", "/app-api/me", nil, &me)
 	if !me.CanCreate || me.Admin {
 		t.Errorf("a member of jira-software-users: %+v", me)
 	}
+	reachedThroughForge(t, d, "get")
 }
 
 // TestTokenHistoryJobIsRegistered: `ferry jobs list` names the token

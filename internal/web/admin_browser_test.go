@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,22 +51,26 @@ func feedCode(t *testing.T, feed, token string) (int, string) {
 // to a group on the admin page; a user outside it is told so in the app,
 // and the feed answers their existing token with 403. The administrator
 // then revokes another user's token in the site's token list, and that
-// feed stops at once; the token history says who did it.
+// feed stops at once; the token history says who did it. On Connect (the
+// screenshots) and on Forge, where the same pages run as Custom UI and every
+// call goes through invokeRemote.
 func TestSiteAdministrationInChromium(t *testing.T) {
 	bin := chromiumPath(t)
 	if testing.Short() {
 		t.Skip("browser test: not in -short mode")
 	}
-	d, dir := startDemoDir(t)
-	var info struct {
-		SimURL string `json:"sim_url"`
+	for _, platform := range []string{"connect", "forge"} {
+		t.Run(platform, func(t *testing.T) { siteAdministrationInChromium(t, bin, platform) })
 	}
-	raw, _ := os.ReadFile(filepath.Join(dir, "demo.json"))
-	if json.Unmarshal(raw, &info) != nil || info.SimURL == "" {
-		t.Fatalf("demo.json has no sim_url: %s", raw)
+}
+
+func siteAdministrationInChromium(t *testing.T, bin, platform string) {
+	d, _ := startDemoOn(t, platform)
+	if d.Platform != platform {
+		t.Fatalf("the demo installed through %q, not %q", d.Platform, platform)
 	}
 	var users []simUser
-	json.Unmarshal(simControl(t, info.SimURL, "GET", "/_sim/users", nil), &users)
+	json.Unmarshal(simControl(t, d.SimURL, "GET", "/_sim/users", nil), &users)
 	var admin, outsider, member simUser
 	for _, u := range users {
 		switch {
@@ -81,13 +83,32 @@ func TestSiteAdministrationInChromium(t *testing.T) {
 			member = u
 		}
 	}
-	simControl(t, info.SimURL, "POST", "/_sim/users/access", map[string]any{"account_id": member.AccountID, "groups": []string{"jira-users", "bi-users"}})
-	page, _ := url.Parse(d.AppPageURL)
+	simControl(t, d.SimURL, "POST", "/_sim/users/access", map[string]any{"account_id": member.AccountID, "groups": []string{"jira-users", "bi-users"}})
+	// as is pageURL opened as u (the simulated Jira's ?as=).
 	as := func(pageURL string, u simUser) string {
-		return strings.Replace(pageURL, "as="+page.Query().Get("as"), "as="+url.QueryEscape(u.AccountID), 1)
+		p, err := url.Parse(pageURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := p.Query()
+		q.Set("as", u.AccountID)
+		p.RawQuery = q.Encode()
+		return p.String()
 	}
 	adminURL := strings.Replace(d.AppPageURL, "/data-sources?", "/admin?", 1)
+	if platform == "forge" {
+		adminURL = strings.Replace(d.AppPageURL, "/ferry-data-sources?", "/ferry-admin?", 1)
+	}
+	if adminURL == d.AppPageURL {
+		t.Fatalf("no admin page beside %s", d.AppPageURL)
+	}
 	b, problems := openBrowser(t, bin)
+	// The docs' screenshots are the Connect pages'; Forge shows the same.
+	shot := func(name, sel string) {
+		if platform == "connect" {
+			b.shot(name, sel)
+		}
+	}
 
 	// Before any restriction, both create a token in the app; both work.
 	newToken := func(u simUser, label string) string {
@@ -124,7 +145,7 @@ func TestSiteAdministrationInChromium(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.shot("admin-permissions.png", "#settings-h")
+	shot("admin-permissions.png", "#settings-h")
 	b.noEmail("admin page")
 
 	// Outside the group: the feed answers 403 at once, and the app says why.
@@ -143,7 +164,7 @@ func TestSiteAdministrationInChromium(t *testing.T) {
 	if hidden := runIn(b, "token form", chromedp.AttributeValue(chromedp.CSS("#token-form"), "hidden", b.in())); !hidden.Exists {
 		t.Error("the outsider still sees the form to create tokens")
 	}
-	b.shot("data-sources-no-export.png", "#tokens-h")
+	shot("data-sources-no-export.png", "#tokens-h")
 
 	// The administrator revokes the member's token; the feed stops at once.
 	b.open(adminURL)
@@ -165,7 +186,7 @@ func TestSiteAdministrationInChromium(t *testing.T) {
 	if !strings.Contains(hist, "Member's Excel") || !strings.Contains(hist, member.DisplayName) || !strings.Contains(hist, admin.DisplayName) {
 		t.Errorf("the history's revocation reads %q (want the token, its owner and who revoked it)", hist)
 	}
-	b.shot("admin-tokens.png", "#alltokens-h")
+	shot("admin-tokens.png", "#alltokens-h")
 	b.noEmail("admin page, tokens")
 	for _, p := range problems() {
 		t.Errorf("browser console: %s", p)
