@@ -71,6 +71,8 @@ func TestForgeEndToEndInChromium(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#field-search"), "summ", b.in()),
 		chromedp.Click(chromedp.CSS(`#field-options button[data-field="summary"]`), b.in()),
 		chromedp.WaitVisible(chromedp.CSS(`#field-selected li[data-field="summary"]`), b.in()),
+		// New sources are private to their owner; the reader below pulls it.
+		chromedp.Click(chromedp.CSS("#vis-everyone"), b.in()),
 		chromedp.Click(chromedp.CSS("#source-save"), b.in()),
 		chromedp.WaitNotVisible(chromedp.CSS("#source-form"), b.in()),
 		chromedp.WaitVisible(chromedp.CSS("article.source + article.source"), b.in()))
