@@ -116,6 +116,10 @@ func siteAdministrationInChromium(t *testing.T, bin, platform string) {
 		b.open(as(d.AppPageURL, u))
 		b.step("token form for "+u.DisplayName, 15*time.Second,
 			chromedp.WaitVisible(chromedp.CSS("#token-form"), b.in()),
+			// The form is in the page before app.js runs; the token list is
+			// drawn only after app.js has taken over the form's submit, so
+			// the click below is the app's, never the browser's own submit.
+			chromedp.WaitVisible(chromedp.CSS("#tokens > :not(.loading)"), b.in()),
 			chromedp.SendKeys(chromedp.CSS("#token-label"), label, b.in()),
 			chromedp.Click(chromedp.CSS("#token-create"), b.in()),
 			chromedp.WaitVisible(chromedp.CSS("#token-new"), b.in()))
