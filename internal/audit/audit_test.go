@@ -22,20 +22,22 @@ import (
 )
 
 type fixture struct {
-	db    *store.DB
-	ring  *keys.Ring
-	trail *audit.Trail
-	dir   string
-	now   time.Time
+	db      *store.DB
+	ring    *keys.Ring
+	trail   *audit.Trail
+	dir     string
+	keyFile string
+	now     time.Time
 }
 
 func newFixture(t testing.TB, db *store.DB) *fixture {
 	t.Helper()
-	kek, err := keys.OpenLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
+	keyFile := filepath.Join(t.TempDir(), "kek.json")
+	kek, err := keys.OpenLocalKEK(keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{db: db, ring: keys.NewRing(db, kek), dir: filepath.Join(t.TempDir(), "checkpoints"),
+	f := &fixture{db: db, ring: keys.NewRing(db, kek), dir: filepath.Join(t.TempDir(), "checkpoints"), keyFile: keyFile,
 		now: time.Date(2026, 3, 1, 9, 0, 0, 123456789, time.UTC)}
 	db.SetClock(func() time.Time { return f.now })
 	f.trail = audit.New(db, f.ring, audit.DirTarget{Dir: f.dir}, nil)

@@ -112,6 +112,11 @@ const (
 	keyPrefix        = "audit-key-"
 )
 
+// IsCheckpointName reports whether n is a name the trail writes to a
+// Target (a checkpoint or a signing key's public half): the only names a
+// Target needs to hold.
+func IsCheckpointName(n string) bool { return validName(n) }
+
 func validName(n string) bool {
 	if !(strings.HasPrefix(n, checkpointPrefix) && strings.HasSuffix(n, ".json")) && !(strings.HasPrefix(n, keyPrefix) && strings.HasSuffix(n, ".pub")) {
 		return false
@@ -191,6 +196,11 @@ func ParseCheckpoint(b []byte) (Checkpoint, error) {
 	return Checkpoint{Seq: j.Seq, Head: head, At: at.UTC(), KeyID: j.KeyID, Sig: sig}, nil
 }
 
+// publicKeyFile is a signing key's public half as stored in the target.
+func publicKeyFile(pk ed25519.PublicKey) []byte {
+	return []byte(base64.StdEncoding.EncodeToString(pk) + "\n")
+}
+
 // keyAD binds a wrapped signing key to its id.
 func keyAD(id string) []byte { return []byte("ferry/audit-signing-key\x00" + id) }
 
@@ -230,7 +240,7 @@ func (t *Trail) signer(ctx context.Context) (string, ed25519.PrivateKey, error) 
 		}
 		// The public key goes to the target too, for whoever checks the
 		// checkpoints without Ferry.
-		if err := t.target.Write(ctx, keyPrefix+id+".pub", []byte(base64.StdEncoding.EncodeToString(pk)+"\n")); err != nil {
+		if err := t.target.Write(ctx, keyPrefix+id+".pub", publicKeyFile(pk)); err != nil {
 			return "", nil, err
 		}
 	}
@@ -354,6 +364,11 @@ func (t *Trail) Checkpoint(ctx context.Context) (c Checkpoint, written bool, err
 	}
 	id, sk, err := t.signer(ctx)
 	if err != nil {
+		return c, false, err
+	}
+	// Its public key beside it, also in a target configured after the key
+	// was made (a target keeps a name it already holds).
+	if err := t.target.Write(ctx, keyPrefix+id+".pub", publicKeyFile(sk.Public().(ed25519.PublicKey))); err != nil {
 		return c, false, err
 	}
 	c.At, c.KeyID = t.db.Now().Truncate(time.Microsecond), id

@@ -6,9 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,13 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"ferry/internal/backup/backuptest"
 	"ferry/internal/egress"
 	"ferry/internal/store/storetest"
 )
-
-// VersityGWVersion is the S3-compatible server the S3 tests run against;
-// .ci/run installs it (go install …/versitygw@VersityGWVersion) and caches it.
-const VersityGWVersion = "v1.8.0"
 
 const (
 	s3Access = "ferrytestaccess"
@@ -32,68 +27,10 @@ const (
 	s3Bucket = "ferry-backups"
 )
 
-// versityGW starts a real S3-compatible server (versitygw, posix backend)
-// on a free loopback port and returns its endpoint with one bucket made.
+// versityGW starts a real S3-compatible server with the tests' bucket and key.
 func versityGW(t *testing.T, region string) string {
 	t.Helper()
-	bin := os.Getenv("FERRY_VERSITYGW")
-	if bin == "" {
-		if p, err := exec.LookPath("versitygw"); err == nil {
-			bin = p
-		} else if home, err := os.UserHomeDir(); err == nil {
-			bin = filepath.Join(home, ".cache", "ferry-ci", "versitygw-"+VersityGWVersion, "versitygw")
-		}
-	}
-	if _, err := os.Stat(bin); err != nil {
-		msg := "S3 tests skipped: versitygw not found; run: GOBIN=$HOME/.cache/ferry-ci/versitygw-" + VersityGWVersion +
-			" go install github.com/versity/versitygw/cmd/versitygw@" + VersityGWVersion + " (or set FERRY_VERSITYGW)"
-		if os.Getenv("FERRY_REQUIRE_INTEROP") == "1" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	root, side := t.TempDir(), t.TempDir()
-	if err := os.Mkdir(filepath.Join(root, s3Bucket), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "--access", s3Access, "--secret", s3Secret, "--region", region,
-		"--port", addr, "--quiet", "posix", "--sidecar", side, root)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cancel()
-		<-exited
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("versitygw exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not listen on %s: %s", addr, out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return "http://" + addr
+	return backuptest.VersityGW(t, region, s3Bucket, s3Access, s3Secret)
 }
 
 // gate returns the egress gate configured for a loopback S3 endpoint.
@@ -330,7 +267,7 @@ func TestCIBuildsTheVersityGWTheTestsUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), "VERSITYGW_VERSION="+VersityGWVersion+"\n") {
-		t.Fatalf(".ci/run does not build versitygw %s", VersityGWVersion)
+	if !strings.Contains(string(b), "VERSITYGW_VERSION="+backuptest.VersityGWVersion+"\n") {
+		t.Fatalf(".ci/run does not build versitygw %s", backuptest.VersityGWVersion)
 	}
 }

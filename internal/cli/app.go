@@ -137,7 +137,11 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	a.accounts = privacy.NewRegister(db, a.keys)
 	a.tenants.SetAccountHolder(a.accounts)
 	a.requests = reqlog.NewStore(db, a.keys)
-	a.trail = audit.New(db, a.keys, audit.DirTarget{Dir: cfg.CheckpointDir()}, log)
+	if a.backups, err = newBackups(cfg, a); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.trail = audit.New(db, a.keys, checkpointTarget(cfg, a.backups.Target()), log)
 	if _, err := a.trail.Adopt(ctx); err != nil { // earlier versions' reqlog_access_audit rows
 		db.Close()
 		return nil, err
@@ -146,10 +150,6 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 	// Both seal secrets with the KEK: rotation re-wraps them, retirement counts them.
 	a.keys.RegisterWrapped("audit signing keys", a.trail)
 	a.keys.RegisterWrapped("staff TOTP secrets", a.staff)
-	if a.backups, err = newBackups(cfg, a); err != nil {
-		db.Close()
-		return nil, err
-	}
 	a.keys.RegisterWrapped("backup keys", a.backups.Wrapped()) // KEK rotation and retirement move them too
 	gate.SetTenantSites(a.tenants)                             // Jira calls only to installed, not-deleted sites
 	a.connect, err = atlassian.New(atlassian.Options{Config: cfg, Tenants: a.tenants, Keys: a.keys, Log: log,
@@ -179,6 +179,9 @@ func openApp(ctx context.Context, e env, cfg config.Config) (*app, error) {
 // Close flushes the request log (HTTP has already stopped) and closes the
 // database.
 func (a *app) Close() error {
+	if a.console != nil {
+		a.console.Close() // a backup or drill started from the console ends first
+	}
 	if a.stopForward != nil {
 		a.stopForward()
 	}

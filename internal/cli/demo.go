@@ -264,6 +264,12 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		info.AppPageURL = simURL + "/jira/apps/" + cfg.AddonKey + "/data-sources?as=" + admin.AccountID
 	}
 	info.ConsoleURL = cfg.ConsoleBaseURL() + "/console/"
+	if err := demoError(ctx, a, appURL, tn.TenantID, admin.AccountID); err != nil {
+		return stop(err)
+	}
+	if err := demoBackup(ctx, a); err != nil {
+		return stop(err)
+	}
 	if info.StaffUser, info.StaffPassword, info.StaffTOTPSecret, err = demoStaff(ctx, a, "demo-support", staff.Support,
 		prev.StaffUser, prev.StaffPassword, prev.StaffTOTPSecret); err != nil {
 		return stop(err)

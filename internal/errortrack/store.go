@@ -138,8 +138,8 @@ func (s *Store) insert(tx *store.Tx, group []*acceptReq) error {
 		return err
 	}
 	defer ev.Close()
-	ob, err := tx.PrepareContext(ctx, `INSERT INTO error_outbox (item_type, event_id, payload, created_at, next_attempt_at)
-		VALUES ($1, $2, $3, $4, $4)`)
+	ob, err := tx.PrepareContext(ctx, `INSERT INTO error_outbox (item_type, event_id, payload, created_at, next_attempt_at, project)
+		VALUES ($1, $2, $3, $4, $4, $5)`)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (s *Store) insert(tx *store.Tx, group []*acceptReq) error {
 			if !r.forward {
 				continue
 			}
-			if _, err := ob.ExecContext(ctx, it.Type, it.EventID, it.Payload, tx.Now()); err != nil {
+			if _, err := ob.ExecContext(ctx, it.Type, it.EventID, it.Payload, tx.Now(), it.Project); err != nil {
 				return fmt.Errorf("queue item: %w", err)
 			}
 		}
@@ -329,10 +329,18 @@ func (s *Store) Claim(ctx context.Context, n int, lease time.Duration) ([]Outbox
 	return out, nil
 }
 
-// Delivered removes a row Sentry accepted.
+// Delivered removes a row Sentry accepted and, for an event, records when
+// on the stored event (the console shows it).
 func (s *Store) Delivered(ctx context.Context, id int64) error {
-	_, err := s.db.SQL.ExecContext(ctx, `DELETE FROM error_outbox WHERE id = $1`, id)
-	return err
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE error_events SET forwarded_at = $2 WHERE forwarded_at IS NULL AND EXISTS (
+			SELECT 1 FROM error_outbox o WHERE o.id = $1 AND o.item_type = 'event' AND o.event_id = error_events.event_id
+			AND (o.project = '' OR o.project = error_events.project))`, id, tx.Now()); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM error_outbox WHERE id = $1`, id)
+		return err
+	})
 }
 
 // Retry schedules a failed row's next attempt.

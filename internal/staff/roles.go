@@ -21,11 +21,11 @@ import (
 type Role string
 
 const (
-	Admin     Role = "admin"     // staff accounts and configuration
-	Support   Role = "support"   // tenants' Account Data; request logs with a reason
-	Developer Role = "developer" // request logs with a reason
+	Admin     Role = "admin"     // staff accounts and configuration; backups
+	Support   Role = "support"   // tenants' Account Data; scrubbed error events; request logs with a reason
+	Developer Role = "developer" // scrubbed error events; request logs with a reason
 	Billing   Role = "billing"   // billing data and purchaser contacts
-	Auditor   Role = "auditor"   // read-only: the audit trail, staff and roles
+	Auditor   Role = "auditor"   // read-only: the audit trail, staff and roles, backups
 )
 
 // Roles lists every role in a stable order.
@@ -54,6 +54,9 @@ const (
 	ManageStaff       Permission = "staff.manage"       // add and disable staff accounts
 	ViewSubprocessors Permission = "subprocessors.view" // the declared subprocessors
 	ViewAuditTrail    Permission = "audit.view"         // the audit trail and its verification
+	ViewErrors        Permission = "errors.view"        // scrubbed error events and their forwarding to Sentry
+	ViewBackups       Permission = "backups.view"       // backups, their state and restore drills
+	RunBackups        Permission = "backups.run"        // back up now; run a restore drill
 )
 
 // PermissionInfo describes a permission.
@@ -77,17 +80,20 @@ var permissions = []PermissionInfo{
 	{ManageStaff, "add and disable staff accounts", false, "Staff accounts"},
 	{ViewSubprocessors, "see the declared subprocessors", false, "Subprocessors"},
 	{ViewAuditTrail, "read and verify the audit trail", false, "Audit trail"},
+	{ViewErrors, "see scrubbed error events and their forwarding to Sentry", false, "Real-time Error Tracking Data"},
+	{ViewBackups, "see the backups, their state and the restore drills", false, "Backups"},
+	{RunBackups, "back up now and run a restore drill", false, "Backups"},
 }
 
 // matrix is the authorization matrix: the only place that says which role
 // may do what. Tested cell by cell in roles_test.go and, over HTTP, for
 // every console page in internal/web/console.
 var matrix = map[Role][]Permission{
-	Admin:     {UseConsole, ViewTenants, ViewInventory, ViewStaff, ManageStaff, ViewSubprocessors, ViewAuditTrail},
-	Support:   {UseConsole, ViewTenants, ViewInventory, ViewRequestLog, DecryptRequestLog, ViewSubprocessors},
-	Developer: {UseConsole, ViewInventory, ViewRequestLog, DecryptRequestLog, ViewSubprocessors},
+	Admin:     {UseConsole, ViewTenants, ViewInventory, ViewStaff, ManageStaff, ViewSubprocessors, ViewAuditTrail, ViewBackups, RunBackups},
+	Support:   {UseConsole, ViewTenants, ViewInventory, ViewRequestLog, DecryptRequestLog, ViewSubprocessors, ViewErrors},
+	Developer: {UseConsole, ViewInventory, ViewRequestLog, DecryptRequestLog, ViewSubprocessors, ViewErrors},
 	Billing:   {UseConsole, ViewInventory, ViewSubprocessors},
-	Auditor:   {UseConsole, ViewInventory, ViewStaff, ViewSubprocessors, ViewAuditTrail},
+	Auditor:   {UseConsole, ViewInventory, ViewStaff, ViewSubprocessors, ViewAuditTrail, ViewBackups},
 }
 
 // Can reports whether role r holds permission p.

@@ -13,7 +13,11 @@ import (
 // reason), developer (request logs with a reason), billing (billing data;
 // none built yet), auditor (read-only: audit trail, staff and roles). Every
 // role may sign in, see the inventory (counts, no contents) and the
-// subprocessors (public). A permission missing here fails the test.
+// subprocessors (public). Scrubbed error events (issue 18): developers, whose
+// work they are, and support, who match them to the problems customers
+// report — the statement's "support and development teams". Backups (issue
+// 19): admin runs them (configuration), auditor sees them read-only (the
+// verify report). A permission missing here fails the test.
 var expected = map[staff.Permission][]staff.Role{
 	staff.UseConsole:        {staff.Admin, staff.Support, staff.Developer, staff.Billing, staff.Auditor},
 	staff.ViewTenants:       {staff.Admin, staff.Support},
@@ -24,6 +28,9 @@ var expected = map[staff.Permission][]staff.Role{
 	staff.ManageStaff:       {staff.Admin},
 	staff.ViewSubprocessors: {staff.Admin, staff.Support, staff.Developer, staff.Billing, staff.Auditor},
 	staff.ViewAuditTrail:    {staff.Admin, staff.Auditor},
+	staff.ViewErrors:        {staff.Support, staff.Developer},
+	staff.ViewBackups:       {staff.Admin, staff.Auditor},
+	staff.RunBackups:        {staff.Admin},
 }
 
 func TestAuthorizationMatrixCellByCell(t *testing.T) {

@@ -41,6 +41,8 @@ func chromium(t *testing.T) string {
 }
 
 type demoJSON struct {
+	AppURL            string `json:"app_url"`
+	AppPageURL        string `json:"app_page_url"`
 	ODataURL          string `json:"odata_url"`
 	Token             string `json:"token"`
 	ConsoleURL        string `json:"console_url"`
@@ -179,28 +181,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	res.Body.Close()
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
-	defer cancelAlloc()
-	root, cancelRoot := chromedp.NewContext(alloc)
-	defer cancelRoot()
-	root, cancelTimeout := context.WithTimeout(root, 120*time.Second)
-	defer cancelTimeout()
-	if err := chromedp.Do(root); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	// One tab; each person starts with no cookies. (Separate browser
-	// contexts do not render in headless Chromium here.)
-	person := func() *user {
-		if _, err := chromedp.Call(root, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
-			t.Fatalf("clear cookies: %v", err)
-		}
-		return &user{t: t, ctx: root, shots: shots}
-	}
+	root, person := startChromium(t, bin, shots)
 
 	// 1. Support signs in with password and TOTP.
 	sup := person()
@@ -268,32 +249,8 @@ func TestConsoleInChromium(t *testing.T) {
 
 	// 3. A developer, added with `ferry staff add` and enrolled on the
 	// enrolment page, cannot open what support can (tenants' Account Data).
-	var out strings.Builder
-	if err := cli.Run(context.Background(), []string{"ferry", "staff", "add", "--user", "dana", "--role", "developer", "--name", "Dana"},
-		func(k string) string {
-			return map[string]string{"FERRY_DATA_DIR": dir, "FERRY_CONSOLE_URL": strings.TrimSuffix(d.ConsoleURL, "/console/"), "FERRY_LOG_LEVEL": "error", "USER": "ops"}[k]
-		}, nil, &out, io.Discard); err != nil {
-		t.Fatalf("staff add: %v", err)
-	}
-	link := regexp.MustCompile(`http://\S+/console/enrol/\S+`).FindString(out.String())
 	dev := person()
-	dev.do("enrolment page", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("totp-secret")))
-	secret := dev.text("#totp-secret")
-	dev.shot("console-enrol.png")
-	code, _ := staff.TOTPCode(secret, time.Now())
-	const devPassword = "a long passphrase for the developer"
-	dev.do("enrol",
-		chromedp.SendKeys(chromedp.ID("password"), devPassword),
-		chromedp.SendKeys(chromedp.ID("password2"), devPassword),
-		chromedp.SendKeys(chromedp.ID("code"), code),
-		chromedp.Click(chromedp.ID("enrol-submit")),
-		chromedp.WaitVisible(chromedp.ID("enrolled")))
-	// The enrolment used this time step's code: sign in with the next one.
-	next, _ := staff.TOTPCode(secret, time.Now().Add(30*time.Second))
-	dev.do("developer signs in",
-		chromedp.Navigate(d.ConsoleURL+"login"), chromedp.WaitVisible(chromedp.ID("login-form")),
-		chromedp.SendKeys(chromedp.ID("username"), "dana"), chromedp.SendKeys(chromedp.ID("password"), devPassword),
-		chromedp.SendKeys(chromedp.ID("code"), next), chromedp.Click(chromedp.ID("login-submit")), chromedp.WaitVisible(chromedp.ID("perms")))
+	enrolAndSignIn(dev, dir, d, "dana", "developer", "console-enrol.png")
 	if nav := dev.text("nav"); strings.Contains(nav, "Tenants") || !strings.Contains(nav, "Request log") {
 		t.Errorf("developer navigation = %q", nav)
 	}
@@ -323,4 +280,65 @@ func TestConsoleInChromium(t *testing.T) {
 	if root.Err() != nil {
 		t.Errorf("the browser test ran out of time: %v", root.Err())
 	}
+}
+
+// startChromium starts headless Chromium with one tab; person() gives a
+// person in it with no cookies. (Separate browser contexts do not render
+// in headless Chromium here.)
+func startChromium(t *testing.T, bin, shots string) (context.Context, func() *user) {
+	t.Helper()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("hide-scrollbars", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	t.Cleanup(cancelAlloc)
+	root, cancelRoot := chromedp.NewContext(alloc)
+	t.Cleanup(cancelRoot)
+	root, cancelTimeout := context.WithTimeout(root, 120*time.Second)
+	t.Cleanup(cancelTimeout)
+	if err := chromedp.Do(root); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return root, func() *user {
+		if _, err := chromedp.Call(root, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+			t.Fatalf("clear cookies: %v", err)
+		}
+		return &user{t: t, ctx: root, shots: shots}
+	}
+}
+
+// enrolAndSignIn adds a staff member with `ferry staff add` on the demo's
+// data directory, enrols them on the enrolment page (a screenshot of it if
+// shot is set) and signs them in, as a new member would.
+func enrolAndSignIn(u *user, dir string, d demoJSON, name, role, shot string) {
+	u.t.Helper()
+	var out strings.Builder
+	if err := cli.Run(context.Background(), []string{"ferry", "staff", "add", "--user", name, "--role", role, "--name", strings.ToUpper(name[:1]) + name[1:]},
+		func(k string) string {
+			return map[string]string{"FERRY_DATA_DIR": dir, "FERRY_CONSOLE_URL": strings.TrimSuffix(d.ConsoleURL, "/console/"), "FERRY_LOG_LEVEL": "error", "USER": "ops"}[k]
+		}, nil, &out, io.Discard); err != nil {
+		u.t.Fatalf("staff add: %v", err)
+	}
+	link := regexp.MustCompile(`http://\S+/console/enrol/\S+`).FindString(out.String())
+	u.do("enrolment page", chromedp.Navigate(link), chromedp.WaitVisible(chromedp.ID("totp-secret")))
+	secret := u.text("#totp-secret")
+	if shot != "" {
+		u.shot(shot)
+	}
+	code, _ := staff.TOTPCode(secret, time.Now())
+	password := "a long passphrase for the " + role
+	u.do("enrol",
+		chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.SendKeys(chromedp.ID("password2"), password),
+		chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.ID("enrol-submit")),
+		chromedp.WaitVisible(chromedp.ID("enrolled")))
+	// The enrolment used this time step's code: sign in with the next one.
+	next, _ := staff.TOTPCode(secret, time.Now().Add(30*time.Second))
+	u.do(name+" signs in",
+		chromedp.Navigate(d.ConsoleURL+"login"), chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SendKeys(chromedp.ID("username"), name), chromedp.SendKeys(chromedp.ID("password"), password),
+		chromedp.SendKeys(chromedp.ID("code"), next), chromedp.Click(chromedp.ID("login-submit")), chromedp.WaitVisible(chromedp.ID("perms")))
 }

@@ -28,8 +28,10 @@ import (
 
 	"ferry/internal/apperr"
 	"ferry/internal/audit"
+	"ferry/internal/backup"
 	"ferry/internal/config"
 	"ferry/internal/egress"
+	"ferry/internal/errortrack"
 	"ferry/internal/reqlog"
 	"ferry/internal/staff"
 	"ferry/internal/store"
@@ -59,6 +61,10 @@ type Deps struct {
 	Subprocessors egress.Registry
 	Inventory     []InventoryItem
 	SSO           *SSO // nil: password + TOTP only
+
+	Errors         *errortrack.Store // scrubbed error events; nil: no error events page
+	ErrorsUpstream string            // where they are forwarded, without the key (ErrorsUpstreamOf); "": kept locally only
+	Backups        *backup.Service   // nil: no backups page
 }
 
 // Page is one console page or form action.
@@ -81,6 +87,7 @@ type Console struct {
 	public []string // routes anyone may open: sign-in, enrolment, static files
 
 	limiter *limiter
+	tasks   *tasks // backups and drills started from the console
 }
 
 // New returns the console with its built-in pages registered.
@@ -89,7 +96,7 @@ func New(d Deps) *Console {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &Console{d: d, log: d.Log, secure: strings.HasPrefix(d.Config.ConsoleBaseURL(), "https://"),
-		limiter: newLimiter(loginAttempts, loginWindow)}
+		limiter: newLimiter(loginAttempts, loginWindow), tasks: newTasks()}
 	c.registerBuiltins()
 	return c
 }
@@ -322,6 +329,39 @@ var funcs = template.FuncMap{
 		return s[:n] + "…"
 	},
 	"asset": func(name string) string { return "/console/static/" + name },
+	"bytes": byteSize,
+	"every": func(d time.Duration) string {
+		switch {
+		case d == 24*time.Hour:
+			return "day"
+		case d%time.Hour == 0:
+			return fmt.Sprintf("%d hours", int(d.Hours()))
+		case d%time.Minute == 0:
+			return fmt.Sprintf("%d minutes", int(d.Minutes()))
+		}
+		return d.String()
+	},
+	"until": func(now, t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		if !t.After(now) {
+			return "due"
+		}
+		return "in " + humanAge(t.Sub(now))
+	},
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 func dayOrDash(t time.Time) string {

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"ferry/internal/audit"
+	"ferry/internal/backup"
 	"ferry/internal/config"
 	"ferry/internal/egress"
+	"ferry/internal/errortrack"
 	"ferry/internal/keys"
 	"ferry/internal/reqlog"
 	"ferry/internal/staff"
@@ -34,6 +36,8 @@ type env struct {
 	staff   *staff.Store
 	reqs    *reqlog.Store
 	tenants *tenant.Store
+	errors  *errortrack.Store
+	backups *backup.Service
 	c       *console.Console
 	srv     *httptest.Server
 	now     time.Time
@@ -44,7 +48,8 @@ const password = "console test passphrase"
 
 func newEnv(t *testing.T, db *store.DB, tweak func(*console.Deps)) *env {
 	t.Helper()
-	kek, err := keys.OpenLocalKEK(filepath.Join(t.TempDir(), "kek.json"))
+	kekDir := t.TempDir()
+	kek, err := keys.OpenLocalKEK(filepath.Join(kekDir, "kek.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,9 +63,24 @@ func newEnv(t *testing.T, db *store.DB, tweak func(*console.Deps)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.errors = errortrack.NewStore(db)
+	dir := t.TempDir()
+	target, err := backup.NewDirTarget(filepath.Join(dir, "backups"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bo := backup.Options{DB: db, KEK: e.ring.KEK(), Keys: keys.Options{KeyFile: filepath.Join(kekDir, "kek.json")}, Target: target,
+		Region: "us-west-2", WorkDir: filepath.Join(dir, "work"), Every: 24 * time.Hour, Version: "test"}
+	if db.Dialect == store.Postgres {
+		bo.DatabaseURL = db.Pool.Config().ConnString()
+	}
+	if e.backups, err = backup.New(bo); err != nil {
+		t.Fatal(err)
+	}
 	cfg := config.Default()
 	cfg.ConsoleURL = "http://127.0.0.1:1" // replaced below once the server listens
 	d := console.Deps{Config: cfg, DB: db, Staff: e.staff, Audit: e.trail, Requests: e.reqs, Tenants: e.tenants, Subprocessors: reg,
+		Errors: e.errors, Backups: e.backups,
 		Inventory: []console.InventoryItem{
 			{Category: "Account Data", Promise: "P2", Holds: "a Jira site", Table: "installations", TimeColumn: "created_at"},
 			{Category: "Logs Data", Promise: "P7", Holds: "a logged request", Table: "request_log", TimeColumn: "at"},
@@ -77,6 +97,7 @@ func newEnv(t *testing.T, db *store.DB, tweak func(*console.Deps)) *env {
 	e.srv.Config.Handler = e.c.Handler()
 	e.srv.Start()
 	t.Cleanup(e.srv.Close)
+	t.Cleanup(e.c.Close) // backups and drills started by a test end before its database closes
 	return e
 }
 

@@ -21,6 +21,7 @@ var (
 	adminAudit  = []staff.Role{staff.Admin, staff.Auditor}
 	exampleID   = "20260601-00000000000000000000000000000000"
 	exampleUser = "stf_doesnotexist"
+	exampleBak  = "20260601t090000z-abcdef"
 )
 
 // pageMatrix is who may open each console page and perform each data
@@ -28,8 +29,13 @@ var (
 // admin (staff and configuration), support (tenant Account Data, request
 // logs with a reason), developer (request logs with a reason), billing
 // (billing data: no page built yet), auditor (read-only: audit trail, staff
-// and roles). A registered page missing here fails the test: whoever adds a
-// page decides who may open it, here, in writing.
+// and roles). Scrubbed error events (issue 18): developer, whose work they
+// are, and support, who matches them to the problems customers report — the
+// statement's "support and development teams"; not admin, billing or
+// auditor, whose work they are not. Backups (issue 19): admin and auditor
+// see them (configuration; the verify report), only admin backs up or runs a
+// drill (read-only for auditor). A registered page missing here fails the
+// test: whoever adds a page decides who may open it, here, in writing.
 var pageMatrix = map[string]struct {
 	roles []staff.Role
 	path  string // the path to request (route parameters filled in)
@@ -46,6 +52,11 @@ var pageMatrix = map[string]struct {
 	"POST /console/staff/{id}/disable":  {adminOnly, "/console/staff/" + exampleUser + "/disable"},
 	"GET /console/subprocessors":        {all, "/console/subprocessors"},
 	"GET /console/audit":                {adminAudit, "/console/audit"},
+	"GET /console/errors":               {supportDev, "/console/errors"},
+	"GET /console/errors/{id}":          {supportDev, "/console/errors/1"},
+	"GET /console/backups":              {adminAudit, "/console/backups"},
+	"POST /console/backups/run":         {adminOnly, "/console/backups/run"},
+	"POST /console/backups/{id}/verify": {adminOnly, "/console/backups/" + exampleBak + "/verify"},
 }
 
 // TestAuthorizationMatrixOverEveryConsolePage signs in one member of each

@@ -31,11 +31,20 @@ func (c *Console) registerBuiltins() {
 	c.Register(Page{Route: "GET /console/reqlog", Title: "Request log", Permission: staff.ViewRequestLog, Nav: true, Handle: c.handleReqlog})
 	c.Register(Page{Route: "GET /console/reqlog/{id}", Permission: staff.ViewRequestLog, Handle: c.handleReqlogEntry})
 	c.Register(Page{Route: "POST /console/reqlog/{id}/decrypt", Permission: staff.DecryptRequestLog, Handle: c.handleReqlogDecrypt})
+	if c.d.Errors != nil {
+		c.Register(Page{Route: "GET /console/errors", Title: "Error events", Permission: staff.ViewErrors, Nav: true, Handle: c.handleErrors})
+		c.Register(Page{Route: "GET /console/errors/{id}", Permission: staff.ViewErrors, Handle: c.handleErrorEvent})
+	}
 	c.Register(Page{Route: "GET /console/staff", Title: "Staff and roles", Permission: staff.ViewStaff, Nav: true, Handle: c.handleStaff})
 	c.Register(Page{Route: "POST /console/staff", Permission: staff.ManageStaff, Handle: c.handleStaffAdd})
 	c.Register(Page{Route: "POST /console/staff/{id}/disable", Permission: staff.ManageStaff, Handle: c.handleStaffDisable})
 	c.Register(Page{Route: "GET /console/subprocessors", Title: "Subprocessors", Permission: staff.ViewSubprocessors, Nav: true, Handle: c.handleSubprocessors})
 	c.Register(Page{Route: "GET /console/audit", Title: "Audit trail", Permission: staff.ViewAuditTrail, Nav: true, Handle: c.handleAudit})
+	if c.d.Backups != nil {
+		c.Register(Page{Route: "GET /console/backups", Title: "Backups", Permission: staff.ViewBackups, Nav: true, Handle: c.handleBackups})
+		c.Register(Page{Route: "POST /console/backups/run", Permission: staff.RunBackups, Handle: c.handleBackupNow})
+		c.Register(Page{Route: "POST /console/backups/{id}/verify", Permission: staff.RunBackups, Handle: c.handleBackupVerify})
+	}
 }
 
 var overviewTmpl = page("overview.html")
