@@ -277,7 +277,8 @@ func (a *app) wireConnector() {
 	tokens := &export.Tokens{DB: a.db, Keys: a.keys, Accounts: a.accounts}
 	a.feeds = &export.Feeds{Log: a.log, Platform: a.platform, Tenants: a.tenants, Tokens: tokens, Sources: sources,
 		Keys: a.keys, Workers: a.cfg.ExportWorkers, MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL,
-		Limits: &jira.Limits{Cap: a.cfg.ExportWorkers}}
+		Limits: &jira.Limits{Cap: a.cfg.ExportWorkers},
+		Guard:  &export.Guard{TrustedProxies: a.cfg.TrustedProxies, SiteConcurrency: a.cfg.FeedConcurrencySite}}
 	a.appAPI = &export.App{Log: a.log, Platform: a.platform, Sources: sources, Tokens: tokens, Feeds: a.feeds,
 		MaxDays: a.cfg.TokenMaxDays, BaseURL: a.cfg.BaseURL}
 	a.pages = &web.Pages{Connect: a.connect, Config: a.cfg, Log: a.log,
@@ -306,6 +307,8 @@ func (a *app) wireErasure() {
 	a.purger = tenant.NewPurger(a.tenants, a.keys, a.log)
 	a.purger.Register(tenant.Deleter{Category: "access tokens", Tables: []string{"access_tokens"},
 		Count: tokens.CountTenant, Delete: tokens.DeleteTenant})
+	a.purger.Register(tenant.Deleter{Category: "access token history", Tables: []string{"token_events"},
+		Count: tokens.CountTenantHistory, Delete: tokens.DeleteTenantHistory})
 	a.purger.Register(tenant.Deleter{Category: "request log entries", Tables: []string{"request_log"},
 		Count: a.requests.CountTenant, Delete: a.requests.DeleteTenant})
 	a.purger.Register(tenant.Deleter{Category: "personal data reporting records", Tables: []string{"privacy_accounts", "privacy_account_events"},
@@ -338,6 +341,7 @@ func (a *app) wireErasure() {
 	a.reporter = &privacy.Reporter{Register: a.accounts, Tenants: a.tenants, HTTP: a.gate.Client(egress.Jira), Log: a.log,
 		AppAuth: func(in tenant.Installation) privacy.Signer { return a.connect.AppAuth(in) }}
 	a.reporter.AddEraser(privacy.Eraser{Category: "access tokens", Erase: tokens.EraseOwner})
+	a.reporter.AddEraser(privacy.Eraser{Category: "access token history", Erase: tokens.EraseFromHistory})
 	a.reporter.AddEraser(privacy.Eraser{Category: "installing user", Erase: a.tenants.ForgetInstaller})
 	a.reporter.AddEraser(privacy.Eraser{Category: "request log pseudonyms", Erase: a.requests.ForgetUser})
 }
@@ -360,6 +364,7 @@ func (a *app) registerJobs() {
 	if a.forwarder != nil {
 		a.jobs.Register(errortrack.ForwardJob(a.forwarder))
 	}
+	a.jobs.Register(export.HistoryJob(a.appAPI.Tokens, a.log))
 	if a.forge != nil {
 		a.jobs.Register(forge.MigrateJob(a.forge, a.log))
 		a.jobs.Register(forge.TokenAgeJob(a.forge))

@@ -93,7 +93,7 @@ func TestCustomerDataNeverStoredCanary(t *testing.T) {
 	props, _ := d.app.platform.Properties(ctx, tn)
 	src, err := d.app.appAPI.Sources.Create(ctx, props, d.tenant, export.Input{Name: "Report " + inName,
 		JQL: `labels = "` + inLabel + `" ORDER BY created DESC`, Fields: []string{"summary", "description", "labels", "status"},
-		Tables: []string{export.TableIssues, export.TableChangelog}}, d.sim.Users()[0].AccountID, time.Now())
+		Tables: []string{export.TableIssues, export.TableChangelog}, Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ func csvSource(t *testing.T, d *demo) string {
 		t.Fatal(err)
 	}
 	src, err := d.app.appAPI.Sources.Create(ctx, app, d.tenant, export.Input{Name: "Every field", JQL: demoJQL, Fields: csvFields,
-		Tables: []string{export.TableIssues, export.TableChangelog}}, d.sim.Users()[0].AccountID, time.Now())
+		Tables: []string{export.TableIssues, export.TableChangelog}, Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -171,7 +171,8 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		// store (no upstream). A public key is public: every page shows it.
 		"FERRY_ERRORS_PUBLIC_KEY": "demo0000000000000000000000000000",
 	}
-	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT", "FERRY_LOG_LEVEL", "FERRY_EXPORT_WORKERS"} {
+	for _, k := range []string{"FERRY_DATABASE_URL", "FERRY_LOG_FORMAT", "FERRY_LOG_LEVEL", "FERRY_EXPORT_WORKERS",
+		"FERRY_TRUSTED_PROXIES", "FERRY_FEED_CONCURRENCY_PER_SITE"} {
 		if v := e.getenv(k); v != "" {
 			env[k] = v
 		}
@@ -237,11 +238,12 @@ func startDemo(ctx context.Context, e env, o demoOptions) (*demo, error) {
 		// under the same id so feed URLs in BI tools keep working.
 		now := time.Now().UTC()
 		src = export.DataSource{ID: prev.SourceID, Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
-			Tables: []string{export.TableChangelog, export.TableIssues}, History: []export.Change{{Action: "created", By: admin.AccountID, At: now}}, Updated: now}
+			Tables: []string{export.TableChangelog, export.TableIssues}, Owner: admin.AccountID, Visibility: export.VisibilityEveryone,
+			History: []export.Change{{Action: "created", By: admin.AccountID, At: now}}, Updated: now}
 		err = sources.Restore(ctx, props, tn.TenantID, src)
 	} else {
 		src, err = sources.Create(ctx, props, tn.TenantID, export.Input{Name: "Demo: all issues", JQL: demoJQL, Fields: demoFields,
-			Tables: []string{export.TableChangelog, export.TableIssues}}, admin.AccountID, time.Now().UTC())
+			Tables: []string{export.TableChangelog, export.TableIssues}, Visibility: export.VisibilityEveryone}, admin.AccountID, time.Now().UTC())
 	}
 	if err != nil {
 		return stop(fmt.Errorf("demo: create the sample data source: %w", err))

@@ -244,7 +244,7 @@ func TestSkiptokenIsBoundToItsDataSource(t *testing.T) {
 	tn, _ := d.app.tenants.ByID(ctx, d.tenant)
 	app, _ := d.app.platform.Properties(ctx, tn)
 	other, err := d.app.appAPI.Sources.Create(ctx, app, d.tenant, export.Input{Name: "Other", JQL: demoJQL, Fields: demoFields,
-		Tables: []string{export.TableIssues, export.TableChangelog}}, d.sim.Users()[0].AccountID, time.Now())
+		Tables: []string{export.TableIssues, export.TableChangelog}, Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

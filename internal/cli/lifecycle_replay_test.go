@@ -133,7 +133,7 @@ func TestReplayedLifecycleTokensCannotTakeOverATenant(t *testing.T) {
 	admin := sim.Users()[0]
 	props, _ := a.platform.Properties(ctx, tn)
 	src, err := a.appAPI.Sources.Create(ctx, props, tn.TenantID, export.Input{Name: "Everything", JQL: `created >= "2000-01-01" ORDER BY key`,
-		Fields: []string{"summary"}, Tables: []string{export.TableIssues}}, admin.AccountID, time.Now().UTC())
+		Fields: []string{"summary"}, Tables: []string{export.TableIssues}, Visibility: export.VisibilityEveryone}, admin.AccountID, time.Now().UTC())
 	if err != nil {
 		t.Fatal(err)
 	}

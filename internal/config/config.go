@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -80,10 +81,12 @@ type Config struct {
 	S3AccessKeyID        string        // FERRY_S3_ACCESS_KEY_ID
 	S3SecretAccessKey    string        // FERRY_S3_SECRET_ACCESS_KEY (secret)
 
-	ErrorsPublicKey     string // FERRY_ERRORS_PUBLIC_KEY: the app's browser Sentry project key; empty: no browser error tracking
-	ErrorsProjectID     string // FERRY_ERRORS_PROJECT_ID: that project's id in the DSN
-	ErrorsRetentionDays int    // FERRY_ERRORS_RETENTION_DAYS: days scrubbed error events are kept locally
-	ErrorsRate          int    // FERRY_ERRORS_RATE: envelopes per second per public key
+	ErrorsPublicKey     string         // FERRY_ERRORS_PUBLIC_KEY: the app's browser Sentry project key; empty: no browser error tracking
+	ErrorsProjectID     string         // FERRY_ERRORS_PROJECT_ID: that project's id in the DSN
+	ErrorsRetentionDays int            // FERRY_ERRORS_RETENTION_DAYS: days scrubbed error events are kept locally
+	ErrorsRate          int            // FERRY_ERRORS_RATE: envelopes per second per public key
+	TrustedProxies      []netip.Prefix // FERRY_TRUSTED_PROXIES: peers whose X-Forwarded-For is believed; none by default
+	FeedConcurrencySite int            // FERRY_FEED_CONCURRENCY_PER_SITE: feed requests one site may run at once
 
 	ForgeAppID           string        // FERRY_FORGE_APP_ID: the Forge app's id (ari:cloud:ecosystem::app/…); empty: no Forge
 	ForgeJWKSURL         string        // FERRY_FORGE_JWKS_URL: the key set that signs Forge Invocation Tokens
@@ -146,6 +149,7 @@ func Default() Config {
 		ErrorsProjectID:     "1",
 		ErrorsRetentionDays: 30,
 		ErrorsRate:          50,
+		FeedConcurrencySite: 8,
 
 		ForgeJWKSURL:         "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json",
 		ForgeGraphQLURL:      "https://api.atlassian.com/graphql",
@@ -300,6 +304,23 @@ func fields() []field {
 		mk("FERRY_ERRORS_PROJECT_ID", "errors-project-id", false, "project id in the browser DSN (digits)", func(c *Config) *string { return &c.ErrorsProjectID }),
 		intf("FERRY_ERRORS_RETENTION_DAYS", "errors-retention-days", "days scrubbed error events are kept locally", func(c *Config) *int { return &c.ErrorsRetentionDays }, 1, 365),
 		intf("FERRY_ERRORS_RATE", "errors-rate", "error envelopes accepted per second per public key", func(c *Config) *int { return &c.ErrorsRate }, 1, 100000),
+		{env: "FERRY_TRUSTED_PROXIES", flag: "trusted-proxies", usage: "comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed (none by default)",
+			set: func(c *Config, v string) error {
+				ps, err := parsePrefixes(v)
+				if err != nil {
+					return err
+				}
+				c.TrustedProxies = ps
+				return nil
+			},
+			get: func(c *Config) string {
+				var out []string
+				for _, p := range c.TrustedProxies {
+					out = append(out, p.String())
+				}
+				return strings.Join(out, ",")
+			}},
+		intf("FERRY_FEED_CONCURRENCY_PER_SITE", "feed-concurrency-per-site", "feed requests one Jira site may run at once (429 beyond)", func(c *Config) *int { return &c.FeedConcurrencySite }, 1, 1000),
 		mk("FERRY_FORGE_APP_ID", "forge-app-id", false, "the Forge app's id, ari:cloud:ecosystem::app/UUID (empty: Ferry runs without Forge)", func(c *Config) *string { return &c.ForgeAppID }),
 		mk("FERRY_FORGE_JWKS_URL", "forge-jwks-url", false, "the key set that signs Forge Invocation Tokens", func(c *Config) *string { return &c.ForgeJWKSURL }),
 		mk("FERRY_FORGE_GRAPHQL_URL", "forge-graphql-url", false, "Atlassian's GraphQL gateway, for offline user impersonation; its host serves app.apiBaseUrl", func(c *Config) *string { return &c.ForgeGraphQLURL }),
@@ -322,6 +343,34 @@ func fields() []field {
 		intf("FERRY_MAX_APP_IN_FLIGHT", "max-app-in-flight", "app page and app API requests worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxAppInFlight }, 1, 100000),
 		intf("FERRY_MAX_ERRORS_IN_FLIGHT", "max-errors-in-flight", "error-ingest requests worked on at once; beyond it 503 with Retry-After", func(c *Config) *int { return &c.MaxErrorsInFlight }, 1, 100000),
 	}
+}
+
+// parsePrefixes reads a comma-separated list of addresses and CIDR ranges.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if strings.Contains(item, "/") {
+			p, err := netip.ParsePrefix(item)
+			if err != nil || p.Masked() != p || p.Addr().Zone() != "" || p.Addr().Is4In6() && p.Bits() < 96 {
+				return nil, fmt.Errorf("%q is not a CIDR range such as 10.0.0.0/8 (no bits set beyond the prefix)", item)
+			}
+			if p.Addr().Is4In6() { // an IPv4 range written as IPv6: clients are compared unmapped
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
+			out = append(out, p)
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR range", item)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // days is a duration setting that also takes whole days ("30d"), from lo to

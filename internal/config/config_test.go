@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -165,6 +166,10 @@ func TestValidValues(t *testing.T) {
 		}},
 		{map[string]string{"FERRY_AUDIT_CHECKPOINT_DIR": "/srv/audit"}, func(c Config) bool { return c.CheckpointDir() == "/srv/audit" }},
 		{map[string]string{"FERRY_DATA_DIR": "/var/lib/ferry"}, func(c Config) bool { return c.CheckpointDir() == "/var/lib/ferry/audit-checkpoints" }},
+		{map[string]string{"FERRY_TRUSTED_PROXIES": " 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32,::ffff:198.51.100.1,::ffff:203.0.113.0/120"}, func(c Config) bool {
+			return fmt.Sprint(c.TrustedProxies) == "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32 198.51.100.1/32 203.0.113.0/24]"
+		}},
+		{map[string]string{"FERRY_FEED_CONCURRENCY_PER_SITE": "1"}, func(c Config) bool { return c.FeedConcurrencySite == 1 }},
 		{map[string]string{"FERRY_FORGE_APP_ID": "ari:cloud:ecosystem::app/0b5d9c54-1111-4222-8333-444455556666"}, func(c Config) bool {
 			return c.ForgeAppID == "ari:cloud:ecosystem::app/0b5d9c54-1111-4222-8333-444455556666"
 		}},
@@ -267,6 +272,12 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"FERRY_ERRORS_PROJECT_ID": "browser"}, nil, "FERRY_ERRORS_PROJECT_ID"},
 		{map[string]string{"FERRY_ERRORS_RETENTION_DAYS": "0"}, nil, "FERRY_ERRORS_RETENTION_DAYS"},
 		{map[string]string{"FERRY_ERRORS_RATE": "fast"}, nil, "FERRY_ERRORS_RATE"},
+		{map[string]string{"FERRY_TRUSTED_PROXIES": "10.0.0.1/8"}, nil, "FERRY_TRUSTED_PROXIES"},
+		{map[string]string{"FERRY_TRUSTED_PROXIES": "proxy.internal"}, nil, "FERRY_TRUSTED_PROXIES"},
+		{map[string]string{"FERRY_TRUSTED_PROXIES": "10.0.0.0/33"}, nil, "FERRY_TRUSTED_PROXIES"},
+		{map[string]string{"FERRY_TRUSTED_PROXIES": "fe80::1%eth0"}, nil, "FERRY_TRUSTED_PROXIES"},
+		{map[string]string{"FERRY_FEED_CONCURRENCY_PER_SITE": "0"}, nil, "FERRY_FEED_CONCURRENCY_PER_SITE"},
+		{map[string]string{"FERRY_FEED_CONCURRENCY_PER_SITE": "many"}, nil, "FERRY_FEED_CONCURRENCY_PER_SITE"},
 		{nil, []string{"--request-log-days", "90"}, "--request-log-days"},
 		{nil, []string{"--colour"}, "flags"},
 	}

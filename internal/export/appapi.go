@@ -130,48 +130,119 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// role is what the signed-in user may do.
+// viewer is the signed-in user as far as access goes; Jira is asked afresh
+// on every call (no cache), so a change in Jira shows at once.
+func (a *App) viewer(r *http.Request, c appCtx) (*viewer, error) {
+	st, err := a.Sources.Settings(r.Context(), c.props, c.p.TenantID(), a.MaxDays)
+	if err != nil {
+		return nil, err
+	}
+	return newViewer(r.Context(), c.p.AccountID, st, c.app, c.user), nil
+}
+
+// role is what the signed-in user may do, all of it asked.
 type role struct {
-	Admin     bool
-	CanCreate bool
-	Settings  Settings
+	Admin, CanCreate, CanExport bool
+	Settings                    Settings
+	v                           *viewer
 }
 
 func (a *App) role(r *http.Request, c appCtx) (role, error) {
-	st, err := a.Sources.Settings(r.Context(), c.props, c.p.TenantID(), a.MaxDays)
+	v, err := a.viewer(r, c)
 	if err != nil {
 		return role{}, err
 	}
-	groups, err := c.app.UserGroups(r.Context(), c.p.AccountID)
-	if err != nil {
-		return role{}, err
+	ro := role{Settings: v.Settings, v: v}
+	if ro.Admin, err = v.isAdmin(); err != nil {
+		return ro, err
 	}
-	admin := slices.Contains(groups, DefaultCreatorGroup) || slices.Contains(groups, "site-admins")
-	return role{Admin: admin, CanCreate: admin || st.CanCreate(groups), Settings: st}, nil
+	if ro.CanCreate, err = v.mayCreate(); err != nil {
+		return ro, err
+	}
+	if ro.CanExport, err = v.mayExport(); err != nil {
+		return ro, err
+	}
+	return ro, nil
+}
+
+// Refusals the app's pages show.
+var (
+	errMayNotCreate   = apperr.New(apperr.EFORBIDDEN, "Your Jira administrator has not allowed you to create data sources.")
+	errMayNotEdit     = apperr.New(apperr.EFORBIDDEN, "Only the data source's owner and Jira administrators can change or delete it.")
+	errMayNotExport   = apperr.New(apperr.EFORBIDDEN, "Your Jira administrator has not allowed you to create access tokens or pull feeds. Ask a Jira administrator to add you, or one of your groups, on Ferry's admin page.")
+	errAdminsOnly     = apperr.New(apperr.EFORBIDDEN, "Only Jira administrators can do this.")
+	errSettingsAdmins = apperr.New(apperr.EFORBIDDEN, "Only Jira administrators can see and change Ferry's settings.")
+)
+
+type personJSON struct {
+	AccountID   string `json:"accountId"`
+	DisplayName string `json:"displayName"` // fetched from Jira now, never stored
 }
 
 type sourceJSON struct {
-	ID      string        `json:"id"`
-	Name    string        `json:"name"`
-	JQL     string        `json:"jql"`
-	Fields  []string      `json:"fields"`
-	Tables  []string      `json:"tables"`
-	Updated time.Time     `json:"updated"`
-	FeedURL string        `json:"feedUrl"`
-	CSVURL  string        `json:"csvUrl"`
-	History []historyJSON `json:"history,omitempty"`
+	ID         string        `json:"id"`
+	Name       string        `json:"name"`
+	JQL        string        `json:"jql"`
+	Fields     []string      `json:"fields"`
+	Tables     []string      `json:"tables"`
+	Updated    time.Time     `json:"updated"`
+	FeedURL    string        `json:"feedUrl"`
+	CSVURL     string        `json:"csvUrl"`
+	Owner      personJSON    `json:"owner"`
+	Visibility string        `json:"visibility"`
+	Groups     []string      `json:"groups"`
+	CanEdit    bool          `json:"canEdit"`
+	History    []historyJSON `json:"history,omitempty"`
 }
 
 type historyJSON struct {
 	Action string    `json:"action"`
 	At     time.Time `json:"at"`
-	By     string    `json:"by"` // display name, fetched now
+	By     string    `json:"by"`           // display name, fetched now
+	To     string    `json:"to,omitempty"` // the new owner's, for transferred
 }
 
-func (a *App) sourceOut(ds DataSource) sourceJSON {
+func (a *App) sourceOut(ds DataSource, names map[string]string, canEdit bool) sourceJSON {
 	base := strings.TrimSuffix(a.BaseURL, "/")
+	groups := ds.Groups
+	if groups == nil {
+		groups = []string{}
+	}
 	return sourceJSON{ID: ds.ID, Name: ds.Name, JQL: ds.JQL, Fields: ds.Fields, Tables: ds.Tables, Updated: ds.Updated,
-		FeedURL: base + "/odata/" + ds.ID + "/", CSVURL: base + "/export/" + ds.ID + "/issues.csv"}
+		FeedURL: base + "/odata/" + ds.ID + "/", CSVURL: base + "/export/" + ds.ID + "/issues.csv",
+		Owner: personJSON{AccountID: ds.Owner, DisplayName: nameOf(names, ds.Owner)}, Visibility: ds.Visibility,
+		Groups: groups, CanEdit: canEdit}
+}
+
+// names fetches display names for accountIds from Jira now (P10: never
+// stored, never an email address). Jira being unable to answer only costs
+// the names.
+func (a *App) names(r *http.Request, c appCtx, ids ...string) map[string]string {
+	var want []string
+	for _, id := range ids {
+		if id != "" && !slices.Contains(want, id) {
+			want = append(want, id)
+		}
+	}
+	out := map[string]string{}
+	if len(want) == 0 {
+		return out
+	}
+	users, err := c.app.Users(r.Context(), want)
+	if err != nil {
+		return out
+	}
+	for id, u := range users {
+		out[id] = u.DisplayName
+	}
+	return out
+}
+
+func nameOf(names map[string]string, id string) string {
+	if n, ok := names[id]; ok && n != "" {
+		return n
+	}
+	return "Unknown user"
 }
 
 // Routes registers the API under prefix (/app-api for Connect,
@@ -183,17 +254,25 @@ func (a *App) Routes(mux *http.ServeMux, prefix string, auth func(http.Handler) 
 	}
 	h("GET", "/me", a.me)
 	h("GET", "/fields", a.fields)
+	h("GET", "/groups", a.findGroups)
 	h("GET", "/sources", a.listSources)
 	h("POST", "/sources", a.createSource)
 	h("GET", "/sources/{id}", a.getSource)
 	h("PUT", "/sources/{id}", a.updateSource)
 	h("DELETE", "/sources/{id}", a.deleteSource)
+	h("PUT", "/sources/{id}/owner", a.transferSource)
 	h("GET", "/tokens", a.listTokens)
 	h("POST", "/tokens", a.createToken)
 	h("DELETE", "/tokens/{id}", a.revokeToken)
 	h("GET", "/settings", a.getSettings)
 	h("PUT", "/settings", a.putSettings)
 	h("GET", "/quota", a.getQuota)
+	h("GET", "/users", a.findUsers)
+	h("GET", "/admin/tokens", a.listAllTokens)
+	h("DELETE", "/admin/tokens/{id}", a.revokeAnyToken)
+	h("DELETE", "/admin/users/{accountId}/tokens", a.revokeUsersTokens)
+	h("GET", "/admin/token-history", a.tokenHistory)
+	h("GET", "/admin/deleted-sources", a.deletedSources)
 	h("GET", "/deletion", a.getDeletion)
 	h("POST", "/deletion", a.requestDeletion)
 }
@@ -211,7 +290,12 @@ func (a *App) me(w http.ResponseWriter, r *http.Request, c appCtx) error {
 	if err != nil {
 		lic = false
 	}
+	projects := []string{}
+	for _, p := range ro.Settings.Projects {
+		projects = append(projects, p.Key)
+	}
 	return writeJSON(w, 200, map[string]any{"displayName": me.DisplayName, "admin": ro.Admin, "canCreate": ro.CanCreate,
+		"canExport": ro.CanExport, "exportProjects": projects,
 		"licensed": lic, "tokenMaxDays": ro.Settings.TokenMaxDays, "maxActiveTokens": MaxActiveTokens})
 }
 
@@ -237,55 +321,92 @@ func (a *App) fields(w http.ResponseWriter, r *http.Request, c appCtx) error {
 	return writeJSON(w, 200, out)
 }
 
+// listSources lists the sources the user may see.
 func (a *App) listSources(w http.ResponseWriter, r *http.Request, c appCtx) error {
+	v, err := a.viewer(r, c)
+	if err != nil {
+		return err
+	}
 	list, err := a.Sources.List(r.Context(), c.props, c.p.TenantID())
 	if err != nil {
 		return err
 	}
-	out := make([]sourceJSON, 0, len(list))
+	var shown []DataSource
+	var owners []string
 	for _, ds := range list {
-		out = append(out, a.sourceOut(ds))
+		ok, err := v.mayView(ds)
+		if err != nil {
+			return err
+		}
+		if ok {
+			shown = append(shown, ds)
+			owners = append(owners, ds.Owner)
+		}
+	}
+	names := a.names(r, c, owners...)
+	out := make([]sourceJSON, 0, len(shown))
+	for _, ds := range shown {
+		edit, err := v.mayEdit(ds)
+		if err != nil {
+			return err
+		}
+		out = append(out, a.sourceOut(ds, names, edit))
 	}
 	return writeJSON(w, 200, out)
+}
+
+// visibleSource is the source named in the path if the user may see it;
+// one they may not is as good as absent.
+func (a *App) visibleSource(r *http.Request, c appCtx, v *viewer) (DataSource, error) {
+	ds, err := a.Sources.Get(r.Context(), c.props, c.p.TenantID(), r.PathValue("id"))
+	if err != nil {
+		return ds, err
+	}
+	ok, err := v.mayView(ds)
+	if err != nil {
+		return ds, err
+	}
+	if !ok {
+		return ds, ErrNoSource
+	}
+	return ds, nil
 }
 
 func (a *App) getSource(w http.ResponseWriter, r *http.Request, c appCtx) error {
-	ds, err := a.Sources.Get(r.Context(), c.props, c.p.TenantID(), r.PathValue("id"))
+	v, err := a.viewer(r, c)
 	if err != nil {
 		return err
 	}
-	out := a.sourceOut(ds)
-	// Who made each change, by display name as Jira shows it today.
-	var ids []string
-	for _, h := range ds.History {
-		if h.By != "" && !slices.Contains(ids, h.By) {
-			ids = append(ids, h.By)
-		}
-	}
-	names, err := c.app.Users(r.Context(), ids)
+	ds, err := a.visibleSource(r, c, v)
 	if err != nil {
-		names = nil
+		return err
 	}
-	for i := len(ds.History) - 1; i >= 0; i-- {
-		h := ds.History[i]
-		by := "Unknown user"
-		if u, ok := names[h.By]; ok {
-			by = u.DisplayName
-		}
-		out.History = append(out.History, historyJSON{Action: h.Action, At: h.At, By: by})
+	edit, err := v.mayEdit(ds)
+	if err != nil {
+		return err
 	}
+	// Who made each change, by display name as Jira shows it today.
+	ids := []string{ds.Owner}
+	for _, h := range ds.History {
+		ids = append(ids, h.By, h.To)
+	}
+	names := a.names(r, c, ids...)
+	out := a.sourceOut(ds, names, edit)
+	out.History = historyOut(ds.History, names)
 	return writeJSON(w, 200, out)
 }
 
-func (a *App) mayCreate(r *http.Request, c appCtx) error {
-	ro, err := a.role(r, c)
-	if err != nil {
-		return err
+// historyOut lists changes newest first, people by display name.
+func historyOut(h []Change, names map[string]string) []historyJSON {
+	out := make([]historyJSON, 0, len(h))
+	for i := len(h) - 1; i >= 0; i-- {
+		e := historyJSON{Action: h[i].Action, At: h[i].At, By: nameOf(names, h[i].By)}
+		if h[i].To != "" {
+			e.To = nameOf(names, h[i].To)
+		}
+		out = append(out, e)
 	}
-	if !ro.CanCreate {
-		return apperr.New(apperr.EFORBIDDEN, "Your Jira administrator has not allowed your groups to create or change data sources.")
-	}
-	return nil
+	return out
 }
 
 func (a *App) sourceInput(r *http.Request, c appCtx) (Input, error) {
@@ -297,12 +418,42 @@ func (a *App) sourceInput(r *http.Request, c appCtx) (Input, error) {
 	if err != nil {
 		return in, err
 	}
-	return in, in.Validate(r.Context(), c.user, known)
+	if err := in.Validate(r.Context(), c.user, known); err != nil {
+		return in, err
+	}
+	in.Groups, err = a.checkGroups(r, c, "groups", in.Groups)
+	return in, err
+}
+
+// checkGroups makes sure every named group exists in Jira and returns the
+// names as Jira spells them.
+func (a *App) checkGroups(r *http.Request, c appCtx, field string, groups []string) ([]string, error) {
+	out := make([]string, 0, len(groups))
+	for _, g := range groups {
+		found, err := c.app.FindGroups(r.Context(), g, 50)
+		if err != nil {
+			return nil, err
+		}
+		i := slices.IndexFunc(found, func(f string) bool { return strings.EqualFold(f, g) })
+		if i < 0 {
+			return nil, apperr.Invalid(field, "Jira has no group named %q.", g)
+		}
+		if !slices.Contains(out, found[i]) {
+			out = append(out, found[i])
+		}
+	}
+	return out, nil
 }
 
 func (a *App) createSource(w http.ResponseWriter, r *http.Request, c appCtx) error {
-	if err := a.mayCreate(r, c); err != nil {
+	v, err := a.viewer(r, c)
+	if err != nil {
 		return err
+	}
+	if ok, err := v.mayCreate(); err != nil {
+		return err
+	} else if !ok {
+		return errMayNotCreate
 	}
 	in, err := a.sourceInput(r, c)
 	if err != nil {
@@ -312,11 +463,29 @@ func (a *App) createSource(w http.ResponseWriter, r *http.Request, c appCtx) err
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, a.sourceOut(ds))
+	return writeJSON(w, http.StatusCreated, a.sourceOut(ds, a.names(r, c, ds.Owner), true))
+}
+
+// editable is the source in the path if the user may change it.
+func (a *App) editable(r *http.Request, c appCtx, v *viewer) (DataSource, error) {
+	ds, err := a.visibleSource(r, c, v)
+	if err != nil {
+		return ds, err
+	}
+	if ok, err := v.mayEdit(ds); err != nil {
+		return ds, err
+	} else if !ok {
+		return ds, errMayNotEdit
+	}
+	return ds, nil
 }
 
 func (a *App) updateSource(w http.ResponseWriter, r *http.Request, c appCtx) error {
-	if err := a.mayCreate(r, c); err != nil {
+	v, err := a.viewer(r, c)
+	if err != nil {
+		return err
+	}
+	if _, err := a.editable(r, c, v); err != nil {
 		return err
 	}
 	in, err := a.sourceInput(r, c)
@@ -327,17 +496,73 @@ func (a *App) updateSource(w http.ResponseWriter, r *http.Request, c appCtx) err
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, a.sourceOut(ds))
+	return writeJSON(w, 200, a.sourceOut(ds, a.names(r, c, ds.Owner), true))
 }
 
 func (a *App) deleteSource(w http.ResponseWriter, r *http.Request, c appCtx) error {
-	if err := a.mayCreate(r, c); err != nil {
+	v, err := a.viewer(r, c)
+	if err != nil {
+		return err
+	}
+	if _, err := a.editable(r, c, v); err != nil {
 		return err
 	}
 	if err := a.Sources.Delete(r.Context(), c.props, c.p.TenantID(), r.PathValue("id"), c.p.AccountID, a.now()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// transferSource gives a source to another user: administrators only.
+func (a *App) transferSource(w http.ResponseWriter, r *http.Request, c appCtx) error {
+	v, err := a.viewer(r, c)
+	if err != nil {
+		return err
+	}
+	if ok, err := v.isAdmin(); err != nil {
+		return err
+	} else if !ok {
+		return apperr.New(apperr.EFORBIDDEN, "Only Jira administrators can transfer a data source to another owner.")
+	}
+	var in struct {
+		AccountID string `json:"accountId"`
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if _, err := a.Sources.Get(r.Context(), c.props, c.p.TenantID(), r.PathValue("id")); err != nil {
+		return err
+	}
+	if err := a.checkUsers(r, c, "accountId", []string{in.AccountID}); err != nil {
+		return err
+	}
+	ds, err := a.Sources.Transfer(r.Context(), c.props, c.p.TenantID(), r.PathValue("id"), in.AccountID, c.p.AccountID, a.now())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, a.sourceOut(ds, a.names(r, c, ds.Owner), true))
+}
+
+// checkUsers makes sure every accountId is an active Jira user.
+func (a *App) checkUsers(r *http.Request, c appCtx, field string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	for _, id := range ids {
+		if strings.TrimSpace(id) == "" {
+			return apperr.Invalid(field, "Name a Jira user.")
+		}
+	}
+	users, err := c.app.Users(r.Context(), ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if u, ok := users[id]; !ok || !u.Active {
+			return apperr.Invalid(field, "%q is not an active user of this Jira site.", id)
+		}
+	}
 	return nil
 }
 
@@ -377,6 +602,15 @@ func (a *App) listTokens(w http.ResponseWriter, r *http.Request, c appCtx) error
 }
 
 func (a *App) createToken(w http.ResponseWriter, r *http.Request, c appCtx) error {
+	v, err := a.viewer(r, c)
+	if err != nil {
+		return err
+	}
+	if ok, err := v.mayExport(); err != nil {
+		return err
+	} else if !ok {
+		return errMayNotExport
+	}
 	var in struct {
 		Label string `json:"label"`
 		Days  int    `json:"days"`
@@ -384,7 +618,7 @@ func (a *App) createToken(w http.ResponseWriter, r *http.Request, c appCtx) erro
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	plain, t, err := a.Tokens.Create(r.Context(), c.p.TenantID(), c.p.AccountID, in.Label, in.Days, a.maxDays(r, c))
+	plain, t, err := a.Tokens.Create(r.Context(), c.p.TenantID(), c.p.AccountID, in.Label, in.Days, v.Settings.TokenMaxDays)
 	if err != nil {
 		return err
 	}
@@ -399,33 +633,4 @@ func (a *App) revokeToken(w http.ResponseWriter, r *http.Request, c appCtx) erro
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-func (a *App) getSettings(w http.ResponseWriter, r *http.Request, c appCtx) error {
-	ro, err := a.role(r, c)
-	if err != nil {
-		return err
-	}
-	if !ro.Admin {
-		return apperr.New(apperr.EFORBIDDEN, "Only Jira administrators can see Ferry's settings.")
-	}
-	return writeJSON(w, 200, map[string]any{"creatorGroups": ro.Settings.CreatorGroups, "tokenMaxDays": ro.Settings.TokenMaxDays, "maxTokenMaxDays": a.MaxDays})
-}
-
-func (a *App) putSettings(w http.ResponseWriter, r *http.Request, c appCtx) error {
-	ro, err := a.role(r, c)
-	if err != nil {
-		return err
-	}
-	if !ro.Admin {
-		return apperr.New(apperr.EFORBIDDEN, "Only Jira administrators can change Ferry's settings.")
-	}
-	var st Settings
-	if err := decodeJSON(r, &st); err != nil {
-		return err
-	}
-	if err := a.Sources.SaveSettings(r.Context(), c.props, c.p.TenantID(), st, a.MaxDays); err != nil {
-		return err
-	}
-	return writeJSON(w, 200, st)
 }

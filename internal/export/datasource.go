@@ -39,32 +39,56 @@ const maxPropertyBytes = 32 << 10
 
 // DataSource is one feed definition.
 type DataSource struct {
-	ID      string    `json:"id"`
-	Name    string    `json:"name"`
-	JQL     string    `json:"jql"`
-	Fields  []string  `json:"fields"` // Jira field ids, e.g. "summary", "customfield_10010"
-	Tables  []string  `json:"tables"`
-	Deleted bool      `json:"deleted,omitempty"`
-	History []Change  `json:"history"`
-	Updated time.Time `json:"updated"`
+	ID     string   `json:"id"`
+	Name   string   `json:"name"`
+	JQL    string   `json:"jql"`
+	Fields []string `json:"fields"` // Jira field ids, e.g. "summary", "customfield_10010"
+	Tables []string `json:"tables"`
+	// Owner is the accountId of the user who owns the source: only they and
+	// Jira administrators edit or delete it. Sources saved before owners
+	// existed belong to whoever created them (normalize).
+	Owner string `json:"owner,omitempty"`
+	// Visibility says who else sees and pulls it: VisibilityPrivate (the
+	// owner only), VisibilityGroups (members of Groups) or VisibilityEveryone.
+	Visibility string    `json:"visibility,omitempty"`
+	Groups     []string  `json:"groups,omitempty"`
+	Deleted    bool      `json:"deleted,omitempty"` // tombstones of earlier versions only (retire)
+	History    []Change  `json:"history"`
+	Updated    time.Time `json:"updated"`
 }
 
-// Change is one entry of a data source's history. Who is an accountId kept
-// in the customer's own Jira; the app shows a display name fetched at view time.
+// Who besides the owner (and Jira administrators) sees a data source.
+const (
+	VisibilityPrivate  = "private"
+	VisibilityGroups   = "groups"
+	VisibilityEveryone = "everyone"
+)
+
+// Change is one entry of a data source's history. By (and To, for a
+// transfer of ownership) are accountIds kept in the customer's own Jira; the
+// app shows display names fetched at view time.
 type Change struct {
-	Action string    `json:"action"` // created | edited | deleted
+	Action string    `json:"action"` // created | edited | transferred | deleted
 	By     string    `json:"by"`
+	To     string    `json:"to,omitempty"` // the new owner, for transferred
 	At     time.Time `json:"at"`
 }
 
-// Settings are a site admin's choices.
-type Settings struct {
-	CreatorGroups []string `json:"creatorGroups"` // groups allowed to create data sources
-	TokenMaxDays  int      `json:"tokenMaxDays"`  // access token lifetime policy
+// normalize fills in what sources saved by earlier versions lack: they
+// belonged to their creator and were visible to everyone.
+func (ds *DataSource) normalize() {
+	if ds.Owner == "" {
+		for _, h := range ds.History {
+			if h.Action == "created" {
+				ds.Owner = h.By
+				break
+			}
+		}
+	}
+	if ds.Visibility == "" {
+		ds.Visibility = VisibilityEveryone
+	}
 }
-
-// DefaultCreatorGroup may create data sources until an admin says otherwise.
-const DefaultCreatorGroup = "jira-administrators"
 
 // Sources reads and writes data sources through a tenant's PropertyStore.
 // What it reads is kept in memory for TTL; an entry past TTL is still
@@ -169,16 +193,17 @@ func (s *Sources) forget(tenantID string) {
 	}
 }
 
-// List returns the tenant's data sources (not deleted), sorted by name.
+// List returns the tenant's data sources, sorted by name: all of them;
+// who may see which is the caller's to decide (viewer.mayView).
 func (s *Sources) List(ctx context.Context, ps PropertyStore, tenantID string) ([]DataSource, error) {
-	v, err := s.cachedOr(ctx, tenantID+"\x00list", func(ctx context.Context) (any, error) { return s.list(ctx, ps) })
+	v, err := s.cachedOr(ctx, tenantID+"\x00list", func(ctx context.Context) (any, error) { return s.list(ctx, ps, tenantID) })
 	if err != nil {
 		return nil, err
 	}
 	return v.([]DataSource), nil
 }
 
-func (s *Sources) list(ctx context.Context, ps PropertyStore) ([]DataSource, error) {
+func (s *Sources) list(ctx context.Context, ps PropertyStore, tenantID string) ([]DataSource, error) {
 	keys, err := ps.Keys(ctx, sourcePrefix)
 	if err != nil {
 		return nil, err
@@ -190,9 +215,19 @@ func (s *Sources) list(ctx context.Context, ps PropertyStore) ([]DataSource, err
 		if err != nil {
 			return nil, err
 		}
-		if found && !ds.Deleted { // not found: deleted between list and get
-			out = append(out, ds)
+		if !found {
+			continue // deleted between list and get
 		}
+		ds.normalize()
+		if ds.Deleted {
+			// A tombstone of an earlier version still holds the definition:
+			// keep its history, remove the rest.
+			if err := s.retire(ctx, ps, tenantID, ds); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		out = append(out, ds)
 	}
 	sort.Slice(out, func(i, j int) bool { return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name) })
 	return out, nil
@@ -201,7 +236,7 @@ func (s *Sources) list(ctx context.Context, ps PropertyStore) ([]DataSource, err
 // ErrNoSource is the error for an unknown or deleted data source.
 var ErrNoSource = apperr.New(apperr.ENOTFOUND, "No such data source. It may have been deleted; copy the feed URL again from the Ferry app in Jira.")
 
-// Get returns one data source, deleted ones included (for their history).
+// Get returns one data source; a deleted one is ErrNoSource.
 func (s *Sources) Get(ctx context.Context, ps PropertyStore, tenantID, id string) (DataSource, error) {
 	if !validID(id) {
 		return DataSource{}, ErrNoSource
@@ -215,6 +250,13 @@ func (s *Sources) Get(ctx context.Context, ps PropertyStore, tenantID, id string
 			return DataSource{}, err
 		}
 		if !found {
+			return DataSource{}, ErrNoSource
+		}
+		ds.normalize()
+		if ds.Deleted {
+			if err := s.retire(ctx, ps, tenantID, ds); err != nil {
+				return DataSource{}, err
+			}
 			return DataSource{}, ErrNoSource
 		}
 		return ds, nil
@@ -239,14 +281,17 @@ func validID(id string) bool {
 
 // Input is what a user submits for a data source.
 type Input struct {
-	Name   string   `json:"name"`
-	JQL    string   `json:"jql"`
-	Fields []string `json:"fields"`
-	Tables []string `json:"tables"`
+	Name       string   `json:"name"`
+	JQL        string   `json:"jql"`
+	Fields     []string `json:"fields"`
+	Tables     []string `json:"tables"`
+	Visibility string   `json:"visibility"` // private (the default), groups or everyone
+	Groups     []string `json:"groups"`     // with visibility groups
 }
 
 // Validate checks an input against the site's fields; user checks the JQL
-// against Jira as the user, so Jira's own message reaches them.
+// against Jira as the user, so Jira's own message reaches them. Group names
+// are checked against Jira by the caller (App.checkGroups).
 func (in *Input) Validate(ctx context.Context, user *jira.Client, known []jira.Field) error {
 	in.Name = strings.TrimSpace(in.Name)
 	in.JQL = strings.TrimSpace(in.JQL)
@@ -266,6 +311,9 @@ func (in *Input) Validate(ctx context.Context, user *jira.Client, known []jira.F
 	}
 	slices.Sort(in.Tables)
 	in.Tables = slices.Compact(in.Tables)
+	if err := in.validateVisibility(); err != nil {
+		return err
+	}
 	if len(in.Fields) == 0 {
 		return apperr.Invalid("fields", "Pick at least one field.")
 	}
@@ -298,6 +346,56 @@ func (in *Input) Validate(ctx context.Context, user *jira.Client, known []jira.F
 	return nil
 }
 
+// maxGroups bounds the group lists of a source and of the settings.
+const maxGroups = 50
+
+func (in *Input) validateVisibility() error {
+	switch in.Visibility {
+	case "":
+		in.Visibility = VisibilityPrivate
+	case VisibilityPrivate, VisibilityEveryone:
+	case VisibilityGroups:
+	default:
+		return apperr.Invalid("visibility", "Choose who sees the data source: %q (only you), %q (the groups you name) or %q.",
+			VisibilityPrivate, VisibilityGroups, VisibilityEveryone)
+	}
+	groups, err := cleanNames("groups", in.Groups, maxGroups)
+	if err != nil {
+		return err
+	}
+	if in.Visibility != VisibilityGroups {
+		if len(groups) > 0 {
+			return apperr.Invalid("groups", "Groups are named only when the data source is shared with groups.")
+		}
+		in.Groups = nil
+		return nil
+	}
+	if len(groups) == 0 {
+		return apperr.Invalid("groups", "Name at least one Jira group to share the data source with.")
+	}
+	in.Groups = groups
+	return nil
+}
+
+// cleanNames trims names, drops empty and repeated ones, and bounds them.
+func cleanNames(field string, names []string, most int) ([]string, error) {
+	var out []string
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n == "" || slices.Contains(out, n) {
+			continue
+		}
+		if utf8.RuneCountInString(n) > 255 || strings.ContainsFunc(n, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return nil, apperr.Invalid(field, "%q is not a name Jira could have (at most 255 characters, no control characters).", n)
+		}
+		out = append(out, n)
+	}
+	if len(out) > most {
+		return nil, apperr.Invalid(field, "Name at most %d.", most)
+	}
+	return out, nil
+}
+
 func newSourceID() string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 	b := make([]byte, 10)
@@ -308,9 +406,14 @@ func newSourceID() string {
 	return string(b)
 }
 
-// Create stores a new data source; by is the creating user's accountId.
+// Create stores a new data source owned by its creator; by is the creating
+// user's accountId.
 func (s *Sources) Create(ctx context.Context, ps PropertyStore, tenantID string, in Input, by string, now time.Time) (DataSource, error) {
+	if err := in.validateVisibility(); err != nil {
+		return DataSource{}, err
+	}
 	ds := DataSource{ID: newSourceID(), Name: in.Name, JQL: in.JQL, Fields: in.Fields, Tables: in.Tables,
+		Owner: by, Visibility: in.Visibility, Groups: in.Groups,
 		History: []Change{{Action: "created", By: by, At: now}}, Updated: now}
 	return ds, s.save(ctx, ps, tenantID, ds)
 }
@@ -321,36 +424,102 @@ func (s *Sources) Restore(ctx context.Context, ps PropertyStore, tenantID string
 	if !validID(ds.ID) {
 		return apperr.Invalid("id", "invalid data source id")
 	}
+	ds.normalize()
 	return s.save(ctx, ps, tenantID, ds)
 }
 
-// Update edits a data source and appends to its history.
+// Update edits a data source and appends to its history. Who may is the
+// caller's to decide (viewer.mayEdit); the owner stays.
 func (s *Sources) Update(ctx context.Context, ps PropertyStore, tenantID, id string, in Input, by string, now time.Time) (DataSource, error) {
+	if err := in.validateVisibility(); err != nil {
+		return DataSource{}, err
+	}
 	ds, err := s.Get(ctx, ps, tenantID, id)
 	if err != nil {
 		return ds, err
 	}
-	if ds.Deleted {
-		return ds, ErrNoSource
-	}
 	ds.Name, ds.JQL, ds.Fields, ds.Tables, ds.Updated = in.Name, in.JQL, in.Fields, in.Tables, now
+	ds.Visibility, ds.Groups = in.Visibility, in.Groups
 	ds.History = appendHistory(ds.History, Change{Action: "edited", By: by, At: now})
 	return ds, s.save(ctx, ps, tenantID, ds)
 }
 
-// Delete marks a data source deleted; its feed stops at once and its history
-// stays readable to admins.
+// Transfer gives a data source to a new owner (a Jira administrator's
+// decision, recorded in its history).
+func (s *Sources) Transfer(ctx context.Context, ps PropertyStore, tenantID, id, to, by string, now time.Time) (DataSource, error) {
+	ds, err := s.Get(ctx, ps, tenantID, id)
+	if err != nil {
+		return ds, err
+	}
+	if ds.Owner == to {
+		return ds, nil
+	}
+	ds.Owner, ds.Updated = to, now
+	ds.History = appendHistory(ds.History, Change{Action: "transferred", By: by, To: to, At: now})
+	return ds, s.save(ctx, ps, tenantID, ds)
+}
+
+// deletedPrefix names the app properties that keep deleted sources' history.
+const deletedPrefix = "dsh."
+
+// DeletedSource is what stays of a deleted data source: its name, last
+// owner and history. The definition (JQL, fields, tables, sharing) is gone.
+type DeletedSource struct {
+	ID      string    `json:"id"`
+	Name    string    `json:"name"`
+	Owner   string    `json:"owner"`
+	History []Change  `json:"history"`
+	Deleted time.Time `json:"deleted"`
+}
+
+// Delete removes a data source: its history entry is written first (to a
+// property of its own), then the definition is deleted from the site's
+// storage. Its feed stops at once. Who may is the caller's to decide.
 func (s *Sources) Delete(ctx context.Context, ps PropertyStore, tenantID, id, by string, now time.Time) error {
 	ds, err := s.Get(ctx, ps, tenantID, id)
 	if err != nil {
 		return err
 	}
-	if ds.Deleted {
-		return nil
-	}
-	ds.Deleted, ds.Updated = true, now
 	ds.History = appendHistory(ds.History, Change{Action: "deleted", By: by, At: now})
-	return s.save(ctx, ps, tenantID, ds)
+	ds.Updated = now
+	return s.retire(ctx, ps, tenantID, ds)
+}
+
+// retire writes a deleted source's history and then deletes its definition:
+// a failure in between leaves the definition in place (nothing is lost, and
+// deleting again finishes the job).
+func (s *Sources) retire(ctx context.Context, ps PropertyStore, tenantID string, ds DataSource) error {
+	gone := DeletedSource{ID: ds.ID, Name: ds.Name, Owner: ds.Owner, History: ds.History, Deleted: ds.Updated}
+	if err := ps.Put(ctx, deletedPrefix+ds.ID, gone); err != nil {
+		return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira did not save the data source's history; nothing was deleted. Try again.")
+	}
+	if err := ps.Delete(ctx, sourcePrefix+ds.ID); err != nil {
+		s.forget(tenantID)
+		return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira did not delete the data source; try again.")
+	}
+	s.forget(tenantID)
+	return nil
+}
+
+// Deleted lists what stays of deleted data sources, newest first.
+func (s *Sources) Deleted(ctx context.Context, ps PropertyStore) ([]DeletedSource, error) {
+	keys, err := ps.Keys(ctx, deletedPrefix)
+	if err != nil {
+		return nil, err
+	}
+	var out []DeletedSource
+	for _, k := range keys {
+		var d DeletedSource
+		found, err := ps.Get(ctx, k, &d)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Deleted.After(out[j].Deleted) })
+	return out, nil
 }
 
 // appendHistory keeps the newest 100 entries, so a property stays under
@@ -373,55 +542,4 @@ func (s *Sources) save(ctx context.Context, ps PropertyStore, tenantID string, d
 	}
 	s.forget(tenantID)
 	return nil
-}
-
-// Settings returns the site's admin settings, with defaults.
-func (s *Sources) Settings(ctx context.Context, ps PropertyStore, tenantID string, defaultMaxDays int) (Settings, error) {
-	v, err := s.cachedOr(ctx, tenantID+"\x00"+settingsKey, func(ctx context.Context) (any, error) {
-		st := Settings{CreatorGroups: []string{DefaultCreatorGroup}, TokenMaxDays: defaultMaxDays}
-		if _, err := ps.Get(ctx, settingsKey, &st); err != nil {
-			return st, err
-		}
-		return st, nil
-	})
-	if err != nil {
-		return Settings{CreatorGroups: []string{DefaultCreatorGroup}, TokenMaxDays: defaultMaxDays}, err
-	}
-	st := v.(Settings)
-	if st.TokenMaxDays <= 0 || st.TokenMaxDays > defaultMaxDays {
-		st.TokenMaxDays = defaultMaxDays
-	}
-	return st, nil
-}
-
-// SaveSettings stores an admin's settings.
-func (s *Sources) SaveSettings(ctx context.Context, ps PropertyStore, tenantID string, st Settings, maxDays int) error {
-	if st.TokenMaxDays < 1 || st.TokenMaxDays > maxDays {
-		return apperr.Invalid("tokenMaxDays", "Token lifetime must be between 1 and %d days.", maxDays)
-	}
-	var groups []string
-	for _, g := range st.CreatorGroups {
-		if g = strings.TrimSpace(g); g != "" {
-			groups = append(groups, g)
-		}
-	}
-	if len(groups) == 0 {
-		return apperr.Invalid("creatorGroups", "Name at least one group that may create data sources.")
-	}
-	st.CreatorGroups = groups
-	if err := ps.Put(ctx, settingsKey, st); err != nil {
-		return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira did not save the settings; try again.")
-	}
-	s.forget(tenantID)
-	return nil
-}
-
-// CanCreate reports whether a user in groups may create data sources.
-func (st Settings) CanCreate(groups []string) bool {
-	for _, g := range groups {
-		if slices.Contains(st.CreatorGroups, g) || g == DefaultCreatorGroup || g == "site-admins" {
-			return true
-		}
-	}
-	return false
 }

@@ -7,6 +7,8 @@ import (
 
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +42,9 @@ type Feeds struct {
 	PageSize int    // most rows per OData page; default defaultPageSize
 	LeafRows int    // issues per slice of a sliced walk; default leafRows (tests)
 	BaseURL  string // public URL, for @odata.context and nextLink
+	// Guard holds the abuse limits (failed tokens, concurrent requests per
+	// site) and says which proxies' X-Forwarded-For to believe.
+	Guard *Guard
 
 	fieldsMu sync.Mutex
 	fields   map[string]fieldsEntry
@@ -48,6 +53,7 @@ type Feeds struct {
 	instMu   sync.Mutex
 	insts    map[string]instEntry
 	models   modelCache
+	people   people // token owners' groups and administrator status, briefly
 
 	aheadOnce sync.Once
 	ahead     *ReadAhead // rows read ahead across all feeds
@@ -89,11 +95,32 @@ func presentedToken(r *http.Request) string {
 
 var errNoToken = apperr.New(apperr.EUNAUTHORIZED, "Sign in with your Ferry access token: Basic authentication with any user name and the token as password, or a Bearer token.")
 
+func (f *Feeds) guard() *Guard {
+	if f.Guard == nil {
+		f.Guard = &Guard{}
+	}
+	return f.Guard
+}
+
+// resolve authenticates a feed request and decides whether it may run, in
+// order: the failed-attempt limits (before the token is looked up), the
+// token, the site's state, its IP allowlist, its concurrent-request cap,
+// its licence, whether the token's owner may pull feeds and may see the
+// data source; then it restricts the source's JQL to the site's allowed
+// projects, if any.
 func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 	ctx := jira.WithSpend(r.Context(), "app", nil)
 	tok := presentedToken(r)
 	if tok == "" {
 		return nil, errNoToken
+	}
+	g := f.guard()
+	addr, err := ClientAddr(r, g.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.checkFailures(addr, tok); err != nil {
+		return nil, err
 	}
 	var inst tenant.Installation
 	var app *jira.Client
@@ -118,6 +145,9 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 		}
 		return st.TokenMaxDays
 	})
+	if errors.Is(err, ErrTokenInvalid) {
+		g.failed(addr, tok)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -129,8 +159,9 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 		return nil, apperr.New(apperr.EFORBIDDEN, "Ferry is disabled or uninstalled on this Jira site; a Jira administrator can enable it under Apps → Manage apps.")
 	}
 	if app == nil || props == nil {
-		// The platform could not be reached while the token was checked; ask
-		// again for the error to answer.
+		// The platform could not be reached while the token was checked
+		// (on Forge: no live system token); ask again for the error to
+		// answer.
 		if app, err = f.Platform.AppClient(ctx, inst); err != nil {
 			return nil, asUnavailable(err)
 		}
@@ -138,44 +169,81 @@ func (f *Feeds) resolve(r *http.Request) (*feedRequest, error) {
 			return nil, asUnavailable(err)
 		}
 	}
-	// Licence, data source, the user's client and the field list are
+	// The settings decide who may do what: without them, nothing runs.
+	st, err := f.Sources.Settings(ctx, props, inst.TenantID, f.MaxDays)
+	if err != nil {
+		return nil, asUnavailable(err)
+	}
+	nets, err := ParseNetworks(st.AllowedNetworks)
+	if err != nil {
+		return nil, apperr.Wrap(err, apperr.EUNAVAILABLE, "This site's IP allowlist cannot be read; a Jira administrator can save it again on Ferry's admin page.")
+	}
+	if !allows(nets, addr) {
+		feedRefusals.WithLabelValues("ip_allowlist").Inc()
+		return nil, &errOutside{addr: addr}
+	}
+	if err := g.enter(ctx, inst.TenantID); err != nil {
+		return nil, err
+	}
+	// Licence, the user's client, data source and the field list are
 	// independent (and mostly cached): when Jira must be asked, it is asked
-	// about all at once. Errors answer in that order.
+	// about all at once. Errors answer in the order of the checks below.
 	var src DataSource
 	var user *jira.Client
 	var fields fieldsEntry
 	var errs [4]error
 	parallel(ctx, 4, func(ctx context.Context, i int) error {
+		var err error
 		switch i {
 		case 0:
 			errs[0] = f.Platform.RequireLicense(ctx, inst)
 		case 1:
-			var err error
-			if src, err = f.Sources.Get(ctx, props, inst.TenantID, r.PathValue("source")); err != nil {
+			if user, err = f.Platform.UserClient(ctx, inst, owner.AccountID); err != nil {
 				errs[1] = asUnavailable(err)
-			} else if src.Deleted {
-				errs[1] = ErrNoSource
 			}
 		case 2:
-			var err error
-			if user, err = f.Platform.UserClient(ctx, inst, owner.AccountID); err != nil {
+			if src, err = f.Sources.Get(ctx, props, inst.TenantID, r.PathValue("source")); err != nil {
 				errs[2] = asUnavailable(err)
 			}
 		default:
-			var err error
 			if fields, err = f.siteFieldsAt(ctx, inst.TenantID, app); err != nil {
 				errs[3] = asUnavailable(err)
 			}
 		}
 		return nil
 	})
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	if errs[0] != nil {
+		return nil, errs[0]
+	}
+	if errs[1] != nil {
+		return nil, errs[1]
 	}
 	user.Retry = jira.DefaultRetry
 	user.Limits = f.tenantLimits(inst.TenantID)
+	v := f.people.cached(inst.TenantID, newViewer(ctx, owner.AccountID, st, app, user))
+	if ok, err := v.mayExport(); err != nil {
+		return nil, asAccessUnavailable(err)
+	} else if !ok {
+		feedRefusals.WithLabelValues("not_allowed").Inc()
+		return nil, errNotExporter
+	}
+	if errs[2] != nil {
+		return nil, errs[2]
+	}
+	if ok, err := v.mayView(src); err != nil {
+		return nil, asAccessUnavailable(err)
+	} else if !ok {
+		feedRefusals.WithLabelValues("not_shared").Inc()
+		return nil, errNotShared(src)
+	}
+	if len(st.Projects) > 0 {
+		if src.JQL, err = f.restrict(ctx, inst.TenantID, owner.AccountID, user, src.JQL, st.Projects); err != nil {
+			return nil, err
+		}
+	}
+	if errs[3] != nil {
+		return nil, errs[3]
+	}
 	return &feedRequest{owner: owner, inst: inst, source: src, app: app, user: user, fields: fields.list, fieldsAt: fields.at}, nil
 }
 
@@ -226,6 +294,79 @@ func (f *Feeds) installation(ctx context.Context, tenantID string) (tenant.Insta
 	f.insts[tenantID] = instEntry{in, time.Now()}
 	f.instMu.Unlock()
 	return in, nil
+}
+
+// errOutside: the request came from outside the site's IP allowlist. The
+// address goes to the client in a header only, never into the message,
+// which the request log keeps: Ferry logs no client addresses.
+type errOutside struct{ addr netip.Addr }
+
+var errOutsideMsg = apperr.New(apperr.EFORBIDDEN, "This Jira site accepts feed requests only from the network addresses its Jira administrator allows, and this request's address is not one of them (the Ferry-Client-Address header of this answer says which address Ferry saw). For the Power BI service, ask the administrator to allow its data gateway's addresses.")
+
+func (e *errOutside) Error() string { return errOutsideMsg.Error() }
+func (e *errOutside) Unwrap() error { return errOutsideMsg }
+
+// errNotExporter: the site's settings do not let the token's owner pull feeds.
+var errNotExporter = apperr.New(apperr.EFORBIDDEN, "Your Jira administrator has not allowed this token's owner to pull feeds from Ferry. Ask a Jira administrator to add you, or one of your groups, to those who may create tokens and pull feeds (Apps → Ferry BI Connector).")
+
+// errNotShared: the data source is not the token owner's nor shared with them.
+func errNotShared(ds DataSource) error {
+	if ds.Visibility == VisibilityGroups {
+		return apperr.New(apperr.EFORBIDDEN, "This data source is shared only with Jira groups this token's owner is not in. Ask its owner or a Jira administrator to share it with you.")
+	}
+	return apperr.New(apperr.EFORBIDDEN, "This data source is private to its owner. Ask its owner or a Jira administrator to share it with you.")
+}
+
+// asAccessUnavailable: Jira could not say who the token's owner is. A
+// refusal the platform already explains (Forge's impersonation refused, its
+// system token lapsed) keeps its own message.
+func asAccessUnavailable(err error) error {
+	if errors.Is(err, atlassian.ErrTokenExchange) {
+		return apperr.Wrap(err, apperr.EFORBIDDEN, "%s", errActAsUser.Message)
+	}
+	if ae := (*apperr.Error)(nil); errors.As(err, &ae) {
+		return err
+	}
+	return apperr.Wrap(err, apperr.EUNAVAILABLE, "Jira could not say what this token's owner may do right now; try again in a minute.")
+}
+
+// restrict limits a source's JQL to the allowed projects the token's owner
+// can see: Jira refuses a query naming a project the user cannot browse, so
+// the list is narrowed first (asked as the user, kept briefly).
+func (f *Feeds) restrict(ctx context.Context, tenantID, accountID string, user *jira.Client, jql string, allowed []ProjectRef) (string, error) {
+	ids := make([]string, 0, len(allowed))
+	keys := make([]string, 0, len(allowed))
+	for _, p := range allowed {
+		ids, keys = append(ids, p.ID), append(keys, p.Key)
+	}
+	ck := tenantID + "\x00scope\x00" + accountID + "\x00" + strings.Join(ids, ",")
+	v, err := f.Sources.cachedOr(ctx, ck, func(ctx context.Context) (any, error) {
+		found, err := user.ProjectsByID(ctx, ids)
+		if err != nil {
+			return nil, asAccessUnavailable(err)
+		}
+		visible := []string{}
+		for _, p := range found {
+			if slices.Contains(ids, p.ID) {
+				visible = append(visible, p.ID)
+			}
+		}
+		return visible, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	visible := v.([]string)
+	if len(visible) == 0 {
+		feedRefusals.WithLabelValues("project_scope").Inc()
+		return "", apperr.New(apperr.EFORBIDDEN, "Your Jira administrator allows export only from the projects %s, and this token's owner cannot browse any of them.", strings.Join(keys, ", "))
+	}
+	q, err := RestrictJQL(jql, visible)
+	if err != nil {
+		feedRefusals.WithLabelValues("project_scope").Inc()
+		return "", apperr.Invalid("jql", "Your Jira administrator allows export only from some projects, and Ferry cannot apply that to this data source's JQL: %s. Ask its owner to change the JQL.", err)
+	}
+	return q, nil
 }
 
 // asUnavailable turns Jira transport trouble into a clear 503.
@@ -344,6 +485,12 @@ func (f *Feeds) writeFeedError(w http.ResponseWriter, r *http.Request, err error
 		}
 	}
 	reqinfo.SetError(r.Context(), oe.Code, oe.Message)
+	if re := (*errRetry)(nil); errors.As(err, &re) {
+		w.Header().Set("Retry-After", re.RetryAfter())
+	}
+	if eo := (*errOutside)(nil); errors.As(err, &eo) {
+		w.Header().Set("Ferry-Client-Address", eo.addr.String())
+	}
 	if oe.Status == http.StatusUnauthorized {
 		// Power BI and Excel ask for credentials again when they see this.
 		w.Header().Set("WWW-Authenticate", `Basic realm="Ferry feed", charset="UTF-8"`)
@@ -374,32 +521,16 @@ func encodeCursor(c Cursor) string {
 	return string(b)
 }
 
-// splitOrderBy separates a JQL query's ORDER BY clause (outside quotes) from
-// its condition, so that a $filter can be ANDed to the condition and an
-// $orderby can replace the order.
+// splitOrderBy separates a JQL query's ORDER BY clause from its condition,
+// where Jira would (scopeSplit), so that a $filter can be ANDed to the
+// condition and an $orderby can replace the order. A query the lexer cannot
+// read is passed on whole: Jira refuses it with its own message.
 func splitOrderBy(jql string) (where, order string) {
-	lower := strings.ToLower(jql)
-	quote := rune(0)
-	last := -1
-	for i, r := range lower {
-		switch {
-		case quote != 0:
-			if r == '\\' {
-				continue
-			}
-			if r == quote {
-				quote = 0
-			}
-		case r == '"' || r == '\'':
-			quote = r
-		case strings.HasPrefix(lower[i:], "order by") && (i == 0 || lower[i-1] == ' ' || lower[i-1] == ')' || lower[i-1] == '\t' || lower[i-1] == '\n'):
-			last = i
-		}
-	}
-	if last < 0 {
+	where, order, err := scopeSplit(jql, false)
+	if err != nil {
 		return strings.TrimSpace(jql), ""
 	}
-	return strings.TrimSpace(jql[:last]), strings.TrimSpace(jql[last+len("order by"):])
+	return where, order
 }
 
 // combineJQL ANDs a filter to the source's condition and applies an order.

@@ -43,6 +43,8 @@ type PropertyStore interface {
 	Get(ctx context.Context, key string, out any) (found bool, err error)
 	// Put stores value under key.
 	Put(ctx context.Context, key string, value any) error
+	// Delete removes key; a key that is not there is not an error.
+	Delete(ctx context.Context, key string) error
 }
 
 // Platforms picks each installation's Platform: Forge once Forge has reached
@@ -152,4 +154,12 @@ func (a AppProperties) Get(ctx context.Context, key string, out any) (bool, erro
 
 func (a AppProperties) Put(ctx context.Context, key string, value any) error {
 	return a.Client.PutProperty(ctx, a.AddonKey, key, value)
+}
+
+func (a AppProperties) Delete(ctx context.Context, key string) error {
+	err := a.Client.DeleteProperty(ctx, a.AddonKey, key)
+	if jira.IsStatus(err, http.StatusNotFound) {
+		return nil
+	}
+	return err
 }

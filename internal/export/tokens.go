@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -134,6 +135,10 @@ func (t *Tokens) Create(ctx context.Context, tenantID, accountID, label string, 
 	if err != nil {
 		return "", Token{}, err
 	}
+	ev, err := t.newEvent(ctx, tenantID, accountID)
+	if err != nil {
+		return "", Token{}, err
+	}
 	var tok Token
 	err = t.DB.InTx(ctx, func(tx *store.Tx) error {
 		var active int
@@ -151,7 +156,10 @@ func (t *Tokens) Create(ctx context.Context, tenantID, accountID, label string, 
 			(id, tenant_id, owner_pseudonym, owner_enc, label, token_hash, token_hint, created_at, expires_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			id, tenantID, pseudo, enc, label, hashToken(plain), tok.Hint, tok.CreatedAt, tok.ExpiresAt)
-		return err
+		if err != nil {
+			return err
+		}
+		return ev.insert(ctx, tx, tenantID, id, pseudo, EventCreated, tok.CreatedAt, tok.ExpiresAt)
 	})
 	if err != nil {
 		return "", Token{}, err
@@ -204,18 +212,108 @@ func (t *Tokens) Revoke(ctx context.Context, tenantID, accountID, id string) err
 	if err != nil {
 		return err
 	}
-	defer t.forgetSeen(func(s seenToken) bool { return s.o.TokenID == id })
-	return t.DB.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $4)
-			WHERE tenant_id = $1 AND owner_pseudonym = $2 AND id = $3`, tenantID, pseudo, id, tx.Now())
+	n, err := t.revoke(ctx, tenantID, accountID, `id = $2 AND owner_pseudonym = $3`, id, pseudo)
+	if err == nil && n == 0 {
+		err = t.exists(ctx, tenantID, `id = $2 AND owner_pseudonym = $3`, id, pseudo)
+	}
+	return err
+}
+
+// RevokeAny ends any token of the site: a Jira administrator's action (the
+// caller checks), recorded with who did it.
+func (t *Tokens) RevokeAny(ctx context.Context, tenantID, byAccountID, id string) error {
+	n, err := t.revoke(ctx, tenantID, byAccountID, `id = $2`, id)
+	if err == nil && n == 0 {
+		err = t.exists(ctx, tenantID, `id = $2`, id)
+	}
+	return err
+}
+
+// RevokeOwner ends every live token of one user (a Jira administrator's
+// action) and returns how many it ended.
+func (t *Tokens) RevokeOwner(ctx context.Context, tenantID, byAccountID, ownerAccountID string) (int, error) {
+	pseudo, err := t.Keys.Pseudonym(ctx, tenantID, ownerAccountID)
+	if err != nil {
+		return 0, err
+	}
+	return t.revoke(ctx, tenantID, byAccountID, `owner_pseudonym = $2 AND expires_at > $3`, pseudo, t.DB.Now())
+}
+
+func (t *Tokens) exists(ctx context.Context, tenantID, cond string, args ...any) error {
+	var n int
+	if err := t.DB.SQL.QueryRowContext(ctx, `SELECT count(*) FROM access_tokens WHERE tenant_id = $1 AND `+cond,
+		append([]any{tenantID}, args...)...).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		return apperr.New(apperr.ENOTFOUND, "No such token.")
+	}
+	return nil
+}
+
+// revoke ends the live tokens matching cond ($2…) and records, in the same
+// transaction, one history event each with who did it.
+func (t *Tokens) revoke(ctx context.Context, tenantID, byAccountID, cond string, args ...any) (int, error) {
+	if t.Accounts != nil {
+		if err := t.Accounts.Hold(ctx, tenantID, byAccountID); err != nil {
+			return 0, err
+		}
+	}
+	ev, err := t.newEvent(ctx, tenantID, byAccountID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var revoked []string
+	err = t.DB.InTx(ctx, func(tx *store.Tx) error {
+		n, revoked = 0, revoked[:0]
+		rows, err := tx.QueryContext(ctx, `SELECT id, owner_pseudonym, expires_at FROM access_tokens
+			WHERE tenant_id = $1 AND revoked_at IS NULL AND `+cond, append([]any{tenantID}, args...)...)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return apperr.New(apperr.ENOTFOUND, "No such token.")
+		type live struct {
+			id, owner string
+			expires   time.Time
+		}
+		var found []live
+		for rows.Next() {
+			var l live
+			if err := rows.Scan(&l.id, &l.owner, &l.expires); err != nil {
+				rows.Close()
+				return err
+			}
+			found = append(found, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for k, l := range found {
+			res, err := tx.ExecContext(ctx, `UPDATE access_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL`, l.id, tx.Now())
+			if err != nil {
+				return err
+			}
+			if c, _ := res.RowsAffected(); c == 0 {
+				continue
+			}
+			e := ev
+			if k > 0 {
+				if e, err = ev.again(ctx, t, tenantID); err != nil {
+					return err
+				}
+			}
+			if err := e.insert(ctx, tx, tenantID, l.id, l.owner, EventRevoked, tx.Now(), l.expires); err != nil {
+				return err
+			}
+			revoked = append(revoked, l.id)
+			n++
 		}
 		return nil
 	})
+	// Whatever the outcome, tokens it may have revoked are read again.
+	t.forgetSeen(func(s seenToken) bool { return slices.Contains(revoked, s.o.TokenID) })
+	return n, err
 }
 
 // Authenticate resolves a presented token to its owner. maxDays returns the
@@ -229,11 +327,8 @@ func (t *Tokens) Authenticate(ctx context.Context, presented string, maxDays fun
 	t.seenMu.Lock()
 	st, ok := t.seen[h]
 	t.seenMu.Unlock()
-	if ok && time.Since(st.at) < tokenTTL {
-		if !now.Before(capExpiry(st.created, st.expires, maxDays(st.o.TenantID))) {
-			return Owner{}, ErrTokenInvalid
-		}
-		return st.o, nil
+	if ok && time.Since(st.at) < tokenTTL && now.Before(capExpiry(st.created, st.expires, maxDays(st.o.TenantID))) {
+		return st.o, nil // an expired one is read again, so its expiry is recorded
 	}
 	var o Owner
 	var storedHash string
@@ -253,7 +348,12 @@ func (t *Tokens) Authenticate(ctx context.Context, presented string, maxDays fun
 	if subtle.ConstantTimeCompare([]byte(storedHash), []byte(h)) != 1 {
 		return Owner{}, ErrTokenInvalid
 	}
-	if revoked.Valid || !now.Before(capExpiry(created, expires, maxDays(o.TenantID))) {
+	if revoked.Valid {
+		return Owner{}, ErrTokenInvalid
+	}
+	if ends := capExpiry(created, expires, maxDays(o.TenantID)); !now.Before(ends) {
+		// Expired, perhaps early under a shorter policy: the history says when.
+		_ = t.recordExpiry(ctx, o.TenantID, o.TokenID, o.Pseudonym, ends, expires)
 		return Owner{}, ErrTokenInvalid
 	}
 	acct, err := t.Keys.Decrypt(ctx, o.TenantID, ownerAD(o.TokenID), enc)
@@ -299,6 +399,28 @@ func (t *Tokens) DeleteTenant(ctx context.Context, tenantID string) (int64, erro
 func (t *Tokens) EraseOwner(ctx context.Context, tenantID, pseudonym string) (int64, error) {
 	defer t.forgetSeen(func(s seenToken) bool { return s.o.TenantID == tenantID && s.o.Pseudonym == pseudonym })
 	return t.exec(ctx, `DELETE FROM access_tokens WHERE tenant_id = $1 AND owner_pseudonym = $2`, tenantID, pseudonym)
+}
+
+// EraseFromHistory removes a closed account from the token history: the
+// history of its own tokens goes, and where it acted on others' tokens it
+// is no longer named (the event stays, by "a former user").
+func (t *Tokens) EraseFromHistory(ctx context.Context, tenantID, pseudonym string) (int64, error) {
+	var n int64
+	err := t.DB.InTx(ctx, func(tx *store.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM token_events WHERE tenant_id = $1 AND owner_pseudonym = $2`,
+			`UPDATE token_events SET actor_pseudonym = '', actor_enc = NULL WHERE tenant_id = $1 AND actor_pseudonym = $2`,
+		} {
+			res, err := tx.ExecContext(ctx, q, tenantID, pseudonym)
+			if err != nil {
+				return err
+			}
+			k, _ := res.RowsAffected()
+			n += k
+		}
+		return nil
+	})
+	return n, err
 }
 
 func (t *Tokens) exec(ctx context.Context, q string, args ...any) (int64, error) {

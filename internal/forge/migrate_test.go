@@ -12,7 +12,8 @@ import (
 )
 
 // TestMigrationCopiesConnectDataSourcesOnceAndNeverOverwrites: a Connect
-// site reached through Forge moves its data sources and settings from
+// site reached through Forge moves its data sources, deleted sources'
+// history and settings from
 // Connect app properties into Forge storage; a value already in Forge
 // storage is kept; other properties stay where they are; the tenant is then
 // served from Forge storage.
@@ -30,6 +31,7 @@ func TestMigrationCopiesConnectDataSourcesOnceAndNeverOverwrites(t *testing.T) {
 		g.fake.connectProp["ds.alpha"] = json.RawMessage(`{"id":"alpha","name":"Alpha"}`)
 		g.fake.connectProp["ds.beta"] = json.RawMessage(`{"id":"beta","name":"Beta (Connect)"}`)
 		g.fake.connectProp["settings"] = json.RawMessage(`{"creatorGroups":["analysts"],"tokenMaxDays":30}`)
+		g.fake.connectProp["dsh.gamma"] = json.RawMessage(`{"id":"gamma","name":"Gamma","history":[{"action":"deleted"}]}`)
 		g.fake.connectProp["unrelated"] = json.RawMessage(`{"x":1}`)
 		g.fake.storage["ds.beta"] = json.RawMessage(`{"id":"beta","name":"Beta (already in Forge)"}`)
 		g.fake.mu.Unlock()
@@ -58,6 +60,8 @@ func TestMigrationCopiesConnectDataSourcesOnceAndNeverOverwrites(t *testing.T) {
 			"ds.alpha": `{"id":"alpha","name":"Alpha"}`,
 			"ds.beta":  `{"id":"beta","name":"Beta (already in Forge)"}`,
 			"settings": `{"creatorGroups":["analysts"],"tokenMaxDays":30}`,
+			// What stays of a deleted source: its history, for administrators.
+			"dsh.gamma": `{"id":"gamma","name":"Gamma","history":[{"action":"deleted"}]}`,
 		}
 		if len(got) != len(want) {
 			t.Fatalf("Forge storage after the move: %v", got)

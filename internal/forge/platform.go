@@ -79,10 +79,11 @@ func (f *Remote) LicenseCheck(ctx context.Context, inst tenant.Installation) (bo
 // Moving a Connect site to Forge: its data sources and settings are Connect
 // app properties, which the Forge app may read (same app.connect.key). The
 // first Forge contact of such a site queues MigrateJobName, which copies
-// each data source and the settings into Forge storage — a key Forge
-// storage already holds is left alone, so a repeated or interrupted move
-// never overwrites newer data — and then marks the tenant migrated: from
-// then on sources are read and written in Forge storage only.
+// each data source ("ds." keys), what stays of deleted ones ("dsh.": their
+// history, which administrators read) and the settings into Forge storage
+// — a key Forge storage already holds is left alone, so a repeated or
+// interrupted move never overwrites newer data — and then marks the tenant
+// migrated: from then on sources are read and written in Forge storage only.
 
 // MigrateJobName is the job's name for `ferry jobs run`.
 const MigrateJobName = "forge.migrate"
@@ -104,7 +105,7 @@ func (f *Remote) Migrate(ctx context.Context, inst tenant.Installation) (int, er
 	}
 	copied := 0
 	for _, k := range keys {
-		if !strings.HasPrefix(k, "ds.") && k != "settings" {
+		if !strings.HasPrefix(k, "ds.") && !strings.HasPrefix(k, "dsh.") && k != "settings" {
 			continue
 		}
 		var have json.RawMessage

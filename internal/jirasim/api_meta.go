@@ -66,10 +66,19 @@ func (s *Sim) handleProjectSearch(w http.ResponseWriter, r *http.Request, p *pri
 			}
 		}
 	}
+	var ids map[string]bool
+	if vs := q["id"]; len(vs) > 0 {
+		ids = map[string]bool{}
+		for _, v := range vs {
+			for _, v := range strings.Split(v, ",") {
+				ids[strings.TrimSpace(v)] = true
+			}
+		}
+	}
 	query := strings.ToLower(q.Get("query"))
 	var all []map[string]any
 	for pi, pr := range s.data.projects {
-		if !p.browse[pi] || keys != nil && !keys[pr.Key] {
+		if !p.browse[pi] || keys != nil && !keys[pr.Key] || ids != nil && !ids[strconv.Itoa(pr.ID)] {
 			continue
 		}
 		if query != "" && !strings.Contains(strings.ToLower(pr.Key), query) && !strings.Contains(strings.ToLower(pr.Name), query) {
@@ -179,7 +188,8 @@ func groupID(name string) string {
 
 func (s *Sim) groupList(base string, i int) *groupList {
 	gl := &groupList{Items: []groupName{}}
-	for _, g := range s.data.users[i].groups {
+	groups, _ := s.access(i)
+	for _, g := range groups {
 		gl.Items = append(gl.Items, groupName{Name: g, GroupID: groupID(g), Self: base + "/rest/api/3/group?groupId=" + groupID(g)})
 	}
 	gl.Size = len(gl.Items)
@@ -201,14 +211,14 @@ func (s *Sim) handleUserGroups(w http.ResponseWriter, r *http.Request, p *princi
 // that user's groups.
 func (s *Sim) handleGroupsPicker(w http.ResponseWriter, r *http.Request, p *principal) {
 	q := r.URL.Query()
-	names := []string{"jira-administrators", "jira-software-users", "jira-users", "site-admins"}
+	names := s.knownGroups()
 	if id := q.Get("accountId"); id != "" {
 		i, ok := s.data.byAcct[id]
 		if !ok {
 			jiraError(w, http.StatusNotFound, noSuchUser)
 			return
 		}
-		names = s.data.users[i].groups
+		names, _ = s.access(i)
 	}
 	query := strings.ToLower(q.Get("query"))
 	_, limit := pageParams(q, 20, 1000)
@@ -220,7 +230,7 @@ func (s *Sim) handleGroupsPicker(w http.ResponseWriter, r *http.Request, p *prin
 	}
 	groups := []found{}
 	for _, n := range names {
-		if strings.Contains(n, query) && len(groups) < limit {
+		if strings.Contains(strings.ToLower(n), query) && len(groups) < limit {
 			groups = append(groups, found{Name: n, HTML: n, GroupID: groupID(n), Labels: []string{}})
 		}
 	}

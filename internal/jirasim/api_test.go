@@ -58,6 +58,21 @@ func TestResponsesMatchJiraSpec(t *testing.T) {
 	check(call(t, srv.URL, "GET", "/rest/api/3/user/groups?accountId="+url.QueryEscape(users[0].AccountID), admin, nil).status(t, 200), "/rest/api/3/user/groups", nil)
 	check(call(t, srv.URL, "GET", "/rest/api/3/groups/picker?query=jira", admin, nil).status(t, 200), "/rest/api/3/groups/picker", nil)
 	check(call(t, srv.URL, "GET", "/rest/api/3/groups/picker?accountId="+url.QueryEscape(users[0].AccountID), admin, nil).status(t, 200), "/rest/api/3/groups/picker", nil)
+	check(call(t, srv.URL, "GET", "/rest/api/3/user/search?query="+url.QueryEscape(strings.Fields(users[1].DisplayName)[0]), admin, nil).status(t, 200), "/rest/api/3/user/search", nil)
+	check(call(t, srv.URL, "GET", "/rest/api/3/user/search?query=nobody-is-called-this", admin, nil).status(t, 200), "/rest/api/3/user/search", nil)
+	check(call(t, srv.URL, "GET", "/rest/api/3/user/search", admin, nil).status(t, 400), "/rest/api/3/user/search", nil)
+	check(call(t, srv.URL, "GET", "/rest/api/3/project/search?id=10000&id=10001", admin, nil).status(t, 200), "/rest/api/3/project/search", nil)
+	// mypermissions: global and project permissions, with and without a
+	// project context, as a user and as the app acting as one; bad keys.
+	for _, auth := range []string{admin, basicAuth(users[1]), bearerFor(t, srv.URL, in, users[1].AccountID, "READ ACT_AS_USER")} {
+		check(call(t, srv.URL, "GET", "/rest/api/3/mypermissions?permissions=ADMINISTER,BROWSE_PROJECTS,USER_PICKER", auth, nil).status(t, 200), "/rest/api/3/mypermissions", nil)
+		check(call(t, srv.URL, "GET", "/rest/api/3/mypermissions?projectKey="+k0+"&permissions=BROWSE_PROJECTS,EDIT_ISSUES", auth, nil).status(t, 200), "/rest/api/3/mypermissions", nil)
+	}
+	check(call(t, srv.URL, "GET", "/rest/api/3/mypermissions?permissions=ADMINISTER", appJWT(t, in, "GET", "/rest/api/3/mypermissions?permissions=ADMINISTER"), nil).status(t, 200), "/rest/api/3/mypermissions", nil)
+	check(call(t, srv.URL, "GET", "/rest/api/3/mypermissions", admin, nil).status(t, 400), "/rest/api/3/mypermissions", nil)
+	check(call(t, srv.URL, "GET", "/rest/api/3/mypermissions?permissions=ADMINISTER,NOT_A_PERMISSION", admin, nil).status(t, 400), "/rest/api/3/mypermissions", nil)
+	check(call(t, srv.URL, "GET", "/rest/api/3/mypermissions?projectKey=NOPE&permissions=BROWSE_PROJECTS", admin, nil).status(t, 404), "/rest/api/3/mypermissions", nil)
+	check(call(t, srv.URL, "GET", "/rest/api/3/mypermissions?permissions=ADMINISTER", "", nil).status(t, 401), "/rest/api/3/mypermissions", nil)
 
 	created := check(call(t, srv.URL, "POST", "/rest/api/3/issue", admin, map[string]any{"fields": map[string]any{
 		"project": map[string]string{"key": k0}, "summary": "Planted canary", "issuetype": map[string]string{"name": "Bug"},

@@ -15,6 +15,7 @@ import (
 func (s *Sim) controlRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /_sim/healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]bool{"ok": true}) })
 	m.HandleFunc("GET /_sim/users", s.ctlUsers)
+	m.HandleFunc("POST /_sim/users/access", s.ctlUserAccess)
 	m.HandleFunc("POST /_sim/install", s.ctlInstall)
 	m.HandleFunc("POST /_sim/enable", s.ctlAddon(s.Enable))
 	m.HandleFunc("POST /_sim/disable", s.ctlAddon(s.Disable))
@@ -77,12 +78,14 @@ type UserCredentials struct {
 	Admin       bool     `json:"admin"`
 	Projects    []string `json:"projects"`
 	Closed      bool     `json:"closed,omitempty"`
+	Groups      []string `json:"groups"`
+	Global      []string `json:"global_permissions"`
 }
 
 func (s *Sim) credentials() []UserCredentials {
 	var out []UserCredentials
 	for _, u := range s.Users() {
-		out = append(out, UserCredentials{u.Email, u.APIToken, u.AccountID, u.DisplayName, u.Admin, u.Projects, u.Closed})
+		out = append(out, UserCredentials{u.Email, u.APIToken, u.AccountID, u.DisplayName, u.Admin, u.Projects, u.Closed, u.Groups, u.GlobalPermissions})
 	}
 	return out
 }

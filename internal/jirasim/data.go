@@ -167,8 +167,12 @@ type User struct {
 	TimeZone     string
 	Updated      time.Time // last profile change, for personal data reporting
 
-	browse []bool // by project index
-	groups []string
+	Groups            []string // as of the call to Sim.Users
+	GlobalPermissions []string // as of the call to Sim.Users, e.g. ADMINISTER
+
+	browse []bool   // by project index
+	groups []string // guarded by Sim.mu once the site runs (SetUserAccess)
+	global []string // global permission keys, likewise
 }
 
 type dataset struct {
@@ -315,8 +319,10 @@ func (d *dataset) genPermissions() {
 			}
 		}
 		u.groups = []string{"jira-users", "jira-software-users"}
+		u.global = defaultGlobal
 		if u.Admin {
 			u.groups = append([]string{"jira-administrators", "site-admins"}, u.groups...)
+			u.global = adminGlobal
 		}
 	}
 }

@@ -53,12 +53,13 @@ type Sim struct {
 
 	forge *forgeState // the Forge platform (forge*.go)
 
-	frags  atomic.Pointer[fragments]
-	limits *limiter
-	quotas *quotas
-	faults *faulter
-	stats  *stats
-	report reportScript // personal data reporting: scripted answers and the calls seen (report.go)
+	frags     atomic.Pointer[fragments]
+	limits    *limiter
+	quotas    *quotas
+	faults    *faulter
+	stats     *stats
+	report    reportScript       // personal data reporting: scripted answers and the calls seen (report.go)
+	accessNow map[int]userAccess // groups and global permissions changed while running (api_permissions.go), by user index
 
 	srvMu sync.Mutex
 	srv   *http.Server
@@ -184,7 +185,8 @@ func (s *Sim) Users() []User {
 	out := make([]User, len(s.data.users))
 	for i, u := range s.data.users {
 		u.Projects = append([]string(nil), u.Projects...)
-		u.browse, u.groups = nil, nil
+		u.Groups, u.GlobalPermissions = s.access(i)
+		u.browse, u.groups, u.global = nil, nil, nil
 		out[i] = u
 	}
 	return out

@@ -353,8 +353,13 @@ func TestDataSourcesPageInChromium(t *testing.T) {
 	adminURL := strings.Replace(d.AppPageURL, "/data-sources?", "/admin?", 1)
 	b.open(adminURL)
 	b.step("settings load", 15*time.Second, chromedp.WaitVisible(chromedp.CSS("#settings-form"), b.in()))
-	if v := runIn(b, "groups", chromedp.Value(chromedp.CSS("#set-groups"), b.in())); !strings.Contains(v, "jira-administrators") {
-		t.Errorf("creator groups = %q", v)
+	// Until an administrator says otherwise: administrators create data
+	// sources, everyone may pull feeds.
+	if v := runIn(b, "creators", chromedp.JavascriptAttribute[bool](chromedp.CSS(`input[name="creators-mode"][value="admins"]`), "checked", b.in())); !v {
+		t.Errorf("creators mode is not 'only administrators' by default")
+	}
+	if v := runIn(b, "exporters", chromedp.JavascriptAttribute[bool](chromedp.CSS(`input[name="exporters-mode"][value="everyone"]`), "checked", b.in())); !v {
+		t.Errorf("exporters mode is not 'everyone' by default")
 	}
 	b.step("save settings", 10*time.Second,
 		chromedp.Click(chromedp.CSS("#settings-save"), b.in()),

@@ -71,6 +71,8 @@ func TestForgeEndToEndInChromium(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS("#field-search"), "summ", b.in()),
 		chromedp.Click(chromedp.CSS(`#field-options button[data-field="summary"]`), b.in()),
 		chromedp.WaitVisible(chromedp.CSS(`#field-selected li[data-field="summary"]`), b.in()),
+		// New sources are private to their owner; the reader below pulls it.
+		chromedp.Click(chromedp.CSS("#vis-everyone"), b.in()),
 		chromedp.Click(chromedp.CSS("#source-save"), b.in()),
 		chromedp.WaitNotVisible(chromedp.CSS("#source-form"), b.in()),
 		chromedp.WaitVisible(chromedp.CSS("article.source + article.source"), b.in()))
@@ -147,14 +149,16 @@ func TestForgeEndToEndInChromium(t *testing.T) {
 	}
 }
 
-// simUser is a user of the simulated Jira with their credentials.
+// simUser is a user as the simulated Jira's control API lists it, with
+// their credentials.
 type simUser struct {
-	Email     string   `json:"email"`
-	APIToken  string   `json:"api_token"`
-	AccountID string   `json:"account_id"`
-	Admin     bool     `json:"admin"`
-	Projects  []string `json:"projects"`
-	Closed    bool     `json:"closed"`
+	Email       string   `json:"email"`
+	APIToken    string   `json:"api_token"`
+	AccountID   string   `json:"account_id"`
+	DisplayName string   `json:"display_name"`
+	Admin       bool     `json:"admin"`
+	Projects    []string `json:"projects"`
+	Closed      bool     `json:"closed"`
 }
 
 type forgeStats struct {

@@ -276,6 +276,10 @@
     var tables = src ? src.tables : ["Issues"];
     $("tbl-issues").checked = tables.indexOf("Issues") >= 0;
     $("tbl-changelog").checked = tables.indexOf("Changelog") >= 0;
+    var vis = src ? src.visibility : "private";
+    $("vis-" + vis).checked = true;
+    $("src-groups").value = src && src.groups ? src.groups.join(", ") : "";
+    showVisibility();
     selected = src ? src.fields.slice() : [];
     $("field-search").value = "";
     form.hidden = false;
@@ -292,6 +296,28 @@
     }
   }
 
+  // showVisibility shows the group names only when sharing with groups.
+  function showVisibility() {
+    $("vis-groups-field").hidden = !$("vis-groups").checked;
+  }
+
+  var groupsLoaded = false;
+  async function loadGroupOptions() {
+    if (groupsLoaded) return;
+    groupsLoaded = true;
+    try {
+      var names = await api("GET", "/app-api/groups?query=");
+      var list = clear($("group-options"));
+      names.forEach(function (n) { list.appendChild(el("option", { value: n })); });
+    } catch (err) {
+      groupsLoaded = false; // Jira may not let this user browse groups: typing still works
+    }
+  }
+
+  function splitList(v) {
+    return v.split(/[\n,]/).map(function (x) { return x.trim(); }).filter(Boolean);
+  }
+
   function closeForm() {
     $("source-form").hidden = true;
     $("new-source").hidden = !(me && me.canCreate);
@@ -305,8 +331,12 @@
     var tables = [];
     if ($("tbl-issues").checked) tables.push("Issues");
     if ($("tbl-changelog").checked) tables.push("Changelog");
-    var body = { name: $("src-name").value, jql: $("src-jql").value, fields: selected.slice(), tables: tables };
-    var inputs = { name: $("src-name"), jql: $("src-jql"), fields: $("field-search"), tables: $("tbl-issues") };
+    var vis = document.querySelector('input[name="visibility"]:checked').value;
+    var body = { name: $("src-name").value, jql: $("src-jql").value, fields: selected.slice(), tables: tables,
+      visibility: vis, groups: vis === "groups" ? splitList($("src-groups").value) : [] };
+    var inputs = { name: $("src-name"), jql: $("src-jql"), fields: $("field-search"), tables: $("tbl-issues"),
+      visibility: $("vis-private"), groups: $("src-groups") };
+    if (vis === "groups" && body.groups.length === 0) return showError(form, new ApiError(400, { field: "groups", detail: "Name at least one Jira group to share the data source with." }), inputs);
     if (!body.name.trim()) return showError(form, new ApiError(400, { field: "name", detail: "Name the data source." }), inputs);
     if (!body.jql.trim()) return showError(form, new ApiError(400, { field: "jql", detail: "Enter a JQL query, for example: project = ABC ORDER BY created DESC" }), inputs);
     if (tables.length === 0) return showError(form, new ApiError(400, { field: "tables", detail: "Choose at least one table." }), inputs);
@@ -361,7 +391,7 @@
     var histBtn = el("button", { type: "button", class: "btn btn-link", "data-action": "history", "aria-expanded": "false", "aria-controls": "hist-" + s.id }, "History");
     histBtn.addEventListener("click", function () { toggleHistory(s, history, histBtn); });
     actions.appendChild(histBtn);
-    if (me && me.canCreate) {
+    if (s.canEdit) {
       actions.appendChild(el("button", { type: "button", class: "btn", "data-action": "edit", onclick: function () { openForm(s); } }, "Edit"));
       actions.appendChild(el("button", { type: "button", class: "btn", "data-action": "delete", onclick: function () { askDelete(s, confirm); } }, "Delete"));
     }
@@ -371,7 +401,8 @@
         el("div", null,
           el("h3", { id: "src-h-" + s.id }, s.name),
           el("p", { class: "meta" }, "Updated " + fmtTime(s.updated) + " · " + s.tables.join(" and ") + " · " +
-            s.fields.length + (s.fields.length === 1 ? " field" : " fields"))),
+            s.fields.length + (s.fields.length === 1 ? " field" : " fields")),
+          el("p", { class: "meta owner" }, "Owner: " + s.owner.displayName + " · " + visibilityLabel(s))),
         actions),
       el("code", { class: "jql", title: "JQL" }, s.jql),
       el("p", { class: "meta fields" }, "Fields: " + fieldNames.join(", ")),
@@ -380,6 +411,12 @@
         el("label", { for: "csv-" + s.id }, "CSV"), copyRow("csv-" + s.id, "CSV URL of " + s.name, s.csvUrl, "csv-url")),
       el("p", { class: "help" }, "Power BI / Excel: Get Data → OData feed, Basic authentication, any user name, your token as password."),
       confirm, history);
+  }
+
+  function visibilityLabel(s) {
+    if (s.visibility === "everyone") return "Shared with everyone who may pull feeds";
+    if (s.visibility === "groups") return "Shared with " + (s.groups || []).join(", ");
+    return "Private to its owner";
   }
 
   async function toggleHistory(s, box, btn) {
@@ -395,9 +432,7 @@
       var full = await api("GET", "/app-api/sources/" + encodeURIComponent(s.id));
       clear(box).appendChild(el("h3", null, "History"));
       var list = el("ol");
-      (full.history || []).forEach(function (h) {
-        list.appendChild(el("li", null, actionLabel(h.action) + " by " + h.by + ", " + fmtTime(h.at)));
-      });
+      (full.history || []).forEach(function (h) { list.appendChild(el("li", null, historyLine(h))); });
       if (!list.firstChild) box.appendChild(el("p", { class: "empty" }, "No changes recorded."));
       else box.appendChild(list);
     } catch (err) {
@@ -406,7 +441,11 @@
   }
 
   function actionLabel(a) {
-    return { created: "Created", edited: "Edited", deleted: "Deleted" }[a] || a;
+    return { created: "Created", edited: "Edited", deleted: "Deleted", transferred: "Transferred" }[a] || a;
+  }
+
+  function historyLine(h) {
+    return actionLabel(h.action) + (h.to ? " to " + h.to : "") + " by " + h.by + ", " + fmtTime(h.at);
   }
 
   function askDelete(s, box) {
@@ -525,6 +564,9 @@
 
   async function initDataSources() {
     $("source-form").addEventListener("submit", saveSource);
+    document.querySelectorAll('input[name="visibility"]').forEach(function (r) {
+      r.addEventListener("change", function () { showVisibility(); if ($("vis-groups").checked) loadGroupOptions(); });
+    });
     $("source-cancel").addEventListener("click", closeForm);
     $("source-form").addEventListener("keydown", function (ev) {
       if (ev.key === "Escape") { closeForm(); $("new-source").focus(); }
@@ -552,6 +594,13 @@
     }
     $("new-source").hidden = !me.canCreate;
     $("cannot-create").hidden = me.canCreate;
+    $("cannot-export").hidden = me.canExport;
+    $("token-form").hidden = !me.canExport;
+    if (me.exportProjects && me.exportProjects.length) {
+      $("export-projects").textContent = "Your Jira administrator allows export only from the projects " +
+        me.exportProjects.join(", ") + ": every feed returns issues of these projects only, whatever its JQL says.";
+      $("export-projects").hidden = false;
+    }
     var days = $("token-days");
     days.max = me.tokenMaxDays;
     days.value = Math.min(90, me.tokenMaxDays);
@@ -563,9 +612,90 @@
 
   // ---- admin page ----------------------------------------------------------
 
+  // People pickers: chips of chosen users (by accountId, shown by display
+  // name) and a search that asks Jira through /app-api/users.
+  var people = {};
+
+  function peoplePicker(box, key) {
+    var chosen = [];
+    var chips = el("ul", { class: "chips", "aria-label": "Chosen people" });
+    var input = el("input", { type: "search", id: key + "-user-search", autocomplete: "off", placeholder: "Find a person by name",
+      "aria-label": "Find a person by name" });
+    var results = el("ul", { class: "picker-options", "aria-label": "People found" });
+    function render() {
+      clear(chips);
+      chosen.forEach(function (p, i) {
+        chips.appendChild(el("li", { class: "chip", "data-account": p.accountId }, p.displayName,
+          el("button", { type: "button", class: "btn btn-small", "aria-label": "Remove " + p.displayName,
+            onclick: function () { chosen.splice(i, 1); render(); } }, "×")));
+      });
+    }
+    var timer = null;
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      var q = input.value.trim();
+      if (!q) { clear(results); return; }
+      timer = setTimeout(async function () {
+        try {
+          var found = await api("GET", "/app-api/users?query=" + encodeURIComponent(q));
+          clear(results);
+          found.forEach(function (p) {
+            if (chosen.some(function (c) { return c.accountId === p.accountId; })) return;
+            results.appendChild(el("li", null, el("button", { type: "button", class: "pick", "data-account": p.accountId,
+              onclick: function () { chosen.push(p); render(); clear(results); input.value = ""; input.focus(); } },
+              el("span", { class: "fname" }, "+ " + p.displayName))));
+          });
+          if (!found.length) results.appendChild(el("li", { class: "empty" }, "Nobody found."));
+        } catch (err) {
+          clear(results).appendChild(el("li", { class: "field-error" }, err.message));
+        }
+      }, 200);
+    });
+    box.appendChild(chips);
+    box.appendChild(input);
+    box.appendChild(results);
+    people[key] = {
+      set: function (list) { chosen = (list || []).slice(); render(); },
+      get: function () { return chosen.map(function (p) { return p.accountId; }); },
+      input: input
+    };
+  }
+
+  function setAudience(key, a) {
+    var mode = a.everyone ? "everyone" : ((a.groups && a.groups.length) || (a.users && a.users.length) ? "some" : "admins");
+    document.querySelector('input[name="' + key + '-mode"][value="' + mode + '"]').checked = true;
+    $(key + "-groups").value = (a.groups || []).join("\n");
+    people[key].set(a.users);
+    showAudience(key);
+  }
+
+  function showAudience(key) {
+    var mode = document.querySelector('input[name="' + key + '-mode"]:checked').value;
+    $("aud-" + key).querySelector(".audience-some").hidden = mode !== "some";
+  }
+
+  function getAudience(key) {
+    var mode = document.querySelector('input[name="' + key + '-mode"]:checked').value;
+    if (mode === "everyone") return { everyone: true, groups: [], users: [] };
+    if (mode === "admins") return { everyone: false, groups: [], users: [] };
+    return { everyone: false, groups: splitList($(key + "-groups").value), users: people[key].get() };
+  }
+
+  function fillSettings(st) {
+    setAudience("creators", st.creators);
+    setAudience("exporters", st.exporters);
+    $("set-projects").value = (st.projects || []).map(function (p) { return p.key; }).join("\n");
+    $("set-networks").value = (st.allowedNetworks || []).join("\n");
+    $("set-days").value = st.tokenMaxDays;
+    $("set-days").max = st.maxTokenMaxDays;
+    $("maxdays-help").textContent = "1 to " + st.maxTokenMaxDays + " days. Existing tokens are cut to the new limit.";
+  }
+
   async function initAdmin() {
     var form = $("settings-form");
-    var inputs = { creatorGroups: $("set-groups"), tokenMaxDays: $("set-days") };
+    var inputs = { "creators.groups": $("creators-groups"), "exporters.groups": $("exporters-groups"),
+      "creators.users": null, "exporters.users": null, projects: $("set-projects"),
+      allowedNetworks: $("set-networks"), tokenMaxDays: $("set-days") };
     loadMe().catch(function () {});
     var st;
     try {
@@ -574,7 +704,7 @@
       $("settings-loading").hidden = true;
       var note = $("not-admin");
       note.textContent = err.status === 403
-        ? "Only Jira administrators can see and change Ferry's settings. Ask a Jira administrator if your groups should be allowed to create data sources."
+        ? "Only Jira administrators can see and change Ferry's settings. Ask a Jira administrator if you should be allowed to create data sources or pull feeds."
         : "Settings could not be loaded: " + err.message;
       note.hidden = false;
       return;
@@ -582,25 +712,30 @@
     $("settings-loading").hidden = true;
     initDeletion();
     initQuota();
-    $("set-groups").value = (st.creatorGroups || []).join("\n");
-    $("set-days").value = st.tokenMaxDays;
-    $("set-days").max = st.maxTokenMaxDays;
-    $("maxdays-help").textContent = "1 to " + st.maxTokenMaxDays + " days. Existing tokens are cut to the new limit.";
+    ["creators", "exporters"].forEach(function (key) {
+      peoplePicker(document.querySelector('[data-people="' + key + '"]'), key);
+      inputs[key + ".users"] = people[key].input;
+      document.querySelectorAll('input[name="' + key + '-mode"]').forEach(function (r) {
+        r.addEventListener("change", function () { showAudience(key); });
+      });
+    });
+    fillSettings(st);
     form.hidden = false;
     form.addEventListener("submit", async function (ev) {
       ev.preventDefault();
       clearErrors(form);
       $("settings-status").textContent = "";
-      var groups = $("set-groups").value.split(/\n|,/).map(function (g) { return g.trim(); }).filter(Boolean);
       var days = parseInt($("set-days").value, 10);
       if (!(days >= 1 && days <= st.maxTokenMaxDays)) {
         return showError(form, new ApiError(400, { field: "tokenMaxDays", detail: "Choose between 1 and " + st.maxTokenMaxDays + " days." }), inputs);
       }
+      var body = { creators: getAudience("creators"), exporters: getAudience("exporters"),
+        projects: splitList($("set-projects").value), allowedNetworks: splitList($("set-networks").value), tokenMaxDays: days };
       var btn = $("settings-save");
       busy(btn, true);
       try {
-        var saved = await api("PUT", "/app-api/settings", { creatorGroups: groups, tokenMaxDays: days });
-        $("set-groups").value = saved.creatorGroups.join("\n");
+        st = await api("PUT", "/app-api/settings", body);
+        fillSettings(st);
         $("settings-status").textContent = "Saved.";
       } catch (err) {
         showError(form, err, inputs);
@@ -608,6 +743,217 @@
         busy(btn, false);
       }
     });
+    $("tokens-panel").hidden = false;
+    $("sources-panel").hidden = false;
+    await Promise.all([loadAllTokens(), loadAllSources()]);
+  }
+
+  // ---- every token of the site (admin page) --------------------------------
+
+  async function loadAllTokens() {
+    var box = $("all-tokens");
+    box.setAttribute("aria-busy", "true");
+    try {
+      var list = await api("GET", "/app-api/admin/tokens");
+      renderAllTokens(list);
+    } catch (err) {
+      clear(box).appendChild(el("p", { class: "form-error" }, "Tokens could not be loaded: " + err.message));
+    } finally {
+      box.setAttribute("aria-busy", "false");
+    }
+    loadTokenHistory();
+  }
+
+  function statusPill(t) {
+    if (t.status === "revoked") return el("span", { class: "pill pill-bad" }, "Revoked " + fmtDate(t.revoked));
+    if (t.status === "expired") return el("span", { class: "pill" }, "Expired");
+    return el("span", { class: "pill pill-ok" }, "Active");
+  }
+
+  function renderAllTokens(list) {
+    var box = clear($("all-tokens"));
+    var owners = clear($("token-owners"));
+    if (list.length === 0) {
+      box.appendChild(el("p", { class: "empty" }, "Nobody has created a token yet."));
+      return;
+    }
+    // Revoke all of one person's live tokens.
+    var live = {};
+    list.forEach(function (t) {
+      if (t.status !== "active") return;
+      var o = live[t.owner.accountId] || (live[t.owner.accountId] = { owner: t.owner, n: 0 });
+      o.n++;
+    });
+    Object.keys(live).forEach(function (id) {
+      var o = live[id];
+      var btn = el("button", { type: "button", class: "btn btn-small", "data-action": "revoke-all", "data-account": id },
+        "Revoke all of " + o.owner.displayName + "’s tokens (" + o.n + " active)");
+      btn.addEventListener("click", function () {
+        confirmInline(btn.parentNode, "Revoke every active token of " + o.owner.displayName + "? Their feeds stop at once.", "Revoke all", async function () {
+          var res = await api("DELETE", "/app-api/admin/users/" + encodeURIComponent(id) + "/tokens");
+          $("settings-status").textContent = "";
+          return res;
+        }, loadAllTokens);
+      });
+      owners.appendChild(el("p", { class: "owner-row" }, btn));
+    });
+    var body = el("tbody");
+    list.forEach(function (t) {
+      var cell = el("td");
+      if (t.status === "active") {
+        var revoke = el("button", { type: "button", class: "btn btn-small", "data-action": "revoke", "aria-label": "Revoke " + t.label + " of " + t.owner.displayName }, "Revoke");
+        revoke.addEventListener("click", function () {
+          confirmInline(cell, "Revoke?", "Revoke now", function () {
+            return api("DELETE", "/app-api/admin/tokens/" + encodeURIComponent(t.id));
+          }, loadAllTokens);
+        });
+        cell.appendChild(revoke);
+      }
+      body.appendChild(el("tr", { class: t.status === "revoked" ? "revoked" : null, "data-token": t.id, "data-owner": t.owner.accountId },
+        el("td", null, t.owner.displayName), el("td", null, t.label), el("td", null, el("code", null, t.hint)),
+        el("td", null, fmtDate(t.created)), el("td", null, fmtDay(t.lastUsedDay)), el("td", null, fmtDate(t.expires)),
+        el("td", null, statusPill(t)), cell));
+    });
+    box.appendChild(el("table", { class: "list" },
+      el("caption", { class: "sr-only" }, "Access tokens on this site"),
+      el("thead", null, el("tr", null,
+        el("th", { scope: "col" }, "Owner"), el("th", { scope: "col" }, "Label"), el("th", { scope: "col" }, "Token"),
+        el("th", { scope: "col" }, "Created"), el("th", { scope: "col" }, "Last used"), el("th", { scope: "col" }, "Expires"),
+        el("th", { scope: "col" }, "Status"), el("th", { scope: "col" }, el("span", { class: "sr-only" }, "Actions")))),
+      body));
+  }
+
+  // confirmInline replaces box's content with a question and two buttons;
+  // yes runs act, then done.
+  function confirmInline(box, question, yesLabel, act, done) {
+    var saved = Array.prototype.slice.call(box.childNodes);
+    clear(box);
+    var msg = el("span", { class: "confirm-q" }, question + " ");
+    var yes = el("button", { type: "button", class: "btn btn-small btn-danger", "data-action": "confirm" }, yesLabel);
+    var no = el("button", { type: "button", class: "btn btn-small", onclick: function () {
+      clear(box); saved.forEach(function (n) { box.appendChild(n); });
+    } }, "Cancel");
+    yes.addEventListener("click", async function () {
+      busy(yes, true);
+      try {
+        await act();
+      } catch (err) {
+        pageError("Not done: " + err.message);
+      }
+      done();
+    });
+    box.appendChild(el("span", { class: "btn-group" }, msg, yes, no));
+    yes.focus();
+  }
+
+  async function loadTokenHistory() {
+    var box = $("token-history");
+    try {
+      var list = await api("GET", "/app-api/admin/token-history");
+      clear(box);
+      if (list.length === 0) {
+        box.appendChild(el("p", { class: "empty" }, "No token history yet."));
+        return;
+      }
+      var body = el("tbody");
+      list.forEach(function (e) {
+        body.appendChild(el("tr", { "data-kind": e.kind, "data-token": e.tokenId },
+          el("td", null, fmtTime(e.at)), el("td", null, { created: "Created", revoked: "Revoked", expired: "Expired" }[e.kind] || e.kind),
+          el("td", null, e.label ? e.label + " " : "", e.hint ? el("code", null, e.hint) : "(deleted)"),
+          el("td", null, e.owner && e.owner.displayName ? e.owner.displayName : ""), el("td", null, e.by)));
+      });
+      box.appendChild(el("table", { class: "list" },
+        el("caption", { class: "sr-only" }, "Token history"),
+        el("thead", null, el("tr", null, el("th", { scope: "col" }, "When"), el("th", { scope: "col" }, "What"),
+          el("th", { scope: "col" }, "Token"), el("th", { scope: "col" }, "Owner"), el("th", { scope: "col" }, "By"))),
+        body));
+    } catch (err) {
+      clear(box).appendChild(el("p", { class: "form-error" }, "History could not be loaded: " + err.message));
+    }
+  }
+
+  // ---- every data source and its owner (admin page) -------------------------
+
+  async function loadAllSources() {
+    var box = $("all-sources");
+    try {
+      var list = await api("GET", "/app-api/sources");
+      clear(box);
+      if (list.length === 0) box.appendChild(el("p", { class: "empty" }, "No data sources yet."));
+      else {
+        var body = el("tbody");
+        list.forEach(function (s) {
+          var cell = el("td");
+          var btn = el("button", { type: "button", class: "btn btn-small", "data-action": "transfer" }, "Transfer");
+          btn.addEventListener("click", function () { askTransfer(s, cell); });
+          cell.appendChild(btn);
+          body.appendChild(el("tr", { "data-id": s.id }, el("td", null, s.name), el("td", { class: "owner" }, s.owner.displayName),
+            el("td", null, visibilityLabel(s)), el("td", null, fmtTime(s.updated)), cell));
+        });
+        box.appendChild(el("table", { class: "list" },
+          el("caption", { class: "sr-only" }, "Data sources and their owners"),
+          el("thead", null, el("tr", null, el("th", { scope: "col" }, "Data source"), el("th", { scope: "col" }, "Owner"),
+            el("th", { scope: "col" }, "Shared with"), el("th", { scope: "col" }, "Updated"),
+            el("th", { scope: "col" }, el("span", { class: "sr-only" }, "Actions")))),
+          body));
+      }
+    } catch (err) {
+      clear(box).appendChild(el("p", { class: "form-error" }, "Data sources could not be loaded: " + err.message));
+    }
+    try {
+      var gone = await api("GET", "/app-api/admin/deleted-sources");
+      var dbox = clear($("deleted-sources"));
+      if (gone.length === 0) dbox.appendChild(el("p", { class: "empty" }, "None."));
+      var ul = el("ul", { class: "plain" });
+      gone.forEach(function (d) {
+        var last = d.history && d.history[0];
+        ul.appendChild(el("li", { "data-id": d.id }, "\u201c" + d.name + "\u201d, owned by " + d.owner.displayName +
+          (last ? ": " + historyLine(last) : "")));
+      });
+      if (gone.length) dbox.appendChild(ul);
+    } catch (err) {
+      clear($("deleted-sources")).appendChild(el("p", { class: "form-error" }, "Deleted data sources could not be loaded: " + err.message));
+    }
+  }
+
+  function askTransfer(s, cell) {
+    clear(cell);
+    var input = el("input", { type: "search", autocomplete: "off", placeholder: "New owner's name", "aria-label": "New owner of " + s.name });
+    var results = el("ul", { class: "picker-options", "aria-label": "People found" });
+    var err = el("p", { class: "field-error", hidden: true });
+    var timer = null;
+    input.addEventListener("input", function () {
+      clearTimeout(timer);
+      var q = input.value.trim();
+      if (!q) { clear(results); return; }
+      timer = setTimeout(async function () {
+        try {
+          var found = await api("GET", "/app-api/users?query=" + encodeURIComponent(q));
+          clear(results);
+          found.forEach(function (p) {
+            results.appendChild(el("li", null, el("button", { type: "button", class: "pick", "data-account": p.accountId,
+              onclick: async function () {
+                try {
+                  await api("PUT", "/app-api/sources/" + encodeURIComponent(s.id) + "/owner", { accountId: p.accountId });
+                  loadAllSources();
+                } catch (e) {
+                  err.textContent = e.message;
+                  err.hidden = false;
+                }
+              } }, el("span", { class: "fname" }, "Make " + p.displayName + " the owner"))));
+          });
+          if (!found.length) results.appendChild(el("li", { class: "empty" }, "Nobody found."));
+        } catch (e) {
+          err.textContent = e.message;
+          err.hidden = false;
+        }
+      }, 200);
+    });
+    cell.appendChild(input);
+    cell.appendChild(results);
+    cell.appendChild(err);
+    cell.appendChild(el("button", { type: "button", class: "btn btn-small", onclick: loadAllSources }, "Cancel"));
+    input.focus();
   }
 
   // ---- Jira API quota (admin page) --------------------------------------------
