@@ -95,7 +95,8 @@ func (ds *DataSource) normalize() {
 // answered while it is refreshed in the background (up to staleMax), so
 // that no feed request waits for Jira to re-read a source it just read.
 // A change made through this Sources takes effect at once; one made on
-// another replica within TTL plus one refresh.
+// another replica within TTL plus one refresh. The site's settings and the
+// projects a user may browse are never answered past TTL (freshOr).
 type Sources struct {
 	TTL time.Duration // memory cache lifetime; default 30 s
 
@@ -117,6 +118,25 @@ func (s *Sources) ttl() time.Duration {
 		return s.TTL
 	}
 	return 30 * time.Second
+}
+
+// freshOr answers k from memory only within TTL; past it, k is read now
+// with load. For what decides who may do what (the site's settings, the
+// projects a user may browse): a change made on another replica is obeyed
+// within TTL, whatever Jira's latency.
+func (s *Sources) freshOr(ctx context.Context, k string, load func(ctx context.Context) (any, error)) (any, error) {
+	s.mu.Lock()
+	c, ok := s.cache[k]
+	s.mu.Unlock()
+	if ok && time.Since(c.at) <= s.ttl() {
+		return c.v, nil
+	}
+	v, err := load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.put(k, v)
+	return v, nil
 }
 
 // cachedOr answers k from memory, refreshing an entry past TTL in the

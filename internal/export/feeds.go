@@ -340,7 +340,7 @@ func (f *Feeds) restrict(ctx context.Context, tenantID, accountID string, user *
 		ids, keys = append(ids, p.ID), append(keys, p.Key)
 	}
 	ck := tenantID + "\x00scope\x00" + accountID + "\x00" + strings.Join(ids, ",")
-	v, err := f.Sources.cachedOr(ctx, ck, func(ctx context.Context) (any, error) {
+	v, err := f.Sources.freshOr(ctx, ck, func(ctx context.Context) (any, error) {
 		found, err := user.ProjectsByID(ctx, ids)
 		if err != nil {
 			return nil, asAccessUnavailable(err)

@@ -88,7 +88,7 @@ type storedSettings struct {
 
 // Settings returns the site's admin settings, with defaults.
 func (s *Sources) Settings(ctx context.Context, ps PropertyStore, tenantID string, defaultMaxDays int) (Settings, error) {
-	v, err := s.cachedOr(ctx, tenantID+"\x00"+settingsKey, func(ctx context.Context) (any, error) {
+	v, err := s.freshOr(ctx, tenantID+"\x00"+settingsKey, func(ctx context.Context) (any, error) {
 		st := defaultSettings(defaultMaxDays)
 		var raw json.RawMessage
 		if _, err := ps.Get(ctx, settingsKey, &raw); err != nil {
