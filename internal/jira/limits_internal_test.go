@@ -1,6 +1,7 @@
 package jira
 
 import (
+	"net/http"
 	"testing"
 	"time"
 )
@@ -27,5 +28,60 @@ func TestConcurrencyIsHeldNearWhatTheBurstRateServes(t *testing.T) {
 	tn.endpoints["POST /rest/api/3/search/jql"].rate = 1000
 	if got := tn.Concurrency(); got != 32 {
 		t.Fatalf("a rate above what the limit serves: concurrency %d, want 32", got)
+	}
+}
+
+// TestA429HalvesConcurrencyOncePerRoundTrip: a burst 429 halves the limit;
+// the other 429s of the same overshoot, within one round trip, do not cut
+// it again; a 429 a round trip later does; a quota 429 pauses the tenant
+// instead; the limit never falls below one call.
+func TestA429HalvesConcurrencyOncePerRoundTrip(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := &Limits{Cap: 32, Now: func() time.Time { return now }}
+	tn := l.Tenant("t")
+	const ep = "POST /rest/api/3/search/jql"
+	answer := func(code int, reason string) {
+		t.Helper()
+		tn.mu.Lock()
+		tn.inFlight++
+		tn.mu.Unlock()
+		h := http.Header{}
+		if reason != "" {
+			h.Set("RateLimit-Reason", reason)
+		}
+		tn.release(ep, &http.Response{StatusCode: code, Header: h}, 200*time.Millisecond, 0)
+	}
+	for range 40 { // fast answers: slow start up to the cap
+		answer(200, "")
+	}
+	if tn.limit != 32 {
+		t.Fatalf("after 40 fast answers the limit is %v, want the cap 32", tn.limit)
+	}
+	answer(429, "jira-burst-based")
+	if tn.limit != 16 {
+		t.Fatalf("after a burst 429 the limit is %v, want 16", tn.limit)
+	}
+	for range 5 { // the rest of the same overshoot
+		now = now.Add(10 * time.Millisecond)
+		answer(429, "jira-burst-based")
+	}
+	if tn.limit != 16 {
+		t.Fatalf("429s within one round trip cut the limit to %v, want it held at 16", tn.limit)
+	}
+	now = now.Add(250 * time.Millisecond)
+	answer(429, "")
+	if tn.limit != 8 || tn.ssthresh != 8 {
+		t.Fatalf("a 429 a round trip later: limit %v, ssthresh %v, want 8 and 8", tn.limit, tn.ssthresh)
+	}
+	answer(429, "jira-quota-tenant-based")
+	if tn.limit != 8 || !tn.blocked.After(now) {
+		t.Fatalf("a quota 429: limit %v (want 8, a quota is not congestion), paused until %v", tn.limit, tn.blocked)
+	}
+	for range 10 {
+		now = now.Add(time.Second)
+		answer(503, "")
+	}
+	if tn.limit != 1 {
+		t.Fatalf("after many 503s the limit is %v, want the floor 1", tn.limit)
 	}
 }
