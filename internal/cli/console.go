@@ -42,6 +42,8 @@ func inventory(cfg config.Config) []console.InventoryItem {
 			Retention: "while installed; marked for deletion on uninstall"},
 		{Category: "User-Account Data", Promise: "P6", Holds: "a personal access token (hash; owner encrypted and pseudonymised)", Table: "access_tokens",
 			TimeColumn: "created_at", Retention: "until it expires or is revoked"},
+		{Category: "User-Account Data", Promise: "P6", Holds: "an access token's creation, revocation or expiry, and who did it (pseudonym; accountId encrypted)",
+			Table: "token_events", TimeColumn: "at", Retention: "the token's expiry plus 90 days"},
 		{Category: "Tenant keys", Promise: "P6, P16", Holds: "a tenant's wrapped keyset (not shredded)", Table: "tenant_keys", TimeColumn: "created_at",
 			Where: "shredded_at IS NULL", Retention: "until the tenant is purged"},
 		{Category: "Logs Data", Promise: "P7", Holds: "a logged request (metadata; the request sealed)", Table: "request_log", TimeColumn: "at",

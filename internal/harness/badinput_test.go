@@ -633,7 +633,7 @@ func configCases(dir string) []hostileConfig {
 		c("Sentry DSN without key", "FERRY_SENTRY_UPSTREAM_DSN", "https://o1.ingest.sentry.io/1", "FERRY_SENTRY_UPSTREAM_DSN"),
 		c("old Sentry variable", "FERRY_SENTRY_DSN", "https://k@o1.ingest.sentry.io/1", "FERRY_SENTRY_DSN"),
 		c("export workers 0", "FERRY_EXPORT_WORKERS", "0", "FERRY_EXPORT_WORKERS"),
-		c("export workers 33", "FERRY_EXPORT_WORKERS", "33", "FERRY_EXPORT_WORKERS"),
+		c("export workers 65", "FERRY_EXPORT_WORKERS", "65", "FERRY_EXPORT_WORKERS"),
 		c("token lifetime 0", "FERRY_TOKEN_MAX_DAYS", "0", "FERRY_TOKEN_MAX_DAYS"),
 		c("shutdown timeout negative", "FERRY_SHUTDOWN_TIMEOUT", "-5s", "FERRY_SHUTDOWN_TIMEOUT"),
 		{name: "metrics on the public address", env: map[string]string{"FERRY_ADDR": "127.0.0.1:18080", "FERRY_METRICS_ADDR": "127.0.0.1:18080"}, want: "FERRY_METRICS_ADDR"},

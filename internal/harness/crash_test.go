@@ -84,8 +84,8 @@ type ackedToken struct {
 func checkTokens(t *testing.T, appURL string, tokens []ackedToken, when string) int {
 	t.Helper()
 	n := 0
-	for _, tk := range tokens {
-		code, _, body := call(t, "GET", appURL+"/odata/"+tk.source+"/Issues?$top=1&$select=Key", nil, "Authorization", "Bearer "+tk.plain)
+	for k, tk := range tokens {
+		code, body := callFrom(t, loopback(k), "GET", appURL+"/odata/"+tk.source+"/Issues?$top=1&$select=Key", "Authorization", "Bearer "+tk.plain)
 		switch {
 		case tk.state == live && code != 200:
 			t.Fatalf("%s: acknowledged token %s of site %d: %d %s", when, tk.id, tk.site, code, body)

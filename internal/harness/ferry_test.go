@@ -370,6 +370,32 @@ func call(t testing.TB, method, u string, body io.Reader, hdr ...string) (int, h
 	return resp.StatusCode, resp.Header, b
 }
 
+// callFrom is call from the loopback address ip (any of 127.0.0.0/8): Ferry
+// limits failed token attempts per client address, and a check of many
+// revoked tokens is many failed attempts.
+func callFrom(t testing.TB, ip, method, u string, hdr ...string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: d.DialContext}}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s from %s: %v", method, u, ip, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// loopback returns a distinct loopback address for each n.
+func loopback(n int) string { return fmt.Sprintf("127.1.%d.%d", n/250%250, n%250+1) }
+
 // api calls the app API with a page token and decodes the JSON answer.
 func api(t testing.TB, appURL, method, path, token string, in any) (int, []byte) {
 	t.Helper()
@@ -387,7 +413,7 @@ func createSource(t testing.TB, appURL, token, name string) string {
 	t.Helper()
 	code, body := api(t, appURL, "POST", "/app-api/sources", token, map[string]any{
 		"name": name, "jql": `created >= "2000-01-01" ORDER BY created DESC`, "fields": []string{"summary", "status", "labels", "created"},
-		"tables": []string{"Issues"}})
+		"tables": []string{"Issues"}, "visibility": "everyone"})
 	var out struct{ ID string }
 	if json.Unmarshal(body, &out); code != 201 || out.ID == "" {
 		t.Fatalf("create source %q: %d %s", name, code, body)

@@ -21,7 +21,11 @@ func TestGracefulShutdownKeepsEveryAnsweredRequestsLogEntry(t *testing.T) {
 				dbURL := engineURL(t, engine)
 				s := newSites(t, 1, 10, 2)
 				dir := filepath.Join(t.TempDir(), "data")
-				p := startFerry(t, s.ferryEnv(freeAddr(t), dir, dbURL))
+				env := s.ferryEnv(freeAddr(t), dir, dbURL)
+				// All 60 at once on one site: above the default per-site cap
+				// (8), which would answer most of them 429.
+				env["FERRY_FEED_CONCURRENCY_PER_SITE"] = "64"
+				p := startFerry(t, env)
 				s.install(t, 0, p.URL)
 				admin := s.sims[0].Users()[0].AccountID
 				src := createSource(t, p.URL, s.pageToken(t, 0, admin), "shutdown")
