@@ -247,6 +247,7 @@ var matrix = []struct {
 	{"create", map[string]string{roleAdmin: "YYY", roleCreator: "YYY", roleMember: "FFF", roleOutsider: "FFF"}},
 	{"edit own", map[string]string{roleAdmin: "YYY", roleCreator: "YYY", roleMember: "YYY", roleOutsider: "YYY"}},
 	{"edit other's", map[string]string{roleAdmin: "YYY", roleCreator: "FFH", roleMember: "FFH", roleOutsider: "FHH"}},
+	{"delete own", map[string]string{roleAdmin: "YYY", roleCreator: "YYY", roleMember: "YYY", roleOutsider: "YYY"}},
 	{"delete other's", map[string]string{roleAdmin: "YYY", roleCreator: "FFH", roleMember: "FFH", roleOutsider: "FHH"}},
 	{"transfer other's", map[string]string{roleAdmin: "YYY", roleCreator: "FFF", roleMember: "FFF", roleOutsider: "FFF"}},
 	{"pull feed", map[string]string{roleAdmin: "YYY", roleCreator: "YYF", roleMember: "YYF", roleOutsider: "FFF"}},
@@ -375,8 +376,12 @@ func testPermissionMatrix(t *testing.T, platform string) {
 					if changed != (code == 200) || code == 200 && after.Owner != owner {
 						t.Errorf("%s: %d, stored %+v", name, code, after)
 					}
-				case "delete other's":
-					ds := newSource(otherOwner(role), v)
+				case "delete own", "delete other's":
+					owner := otherOwner(role)
+					if row.action == "delete own" {
+						owner = sr.users[role].AccountID
+					}
+					ds := newSource(owner, v)
 					code, detail = apiCall(t, d, page, "DELETE", "/app-api/sources/"+ds.ID, nil)
 					after, ok := stored(ds.ID)
 					if ok == (code == 204) || ok && (after.Name != ds.Name || len(after.History) != len(ds.History)) {
