@@ -179,6 +179,27 @@ func TestFeedPagesFollowNextLinksWithoutGapsOrRepeats(t *testing.T) {
 		}
 		seen[r["Key"]] = true
 	}
+	// Following the nextLinks costs Jira what one walk costs: $count=true
+	// asks for the count once, not once per page, and the pages read each
+	// issue once (O(n), not a re-read of the skipped part per page).
+	calls := func(u string) map[string]int64 {
+		d.sim.ResetStats()
+		got, _ := allRows(t, u, d.info.Token, "Prefer", "odata.maxpagesize=40")
+		if len(got) != 250 {
+			t.Fatalf("%s: %d rows", u, len(got))
+		}
+		return d.sim.Stats().Requests
+	}
+	const search, count = "POST /rest/api/3/search/jql", "POST /rest/api/3/search/approximate-count"
+	with := calls(d.info.ODataURL + "Issues?$select=Key&$count=true")
+	without := calls(d.info.ODataURL + "Issues?$select=Key")
+	if with[search] != without[search] || with[count] > without[count]+1 {
+		t.Fatalf("7 pages with $count=true: %d searches and %d counts; without: %d and %d", with[search], with[count], without[search], without[count])
+	}
+	t.Logf("walk of 250 rows in pages of 40: with $count=true %d searches, %d counts; without %d, %d", with[search], with[count], without[search], without[count])
+	if with[search] == 0 || with[search] > 7 {
+		t.Fatalf("7 pages of 40 rows cost %d searches of Jira's pages of up to 100", with[search])
+	}
 	// $top counts across pages; $skip skips from the start.
 	top, _ := allRows(t, d.info.ODataURL+"Issues?$select=Key&$top=95", d.info.Token, "Prefer", "odata.maxpagesize=40")
 	if len(top) != 95 || top[0]["Key"] != rows[0]["Key"] {
