@@ -218,7 +218,7 @@ var ferryToken = &textRule{
 // a quote inside a header's cookies (RFC 6265 allows quoted values) must
 // not end the match and leave the rest behind.
 var cookieHeader = &textRule{
-	re:   regexp.MustCompile(`(?i)\b((?:set-)?cookie)(\s*["']?\s*:\s*)(?:(")(?:[^"\\\r\n]|\\.)*|(')(?:[^'\\\r\n]|\\.)*|[^\s"'][^\r\n]*)`),
+	re:   regexp.MustCompile(`(?i)\b((?:set-)?cookie)([ \t]*["']?[ \t]*:[ \t]*)(?:(")(?:[^"\\\r\n]|\\.)*|(')(?:[^'\\\r\n]|\\.)*|[^\s"'][^\r\n]*)`),
 	hint: func(s string, f *feat) bool { return f.colons > 0 && containsFold(s, "cookie") },
 	rewrite: func(s string, loc []int, _ string) (string, bool) {
 		return group(s, loc, 1) + group(s, loc, 2) + group(s, loc, 3) + group(s, loc, 4), true
