@@ -305,6 +305,11 @@ type fieldJSON struct {
 	Type       string `json:"type"`
 	Collection bool   `json:"collection"`
 	Custom     bool   `json:"custom"`
+	// What the field picker shows of the field's support (fields.go).
+	Exportable bool              `json:"exportable"`
+	Reason     string            `json:"reason,omitempty"`
+	Note       string            `json:"note,omitempty"`
+	Columns    []fieldColumnJSON `json:"columns"`
 }
 
 func (a *App) fields(w http.ResponseWriter, r *http.Request, c appCtx) error {
@@ -314,8 +319,7 @@ func (a *App) fields(w http.ResponseWriter, r *http.Request, c appCtx) error {
 	}
 	out := make([]fieldJSON, 0, len(list))
 	for _, f := range list {
-		col := fieldColumn(f)
-		out = append(out, fieldJSON{ID: f.ID, Name: f.Name, Type: strings.TrimPrefix(col.Edm, "Edm."), Collection: col.Collection, Custom: f.Custom})
+		out = append(out, fieldInfo(f))
 	}
 	slices.SortFunc(out, func(x, y fieldJSON) int { return strings.Compare(strings.ToLower(x.Name), strings.ToLower(y.Name)) })
 	return writeJSON(w, 200, out)

@@ -40,11 +40,12 @@ type Column struct {
 }
 
 // Value returns the column's value for an issue: string, int64, json.Number,
-// bool, time.Time, a YYYY-MM-DD string for dates, []string, or nil.
+// bool, time.Time, a YYYY-MM-DD string for dates, []string, []int64, or nil.
 func (c Column) Value(is *jira.Issue) any { return c.extract(is) }
 
 // IssueColumns builds the Issues table's columns: Key and Id first, then the
-// selected fields in the order chosen, each typed from Jira's field schema.
+// selected fields in the order chosen, each typed from Jira's field schema
+// (MapField: some fields are several columns, some none).
 func IssueColumns(known []jira.Field, selected []string) []Column {
 	cols := []Column{
 		{Name: "Key", Edm: EdmString, NotNull: true, JQL: "key", Fold: odata.FoldKey, extract: func(is *jira.Issue) any { return is.Key }},
@@ -66,9 +67,12 @@ func IssueColumns(known []jira.Field, selected []string) []Column {
 		if !ok {
 			continue
 		}
-		c := fieldColumn(f)
-		c.Name = uniqueName(PropertyName(f.Name), used)
-		cols = append(cols, c)
+		// A field becomes the columns MapField gives it, named after the
+		// field; one that is not exportable adds none.
+		for _, c := range MapField(f).Columns {
+			c.Name = uniqueName(PropertyName(f.Name)+c.Name, used)
+			cols = append(cols, c)
+		}
 		if f.ID == "issuetype" {
 			// Jira's only native boolean: whether the issue is a sub-task.
 			cols = append(cols, Column{Name: uniqueName("IsSubtask", used), Edm: EdmBoolean, FieldID: "issuetype",

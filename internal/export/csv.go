@@ -107,6 +107,16 @@ func csvCell(col Column, v any) (s string, null bool) {
 			return "", true
 		}
 		return GuardCell(JoinMultiValue(x)), false
+	case []int64:
+		// Numbers need no escaping: joined by "; " as text lists are.
+		if len(x) == 0 {
+			return "", true
+		}
+		items := make([]string, len(x))
+		for i, n := range x {
+			items[i] = strconv.FormatInt(n, 10)
+		}
+		return JoinMultiValue(items), false
 	case int64:
 		return strconv.FormatInt(x, 10), false
 	case json.Number:

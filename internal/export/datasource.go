@@ -356,6 +356,12 @@ func (in *Input) Validate(ctx context.Context, user *jira.Client, known []jira.F
 		}
 	}
 	in.Fields = fields
+	// A field that is not exportable would be a column of nothing: say why.
+	for _, f := range known {
+		if m := MapField(f); seen[f.ID] && !m.Exportable() {
+			return apperr.Invalid("fields", "%s cannot be exported: %s", f.Name, m.Reason)
+		}
+	}
 	if err := user.CheckJQL(ctx, in.JQL); err != nil {
 		var je *jira.Error
 		if errors.As(err, &je) && je.Status == 400 {
