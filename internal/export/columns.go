@@ -276,7 +276,7 @@ func adfText(v json.RawMessage) string {
 
 // writeADF writes one node's text; false if it is not a node.
 func writeADF(b *strings.Builder, v []byte) bool {
-	var typ, text, content []byte
+	var typ, text, content, attrs []byte
 	if !jsonscan.Object(v, func(k, val []byte) {
 		switch string(k) {
 		case "type":
@@ -285,6 +285,8 @@ func writeADF(b *strings.Builder, v []byte) bool {
 			text = val
 		case "content":
 			content = val
+		case "attrs":
+			attrs = val
 		}
 	}) {
 		return false
@@ -298,6 +300,32 @@ func writeADF(b *strings.Builder, v []byte) bool {
 	case "hardBreak":
 		b.WriteByte('\n')
 		return true
+	case "mention", "status":
+		// What Jira shows: "@Display Name", a status lozenge's text.
+		s, _ := member(attrs, "text").str()
+		b.WriteString(s)
+		return true
+	case "emoji":
+		s, ok := member(attrs, "text").str()
+		if !ok {
+			s, _ = member(attrs, "shortName").str()
+		}
+		b.WriteString(s)
+		return true
+	case "inlineCard", "blockCard", "embedCard":
+		s, _ := member(attrs, "url").str()
+		b.WriteString(s)
+		if t != "inlineCard" {
+			b.WriteByte('\n')
+		}
+		return true
+	case "date":
+		// attrs.timestamp: milliseconds since the epoch, as a string.
+		ts, _ := member(attrs, "timestamp").str()
+		if ms, err := strconv.ParseInt(ts, 10, 64); err == nil {
+			b.WriteString(time.UnixMilli(ms).UTC().Format(time.DateOnly))
+		}
+		return true
 	}
 	if content != nil {
 		jsonscan.Array(content, func(item []byte) bool {
@@ -306,8 +334,12 @@ func writeADF(b *strings.Builder, v []byte) bool {
 		})
 	}
 	switch t {
-	case "paragraph", "heading", "listItem", "codeBlock", "blockquote":
+	case "paragraph", "heading", "codeBlock", "blockquote", "rule", "tableRow":
 		b.WriteByte('\n')
+	case "listItem":
+		if !strings.HasSuffix(b.String(), "\n") {
+			b.WriteByte('\n')
+		}
 	}
 	return true
 }

@@ -63,7 +63,7 @@ func MapField(f jira.Field) FieldMapping {
 	// and type differ.
 	one := func(c Column, note string) FieldMapping {
 		base := fieldColumn(f)
-		base.Edm, base.Collection, base.extract = c.Edm, c.Collection, c.extract
+		base.Name, base.Edm, base.Collection, base.extract = c.Name, c.Edm, c.Collection, c.extract
 		return FieldMapping{Columns: []Column{base}, Note: note}
 	}
 	switch {
