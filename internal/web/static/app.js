@@ -187,7 +187,7 @@
 
   // ---- data sources page ---------------------------------------------------
 
-  var fields = null;      // [{id, name, type, collection, custom}]
+  var fields = null;      // [{id, name, type, collection, custom, exportable, reason, note, columns}]
   var fieldsByID = {};
   var selected = [];      // field ids in column order
   var editing = null;     // source being edited, or null for a new one
@@ -195,7 +195,17 @@
 
   function typeLabel(f) {
     if (!f) return "unknown";
+    if (f.exportable === false) return "not exportable";
+    if (f.columns && f.columns.length > 1) return f.columns.length + " columns";
     return f.collection ? f.type + " list" : f.type;
+  }
+
+  // What a field becomes, for the picker's tooltip and the selected list:
+  // its columns and what they hold.
+  function fieldDetail(f) {
+    if (!f || !f.columns || f.exportable === false) return "";
+    var cols = f.columns.map(function (c) { return c.name + " (" + (c.collection ? c.type + " list" : c.type) + ")"; }).join(", ");
+    return (f.columns.length > 1 ? "Columns: " : "Column: ") + cols + (f.note ? ". " + f.note : "");
   }
 
   async function loadFields() {
@@ -215,9 +225,18 @@
       if (shown >= 200) return;
       shown++;
       var on = selected.indexOf(f.id) >= 0;
+      if (f.exportable === false && !on) {
+        // Not a choice: say why, and where its data is instead.
+        list.appendChild(el("li", { class: "not-exportable", "data-field": f.id },
+          el("span", { class: "fname" }, f.name,
+            el("span", { class: "freason" }, f.reason)),
+          el("span", { class: "ftype" }, typeLabel(f))));
+        return;
+      }
+      var detail = fieldDetail(f);
       list.appendChild(el("li", null,
         el("button", { type: "button", class: "pick", "data-field": f.id, "aria-pressed": on ? "true" : "false",
-          title: on ? "Remove " + f.name : "Add " + f.name,
+          title: (on ? "Remove " : "Add ") + f.name + (detail ? "\n" + detail : ""),
           onclick: function () { toggleField(f.id); } },
           el("span", { class: "fname" }, (on ? "✓ " : "+ ") + f.name),
           el("span", { class: "ftype" }, typeLabel(f)))));
@@ -233,9 +252,10 @@
     selected.forEach(function (id, i) {
       var f = fieldsByID[id];
       var name = f ? f.name : id;
+      var detail = !f ? "" : f.exportable === false ? f.reason : (f.columns && f.columns.length > 1) || f.note ? fieldDetail(f) : "";
       list.appendChild(el("li", { "data-field": id },
         el("span", { class: "row" },
-          el("span", { class: "fname" }, name),
+          el("span", { class: "fname" }, name, detail ? el("span", { class: "freason" }, detail) : null),
           el("span", { class: "ftype" }, typeLabel(f)),
           el("span", { class: "btn-group" },
             el("button", { type: "button", class: "btn btn-small", "aria-label": "Move " + name + " up", disabled: i === 0,
