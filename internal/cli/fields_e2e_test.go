@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -224,3 +226,89 @@ func jiraTruth(t *testing.T, f map[string]json.RawMessage) map[string]any {
 
 // emailLike matches anything shaped like an email address.
 var emailLike = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`)
+
+// TestTruthSuiteOverEveryFieldType runs the truth suite's generated
+// requests on a data source of every exportable field the simulated Jira
+// lists: filters on the new Int64, Boolean and text columns (folded into
+// JQL or applied on the stream), for two users of different permissions.
+func TestTruthSuiteOverEveryFieldType(t *testing.T) {
+	d, _, _ := startTestDemoWith(t, demoOptions{Issues: 60, sliceRows: 3})
+	ctx := context.Background()
+	tn, err := d.app.tenants.ByID(ctx, d.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app, err := jira.New(tn.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(tn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, err := app.Fields(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields []string
+	for _, f := range known {
+		if export.MapField(f).Exportable() {
+			fields = append(fields, f.ID)
+		}
+	}
+	props, err := d.app.platform.Properties(ctx, tn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := d.app.appAPI.Sources.Create(ctx, props, d.tenant, export.Input{Name: "All fields", JQL: demoJQL, Fields: fields,
+		Tables: []string{export.TableIssues}}, d.sim.Users()[0].AccountID, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := d.sim.Users()
+	tok2, _, err := d.app.appAPI.Tokens.Create(ctx, d.tenant, users[2].AccountID, "truth", 5, 365)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := []string{d.info.Token, tok2}
+	feed := d.info.AppURL + "/odata/" + src.ID + "/"
+	set := readMetadata(t, feed, d.info.Token)["Issues"]
+	walks := make([][]map[string]any, len(tokens))
+	for u, tok := range tokens {
+		walks[u] = decodedWalk(t, feed+"Issues", tok)
+	}
+	if len(walks[1]) == 0 || len(walks[1]) >= len(walks[0]) {
+		t.Fatalf("user 2 sees %d rows, the admin %d", len(walks[1]), len(walks[0]))
+	}
+	// The simulated Jira does not yet search every clause that its field
+	// list names (real Jira does): a filter that folds into such a clause
+	// gets Jira's refusal. Those properties are left out of the generated
+	// filters, found by asking, so the list follows the simulator.
+	gen := set
+	gen.Props = nil
+	var unsearchable []string
+	for _, p := range set.Props {
+		if !p.Collection {
+			code, _, body := fetch(t, feed+"Issues?$top=1&$filter="+url.QueryEscape(p.Name+" eq null"), d.info.Token)
+			if code == 400 && strings.Contains(string(body), "does not exist") {
+				unsearchable = append(unsearchable, p.Name)
+				continue
+			}
+		}
+		gen.Props = append(gen.Props, p)
+	}
+	if len(unsearchable) > 0 {
+		t.Logf("the simulated Jira cannot search these columns' JQL clauses; left out of the filters: %v", unsearchable)
+	}
+	seed := *truthSeed + 7
+	n := min(*truthCases, 300)
+	failures := 0
+	for i := range n {
+		u := i % 2
+		g := &truthGen{rnd: rand.New(rand.NewPCG(seed, uint64(i))), set: gen, rows: walks[u]}
+		c := g.gen(u)
+		if msg := checkCase(t, feed, tokens[u], set, walks[u], c); msg != "" {
+			if failures++; failures <= 15 {
+				t.Errorf("seed %d case %d: %s\n    %s", seed, i, msg, c.describe(feed))
+			}
+		}
+	}
+	csvAgainstWalk(t, d.info.AppURL+"/export/"+src.ID+"/issues.csv", tokens, walks, set)
+	t.Logf("%d generated cases over %d properties, %d failures", n, len(set.Props), failures)
+}
