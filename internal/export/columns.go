@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"encoding/json"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -126,11 +127,17 @@ func fieldColumn(f jira.Field) Column {
 	case "number":
 		c.Edm = EdmDecimal
 		c.extract = func(is *jira.Issue) any {
-			v := raw(is)
-			if v == nil {
-				return nil
+			v := bytes.TrimSpace(raw(is))
+			if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
+				return nil // not a JSON number: no value rather than a broken feed
 			}
-			return json.Number(bytes.TrimSpace(v))
+			if bytes.IndexAny(v, "eE") >= 0 {
+				// An exponent no decimal can hold (1E1000010) is no value either.
+				if _, ok := new(big.Rat).SetString(string(v)); !ok {
+					return nil
+				}
+			}
+			return json.Number(v)
 		}
 	case "date":
 		c.Edm = EdmDate
@@ -138,6 +145,9 @@ func fieldColumn(f jira.Field) Column {
 			s, ok := jsonscan.String(raw(is))
 			if !ok || len(s) < 10 {
 				return nil
+			}
+			if _, err := time.Parse(time.DateOnly, s[:10]); err != nil {
+				return nil // not a date: no value rather than a broken feed
 			}
 			return s[:10]
 		}

@@ -545,3 +545,76 @@ func sameJSON(got json.RawMessage, want string) bool {
 	}
 	return reflect.DeepEqual(a, b)
 }
+
+// fuzzFields are fields of every kind MapField tells apart.
+var fuzzFields = []string{
+	system("summary", "Summary", "string", "", "summary"), system("description", "Description", "string", "", "description"),
+	system("status", "Status", "status", "", "status"), system("project", "Project", "project", "", "project"),
+	system("assignee", "Assignee", "user", "", "assignee"), system("created", "Created", "datetime", "", "created"),
+	system("duedate", "Due", "date", "", "due"), system("labels", "Labels", "array", "string", "labels"),
+	system("attachment", "Attachment", "array", "attachment"), system("comment", "Comment", "comments-page", ""),
+	system("timetracking", "Time tracking", "timetracking", ""), system("progress", "Progress", "progress", ""),
+	system("votes", "Votes", "votes", ""), system("watches", "Watchers", "watches", ""),
+	system("issuetype", "Issue Type", "issuetype", "", "issuetype"),
+	custom(1, "Story Points", "number", "", cft+"float"), custom(2, "Category", "option-with-child", "", cft+"cascadingselect"),
+	custom(3, "People", "array", "user", cft+"multiuserpicker"), custom(4, "SLA", "sd-servicelevelagreement", "", "com.atlassian.servicedesk:sd-sla-field"),
+	custom(5, "Rating", "sd-feedback", "", "com.atlassian.servicedesk:sd-request-feedback"),
+	custom(6, "Request Type", "sd-customerrequesttype", "", "com.atlassian.servicedesk:vp-origin"),
+}
+
+// FuzzFieldValues: whatever JSON Jira sends as a field's value, every column
+// of every kind of field makes a value the OData and CSV writers accept,
+// of the column's type, and nothing panics.
+func FuzzFieldValues(f *testing.F) {
+	for _, seed := range []string{`null`, `"x"`, `12`, `-1.5e3`, `true`, `[]`, `{}`, `[{"filename":"a;b","size":3},{"size":"x"}]`,
+		`{"originalEstimateSeconds":60,"timeSpentSeconds":1e2}`, `{"progress":1,"total":2,"percent":50}`, `{"votes":"3"}`,
+		`{"ongoingCycle":{"elapsedTime":{"millis":-1500},"breached":"no"}}`, `{"completedCycles":[1,{"breached":true}]}`,
+		`{"value":"p","child":{"value":7}}`, `{"displayName":"=x","emailAddress":"a@example.com"}`, `{"type":"doc","content":[{"type":"date","attrs":{"timestamp":"x"}},{"type":"mention"}]}`,
+		`{"requestType":{"name":null}}`, `{"total":9223372036854775808}`, `[null,"a",{"name":"b"},[1]]`, `"2024-06-24T19:24:50.000+0000"`} {
+		f.Add([]byte(seed))
+	}
+	var known []jira.Field
+	for _, s := range fuzzFields {
+		var fd jira.Field
+		if err := json.Unmarshal([]byte(s), &fd); err != nil {
+			f.Fatal(err)
+		}
+		known = append(known, fd)
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		if !json.Valid(value) {
+			return // Jira's answer is JSON: the decoder refuses anything else before a column sees it
+		}
+		for _, fd := range known {
+			svc, cols := service(DataSource{Fields: []string{fd.ID}}, []jira.Field{fd})
+			is := &jira.Issue{ID: "1", Key: "A-1", Fields: map[string]json.RawMessage{fd.ID: value}}
+			row := odata.Row{}
+			for _, c := range cols {
+				v := c.Value(is)
+				row[c.Name] = v
+				switch v.(type) {
+				case nil, string, int64, json.Number, bool, []string, []int64:
+				default:
+					if _, ok := v.(interface{ IsZero() bool }); !ok {
+						t.Fatalf("%s: %s: value of type %T", fd.ID, c.Name, v)
+					}
+				}
+				csvCell(c, v)
+			}
+			var out bytes.Buffer
+			rw := odata.NewRowWriter(&out, "x", svc.Sets[0].Properties)
+			if err := rw.WriteRow(row); err != nil {
+				// Only a field Jira never leaves empty may refuse a value
+				// it cannot read, and only as that: the feed then stops
+				// with an error rather than write a wrong row.
+				if !strings.Contains(err.Error(), "null in a non-nullable property") {
+					t.Fatalf("%s with %s: %v", fd.ID, value, err)
+				}
+				continue
+			}
+			if err := rw.Close(""); err != nil || !json.Valid(out.Bytes()) {
+				t.Fatalf("%s with %s: OData answer %s: %v", fd.ID, value, out.Bytes(), err)
+			}
+		}
+	})
+}
