@@ -131,7 +131,7 @@ func fieldColumn(f jira.Field) Column {
 			if len(v) == 0 || (v[0] != '-' && (v[0] < '0' || v[0] > '9')) {
 				return nil // not a JSON number: no value rather than a broken feed
 			}
-			if bytes.IndexAny(v, "eE") >= 0 {
+			if bytes.ContainsAny(v, "eE") {
 				// An exponent no decimal can hold (1E1000010) is no value either.
 				if _, ok := new(big.Rat).SetString(string(v)); !ok {
 					return nil
