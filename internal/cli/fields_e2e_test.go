@@ -8,6 +8,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -96,6 +99,9 @@ func TestEveryExportableFieldEndToEnd(t *testing.T) {
 			t.Errorf("$metadata: %s is %q, want %s", name, types[name], want)
 		}
 	}
+
+	_, _, meta := fetch(t, feed+"$metadata", d.info.Token)
+	oasisChecks(t, meta)
 
 	// Each row against the issue's JSON as Jira sends it.
 	var ids []string
@@ -324,4 +330,35 @@ func TestTruthSuiteOverEveryFieldType(t *testing.T) {
 	}
 	csvAgainstWalk(t, d.info.AppURL+"/export/"+src.ID+"/issues.csv", tokens, walks, set)
 	t.Logf("%d generated cases over %d properties, %d failures", n, len(set.Props), failures)
+}
+
+// oasisChecks runs the OASIS odata-csdl converter and the OASIS EDMX XML
+// schema (through the JDK's validator) on a $metadata document: property
+// names such as ΣProgressSeconds and the collection types must pass both.
+func oasisChecks(t *testing.T, meta []byte) {
+	t.Helper()
+	mods, _ := filepath.Abs("../../interop/node_modules")
+	node, nerr := exec.LookPath("node")
+	java, jerr := exec.LookPath("java")
+	_, merr := os.Stat(filepath.Join(mods, "odata-csdl"))
+	if nerr != nil || jerr != nil || merr != nil {
+		if os.Getenv("FERRY_REQUIRE_INTEROP") == "1" {
+			t.Fatalf("node, java or interop/node_modules/odata-csdl missing: %v %v %v", nerr, jerr, merr)
+		}
+		t.Log("OASIS checks skipped: node, java or interop/node_modules/odata-csdl missing (npm ci in interop/; FERRY_REQUIRE_INTEROP=1 makes this fail)")
+		return
+	}
+	conv := exec.Command(node, "../export/odata/testdata/csdl_check.js")
+	conv.Env = append(os.Environ(), "NODE_PATH="+mods)
+	conv.Stdin = bytes.NewReader(meta)
+	var cerr bytes.Buffer
+	conv.Stderr = &cerr
+	if out, err := conv.Output(); err != nil || cerr.Len() > 0 || strings.Contains(strings.ToLower(string(out)), "warn") {
+		t.Errorf("odata-csdl on $metadata: %v\n%s", err, cerr.String())
+	}
+	xsd := exec.Command(java, "../export/odata/testdata/XsdCheck.java", filepath.Join(mods, "odata-csdl", "schemas", "edmx.xsd"))
+	xsd.Stdin = bytes.NewReader(meta)
+	if out, err := xsd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("edmx.xsd on $metadata: %v\n%s", err, out)
+	}
 }
