@@ -618,3 +618,45 @@ func FuzzFieldValues(f *testing.F) {
 		}
 	})
 }
+
+// TestFieldListSaysWhatEachFieldBecomes: the app API's field list (what the
+// picker shows) agrees with the columns a feed makes, and every field that
+// makes none says why.
+func TestFieldListSaysWhatEachFieldBecomes(t *testing.T) {
+	for _, c := range shapeCases(t) {
+		var f jira.Field
+		if err := json.Unmarshal([]byte(c.field), &f); err != nil {
+			t.Fatal(err)
+		}
+		info := fieldInfo(f)
+		var b bytes.Buffer
+		if err := json.NewEncoder(&b).Encode(info); err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Exportable bool   `json:"exportable"`
+			Reason     string `json:"reason"`
+			Columns    []struct {
+				Name, Type string
+				Collection bool
+			} `json:"columns"`
+		}
+		if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+			t.Fatal(err)
+		}
+		cols := IssueColumns([]jira.Field{f}, []string{f.ID})[2:]
+		if f.ID == "issuetype" {
+			cols = cols[:1] // IsSubtask comes with it in the feed, not in the picker
+		}
+		if got.Exportable != (c.reason == "") || (got.Reason == "") != got.Exportable || len(got.Columns) != len(cols) {
+			t.Errorf("%s: listed as %s; the feed makes %v", f.ID, b.String(), colNames(cols))
+			continue
+		}
+		for i, col := range cols {
+			g := got.Columns[i]
+			if g.Name != col.Name || "Edm."+g.Type != col.Edm || g.Collection != col.Collection {
+				t.Errorf("%s: listed column %+v, the feed's is %s %s collection=%v", f.ID, g, col.Name, col.Edm, col.Collection)
+			}
+		}
+	}
+}
