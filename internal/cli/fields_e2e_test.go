@@ -103,6 +103,8 @@ func TestEveryExportableFieldEndToEnd(t *testing.T) {
 	_, _, meta := fetch(t, feed+"$metadata", d.info.Token)
 	oasisChecks(t, meta)
 
+	olingoReadsEveryField(t, feed, d.info.Token, sets["Issues"], walk)
+
 	// Each row against the issue's JSON as Jira sends it.
 	var ids []string
 	for _, r := range walk {
@@ -360,5 +362,54 @@ func oasisChecks(t *testing.T, meta []byte) {
 	xsd.Stdin = bytes.NewReader(meta)
 	if out, err := xsd.CombinedOutput(); err != nil || len(out) > 0 {
 		t.Errorf("edmx.xsd on $metadata: %v\n%s", err, out)
+	}
+}
+
+// olingoReadsEveryField: Apache Olingo's JavaScript client reads $metadata
+// (every property with its type) and then every row, typed by it, and gets
+// the same values as the Go walk.
+func olingoReadsEveryField(t *testing.T, feed, token string, set tSet, walk []map[string]any) {
+	t.Helper()
+	mods := nodeModules(t)
+	cmd := exec.Command("node", "testdata/odata_fields.js", feed, token)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("olingo: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		Properties []string
+		Rows       []map[string]any
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("olingo: %v", err)
+	}
+	var want []string
+	for _, p := range set.Props {
+		typ := p.Type
+		if p.Collection {
+			typ = "Collection(" + typ + ")"
+		}
+		want = append(want, p.Name+":"+typ)
+	}
+	if strings.Join(got.Properties, " ") != strings.Join(want, " ") {
+		t.Errorf("olingo read the properties\n %v\nwant\n %v", got.Properties, want)
+	}
+	if len(got.Rows) != len(walk) {
+		t.Fatalf("olingo read %d rows, the walk has %d", len(got.Rows), len(walk))
+	}
+	t.Logf("olingo read %d rows of %d properties; row 0: TimeTrackingSpentSeconds=%v AttachmentSizes=%v TimeToResolutionBreached=%v",
+		len(got.Rows), len(got.Properties), got.Rows[0]["TimeTrackingSpentSeconds"], got.Rows[0]["AttachmentSizes"], got.Rows[0]["TimeToResolutionBreached"])
+	for i, r := range got.Rows {
+		for _, p := range set.Props {
+			g, w := fmt.Sprint(r[p.Name]), fmt.Sprint(walk[i][p.Name])
+			if g != w {
+				t.Errorf("olingo row %d (%v) %s = %s, Ferry's walk %s", i, walk[i]["Key"], p.Name, g, w)
+			}
+		}
 	}
 }
