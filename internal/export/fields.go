@@ -38,6 +38,8 @@ const (
 	reasonRestriction = "Issue restrictions are access settings, not issue data."
 	reasonAssets      = "Assets objects arrive as ids only; their names live in the Assets API, which Ferry does not read."
 	reasonObject      = "This field holds JSON of no fixed shape, so there is no column type to give it."
+	reasonKey         = "Every row already has the issue's key and id: the Key and Id columns."
+	reasonThumbnail   = "Images are pictures, not values; the Attachment field gives file names and sizes."
 
 	noteComment     = "The number of comments; their texts are in the Comments table."
 	noteAttachment  = "File names and sizes in bytes, in the same order; file contents are never read."
@@ -67,6 +69,10 @@ func MapField(f jira.Field) FieldMapping {
 		return FieldMapping{Columns: []Column{base}, Note: note}
 	}
 	switch {
+	case id == "issuekey":
+		return FieldMapping{Reason: reasonKey}
+	case id == "thumbnail":
+		return FieldMapping{Reason: reasonThumbnail}
 	case system == "worklog" || items == "worklog":
 		return FieldMapping{Reason: reasonWorklog}
 	case items == "issuelinks" && system != "subtasks":

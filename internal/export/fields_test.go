@@ -252,6 +252,10 @@ func shapeCases(t *testing.T) []shapeCase {
 		{field: `{"id":"parent","key":"parent","name":"Parent","custom":false,"orderable":false,"navigable":true,"searchable":false,"clauseNames":["parent"]}`,
 			value: `{"id":"10000","key":"ED-1","self":"https://your-domain.atlassian.net/rest/api/3/issue/10000","fields":{"summary":"Epic"}}`,
 			want:  []wantCol{{"Parent", "Edm.String", `"ED-1"`, `ED-1`}}},
+		{field: `{"id":"issuekey","key":"issuekey","name":"Key","custom":false,"orderable":false,"navigable":true,"searchable":false,"clauseNames":["id","issue","issuekey","key"]}`,
+			reason: "Key and Id columns"},
+		{field: `{"id":"thumbnail","key":"thumbnail","name":"Images","custom":false,"orderable":false,"navigable":true,"searchable":false,"clauseNames":[]}`,
+			reason: "not values"},
 		{field: system("timetracking", "Time tracking", "timetracking", ""), value: issue("timetracking"),
 			want: []wantCol{{"TimeTrackingOriginalSeconds", "Edm.Int64", `600`, `600`}, {"TimeTrackingRemainingSeconds", "Edm.Int64", `200`, `200`}, {"TimeTrackingSpentSeconds", "Edm.Int64", `400`, `400`}}},
 		{field: system("timetracking", "Time tracking", "timetracking", ""), value: `{}`, // no estimate, nothing logged
