@@ -29,55 +29,27 @@ import (
 func TestEveryExportableFieldEndToEnd(t *testing.T) {
 	d, _, _ := startTestDemo(t, 60)
 	ctx := context.Background()
-	tn, err := d.app.tenants.ByID(ctx, d.tenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := jira.New(tn.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(tn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	known, err := app.Fields(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fields, refused []string
-	byID := map[string]jira.Field{}
-	for _, f := range known {
-		byID[f.ID] = f
-		if export.MapField(f).Exportable() {
-			fields = append(fields, f.ID)
-		} else {
-			refused = append(refused, f.ID)
-		}
-	}
-	if len(refused) == 0 {
+	e := everyFieldSource(t, d)
+	app, fields := e.app, e.fields
+	if len(e.refused) == 0 {
 		t.Fatal("the simulated Jira lists no field Ferry refuses (worklog, issuelinks): nothing to check")
 	}
-	props, err := d.app.platform.Properties(ctx, tn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Refused through the app API's validation, with the field named.
-	for _, id := range refused {
+	for _, id := range e.refused {
 		in := export.Input{Name: "x", JQL: demoJQL, Fields: []string{"summary", id}}
-		err := in.Validate(ctx, nil, known)
+		err := in.Validate(ctx, nil, e.known)
 		if err == nil || !strings.Contains(err.Error(), "cannot be exported") {
 			t.Errorf("a source with %s: %v, want refused as not exportable", id, err)
 		}
 	}
-	src, err := d.app.appAPI.Sources.Create(ctx, props, d.tenant, export.Input{Name: "All fields", JQL: demoJQL, Fields: fields,
-		Tables: []string{export.TableIssues}}, d.sim.Users()[0].AccountID, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	feed := d.info.AppURL + "/odata/" + src.ID + "/"
+	src := e.srcID
+	feed := d.info.AppURL + "/odata/" + src + "/"
 	sets := readMetadata(t, feed, d.info.Token)
 	walk := decodedWalk(t, feed+"Issues", d.info.Token)
 	if len(walk) == 0 {
 		t.Fatal("no rows")
 	}
-	csvAgainstWalk(t, d.info.AppURL+"/export/"+src.ID+"/issues.csv", []string{d.info.Token}, [][]map[string]any{walk}, sets["Issues"])
+	csvAgainstWalk(t, d.info.AppURL+"/export/"+src+"/issues.csv", []string{d.info.Token}, [][]map[string]any{walk}, sets["Issues"])
 
 	// $metadata types of the multi-column fields.
 	types := map[string]string{}
@@ -156,7 +128,7 @@ func TestEveryExportableFieldEndToEnd(t *testing.T) {
 		}
 	}
 	// No email address in either format.
-	for _, u := range []string{feed + "Issues", d.info.AppURL + "/export/" + src.ID + "/issues.csv"} {
+	for _, u := range []string{feed + "Issues", d.info.AppURL + "/export/" + src + "/issues.csv"} {
 		code, _, body := fetch(t, u, d.info.Token)
 		if code != http.StatusOK || emailLike.Match(body) {
 			t.Errorf("%s: %d, email address: %q", u, code, emailLike.Find(body))
@@ -255,40 +227,14 @@ var emailLike = regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2
 func TestTruthSuiteOverEveryFieldType(t *testing.T) {
 	d, _, _ := startTestDemoWith(t, demoOptions{Issues: 60, sliceRows: 3})
 	ctx := context.Background()
-	tn, err := d.app.tenants.ByID(ctx, d.tenant)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := jira.New(tn.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(tn))
-	if err != nil {
-		t.Fatal(err)
-	}
-	known, err := app.Fields(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fields []string
-	for _, f := range known {
-		if export.MapField(f).Exportable() {
-			fields = append(fields, f.ID)
-		}
-	}
-	props, err := d.app.platform.Properties(ctx, tn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := d.app.appAPI.Sources.Create(ctx, props, d.tenant, export.Input{Name: "All fields", JQL: demoJQL, Fields: fields,
-		Tables: []string{export.TableIssues}}, d.sim.Users()[0].AccountID, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := everyFieldSource(t, d).srcID
 	users := d.sim.Users()
 	tok2, _, err := d.app.appAPI.Tokens.Create(ctx, d.tenant, users[2].AccountID, "truth", 5, 365)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tokens := []string{d.info.Token, tok2}
-	feed := d.info.AppURL + "/odata/" + src.ID + "/"
+	feed := d.info.AppURL + "/odata/" + src + "/"
 	set := readMetadata(t, feed, d.info.Token)["Issues"]
 	walks := make([][]map[string]any, len(tokens))
 	for u, tok := range tokens {
@@ -330,7 +276,7 @@ func TestTruthSuiteOverEveryFieldType(t *testing.T) {
 			}
 		}
 	}
-	csvAgainstWalk(t, d.info.AppURL+"/export/"+src.ID+"/issues.csv", tokens, walks, set)
+	csvAgainstWalk(t, d.info.AppURL+"/export/"+src+"/issues.csv", tokens, walks, set)
 	t.Logf("%d generated cases over %d properties, %d failures", n, len(set.Props), failures)
 }
 
@@ -412,4 +358,47 @@ func olingoReadsEveryField(t *testing.T, feed, token string, set tSet, walk []ma
 			}
 		}
 	}
+}
+
+// everyField is a data source of every field the simulated Jira lists that
+// Ferry can export, made through the app's Sources as the site admin.
+type everyField struct {
+	app             *jira.Client // the app itself, for Jira's own answers
+	known           []jira.Field
+	fields, refused []string
+	srcID           string
+}
+
+func everyFieldSource(t *testing.T, d *demo) everyField {
+	t.Helper()
+	ctx := context.Background()
+	tn, err := d.app.tenants.ByID(ctx, d.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e everyField
+	if e.app, err = jira.New(tn.BaseURL, d.app.gate.Client("jira"), d.app.connect.AppAuth(tn)); err != nil {
+		t.Fatal(err)
+	}
+	if e.known, err = e.app.Fields(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range e.known {
+		if export.MapField(f).Exportable() {
+			e.fields = append(e.fields, f.ID)
+		} else {
+			e.refused = append(e.refused, f.ID)
+		}
+	}
+	props, err := d.app.platform.Properties(ctx, tn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := d.app.appAPI.Sources.Create(ctx, props, d.tenant, export.Input{Name: "All fields", JQL: demoJQL, Fields: e.fields,
+		Tables: []string{export.TableIssues}}, d.sim.Users()[0].AccountID, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srcID = src.ID
+	return e
 }
