@@ -242,53 +242,39 @@ func typed(id, suffix, edm string, extract func(is *jira.Issue) any) Column {
 	return Column{Name: suffix, Edm: edm, FieldID: id, extract: extract}
 }
 
-func intColumn(id, suffix string, read func(v []byte) (int64, bool)) Column {
-	return typed(id, suffix, EdmInt64, func(is *jira.Issue) any {
-		v := fieldValue(is, id)
-		if v == nil {
-			return nil
-		}
-		if n, ok := read(v); ok {
-			return n
+// scalar is a column of one value read from the field's JSON: null when
+// the field is, or when read finds no value in it.
+func scalar[T any](id, suffix, edm string, read func(v []byte) (T, bool)) Column {
+	return typed(id, suffix, edm, func(is *jira.Issue) any {
+		if v := fieldValue(is, id); v != nil {
+			if x, ok := read(v); ok {
+				return x
+			}
 		}
 		return nil
 	})
+}
+
+func intColumn(id, suffix string, read func(v []byte) (int64, bool)) Column {
+	return scalar(id, suffix, EdmInt64, read)
 }
 
 func boolColumn(id, suffix string, read func(v []byte) (bool, bool)) Column {
-	return typed(id, suffix, EdmBoolean, func(is *jira.Issue) any {
-		v := fieldValue(is, id)
-		if v == nil {
-			return nil
-		}
-		if b, ok := read(v); ok {
-			return b
-		}
-		return nil
-	})
+	return scalar(id, suffix, EdmBoolean, read)
 }
 
 func textColumn(id string, read func(v []byte) (string, bool)) Column {
-	return typed(id, "", EdmString, func(is *jira.Issue) any {
-		v := fieldValue(is, id)
-		if v == nil {
-			return nil
-		}
-		if s, ok := read(v); ok {
-			return s
-		}
-		return nil
-	})
+	return scalar(id, "", EdmString, read)
 }
 
-// listColumn is a collection of text, one item per array element; empty
-// items are dropped as in fieldColumn.
-func listColumn(id, suffix string, read func(it []byte) (string, bool)) Column {
-	c := typed(id, suffix, EdmString, func(is *jira.Issue) any {
-		out := []string{}
+// list is a collection column, one item per element of the field's
+// array that read finds a value in; the empty list when there is none.
+func list[T any](id, suffix, edm string, read func(it []byte) (T, bool)) Column {
+	c := typed(id, suffix, edm, func(is *jira.Issue) any {
+		out := []T{}
 		jsonscan.Array(fieldValue(is, id), func(it []byte) bool {
-			if s, ok := read(it); ok && s != "" {
-				out = append(out, s)
+			if x, ok := read(it); ok {
+				out = append(out, x)
 			}
 			return true
 		})
@@ -296,21 +282,19 @@ func listColumn(id, suffix string, read func(it []byte) (string, bool)) Column {
 	})
 	c.Collection = true
 	return c
+}
+
+// listColumn is a collection of text; empty items are dropped as in
+// fieldColumn (the CSV cell of an empty list must read back as one).
+func listColumn(id, suffix string, read func(it []byte) (string, bool)) Column {
+	return list(id, suffix, EdmString, func(it []byte) (string, bool) {
+		s, ok := read(it)
+		return s, ok && s != ""
+	})
 }
 
 func intListColumn(id, suffix string, read func(it []byte) (int64, bool)) Column {
-	c := typed(id, suffix, EdmInt64, func(is *jira.Issue) any {
-		out := []int64{}
-		jsonscan.Array(fieldValue(is, id), func(it []byte) bool {
-			if n, ok := read(it); ok {
-				out = append(out, n)
-			}
-			return true
-		})
-		return out
-	})
-	c.Collection = true
-	return c
+	return list(id, suffix, EdmInt64, read)
 }
 
 // fieldColumnJSON is one column a field becomes, as the field picker lists it.
