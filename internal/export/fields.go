@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"ferry/internal/export/odata"
 	"ferry/internal/jira"
 	"ferry/internal/jsonscan"
 )
@@ -50,6 +51,7 @@ const (
 	noteUser        = "Display names; email addresses are never exported."
 	noteCascading   = "Written as \"parent / child\"."
 	noteRichText    = "Rich text as plain text."
+	noteDuration    = "Seconds (work ratio: percent, -1 without an estimate)."
 	noteRequestType = "The request type's name."
 )
 
@@ -126,11 +128,23 @@ func MapField(f jira.Field) FieldMapping {
 		return one(listColumn(id, "", userName), noteUser)
 	case typ == "array" && custom == "com.pyxis.greenhopper.jira:gh-sprint":
 		return one(fieldColumn(f), noteSprint)
+	case typ == "number" && durationFields[system]:
+		// JQL reads a bare number in these clauses as minutes, not the
+		// seconds Jira's answer holds: a filter on them is Ferry's.
+		c := fieldColumn(f)
+		c.JQL, c.Fold, c.Empty = "", odata.FoldNone, false
+		return FieldMapping{Columns: []Column{c}, Note: noteDuration}
 	case typ == "string" && (system == "description" || system == "environment" || custom == "com.atlassian.jira.plugin.system.customfieldtypes:textarea"):
 		return one(fieldColumn(f), noteRichText)
 	}
 	return one(fieldColumn(f), "")
 }
+
+// durationFields are the system fields holding a time in seconds (and a
+// work ratio in percent, -1 without an estimate), whose JQL clauses read
+// values in other units.
+var durationFields = map[string]bool{"timeoriginalestimate": true, "timeestimate": true, "timespent": true,
+	"aggregatetimeoriginalestimate": true, "aggregatetimeestimate": true, "aggregatetimespent": true, "workratio": true}
 
 // jsonValue is a raw JSON value, nil when absent or null.
 type jsonValue []byte
