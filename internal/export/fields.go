@@ -129,8 +129,9 @@ func MapField(f jira.Field) FieldMapping {
 	case typ == "array" && custom == "com.pyxis.greenhopper.jira:gh-sprint":
 		return one(fieldColumn(f), noteSprint)
 	case typ == "number" && durationFields[system]:
-		// JQL reads a bare number in these clauses as minutes, not the
-		// seconds Jira's answer holds: a filter on them is Ferry's.
+		// JQL reads these clauses as durations ("2h", "3d" of the site's
+		// working day), not as the seconds Jira's answer holds, and the
+		// work ratio's -1 has no JQL form: a filter on them is Ferry's.
 		c := fieldColumn(f)
 		c.JQL, c.Fold, c.Empty = "", odata.FoldNone, false
 		return FieldMapping{Columns: []Column{c}, Note: noteDuration}

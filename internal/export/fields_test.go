@@ -261,7 +261,7 @@ func shapeCases(t *testing.T) []shapeCase {
 		{field: system("timetracking", "Time tracking", "timetracking", ""), value: `{}`, // no estimate, nothing logged
 			want: []wantCol{{"TimeTrackingOriginalSeconds", "Edm.Int64", `null`, ``}, {"TimeTrackingRemainingSeconds", "Edm.Int64", `null`, ``}, {"TimeTrackingSpentSeconds", "Edm.Int64", `null`, ``}}},
 		{field: system("timeoriginalestimate", "Original estimate", "number", "", "originalEstimate", "timeoriginalestimate"), value: `600`,
-			want: []wantCol{{"OriginalEstimate", "Edm.Decimal", `600`, `600`}}, fold: fold(odata.FoldNone)}, // JQL reads minutes
+			want: []wantCol{{"OriginalEstimate", "Edm.Decimal", `600`, `600`}}, fold: fold(odata.FoldNone)}, // JQL reads durations, not seconds
 		{field: system("aggregatetimespent", "Σ Time Spent", "number", ""), value: `12000`,
 			want: []wantCol{{"ΣTimeSpent", "Edm.Decimal", `12000`, `12000`}}},
 		{field: system("progress", "Progress", "progress", ""), value: `{"progress":3600,"total":14400,"percent":25}`,
