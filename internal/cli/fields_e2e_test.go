@@ -363,7 +363,8 @@ func olingoReadsEveryField(t *testing.T, feed, token string, set tSet, walk []ma
 }
 
 // everyField is a data source of every field the simulated Jira lists that
-// Ferry can export, made through the app's Sources as the site admin.
+// Ferry can export, made through the app's Sources as the site admin and
+// shared with everyone, so that a second user reads it too.
 type everyField struct {
 	app             *jira.Client // the app itself, for Jira's own answers
 	known           []jira.Field
@@ -397,7 +398,7 @@ func everyFieldSource(t *testing.T, d *demo) everyField {
 		t.Fatal(err)
 	}
 	src, err := d.app.appAPI.Sources.Create(ctx, props, d.tenant, export.Input{Name: "All fields", JQL: demoJQL, Fields: e.fields,
-		Tables: []string{export.TableIssues}}, d.sim.Users()[0].AccountID, time.Now())
+		Tables: []string{export.TableIssues}, Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
