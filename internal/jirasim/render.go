@@ -288,13 +288,13 @@ func (s *Sim) appendIssue(b []byte, base string, c corpus, i int, sel fieldSel) 
 	}
 	if full {
 		b = append(b, `,"fields":`...)
-		b = append(b, s.issueFields(base, c.issue(i), sel)...)
+		b = append(b, s.issueFields(base, c, c.issue(i), sel)...)
 	}
 	return append(b, '}')
 }
 
 // issueFields renders the selected fields of an issue as a JSON object.
-func (s *Sim) issueFields(base string, is *issue, sel fieldSel) []byte {
+func (s *Sim) issueFields(base string, c corpus, is *issue, sel fieldSel) []byte {
 	f := s.fragments(base)
 	b := make([]byte, 0, 4096)
 	b = append(b, '{')
@@ -400,6 +400,7 @@ func (s *Sim) issueFields(base string, is *issue, sel fieldSel) []byte {
 	} else {
 		put("customfield_10016", null)
 	}
+	s.modelFields(base, c, is, sel, put)
 	return append(b, '}')
 }
 

@@ -52,6 +52,7 @@ type Sim struct {
 	sorted   map[string][]int // cache of sorted result lists, by query fingerprint
 
 	forge *forgeState // the Forge platform (forge*.go)
+	model modelState  // planted worklogs and comments, the worklog index (model*.go)
 
 	frags     atomic.Pointer[fragments]
 	limits    *limiter
