@@ -676,7 +676,12 @@ func checkCase(t *testing.T, feed, token string, set tSet, all []map[string]any,
 func TestTruthSuiteODataEqualsTheFullWalk(t *testing.T) {
 	// Slices of three issues: every walk ordered by Created or Updated is
 	// read on many chains, so the suite checks the sliced reading too.
-	d, _, _ := startTestDemoWith(t, demoOptions{Issues: 80, sliceRows: 3})
+	d, _, dlogs := startTestDemoWith(t, demoOptions{Issues: 80, sliceRows: 3})
+	defer func() {
+		if t.Failed() {
+			t.Log(dlogs.String())
+		}
+	}()
 	src := csvSource(t, d)
 	feed := d.info.AppURL + "/odata/" + src + "/"
 	// Two users: the site admin (Sydney) and one with two projects (Tokyo).
