@@ -89,6 +89,7 @@ func (s *Sim) handleProjectSearch(w http.ResponseWriter, r *http.Request, p *pri
 		j["style"] = "classic"
 		j["isPrivate"] = false
 		j["properties"] = map[string]any{}
+		s.projectExtras(base, pi, j, q.Get("expand"))
 		all = append(all, j)
 	}
 	end := min(start+limit, len(all))

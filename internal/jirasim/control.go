@@ -38,6 +38,7 @@ func (s *Sim) controlRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /_sim/quota", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, s.QuotaStatus()) })
 	m.HandleFunc("POST /_sim/quota", s.ctlQuota)
 	s.reportControlRoutes(m)
+	s.modelControlRoutes(m)
 }
 
 type ctlError struct {

@@ -151,7 +151,9 @@ type version struct {
 	ID       int
 	Name     string
 	Released bool
-	Date     string
+	Archived bool
+	Date     string // release date
+	Start    string // start date
 }
 
 // User is a simulated Jira account. APIToken is its password for HTTP Basic.
@@ -283,8 +285,12 @@ func (d *dataset) genProjects(m int) {
 		}
 		for v := 0; v < 3; v++ {
 			rel := dataStart.AddDate(0, 8*(v+1), 0)
-			pr.Versions = append(pr.Versions, version{ID: 10000 + p*10 + v, Name: fmt.Sprintf("%d.%d", 1+v/2, v%2), Released: v < 2, Date: rel.Format("2006-01-02")})
+			pr.Versions = append(pr.Versions, version{ID: 10000 + p*10 + v, Name: fmt.Sprintf("%d.%d", 1+v/2, v%2), Released: v < 2,
+				Date: rel.Format("2006-01-02"), Start: rel.AddDate(0, -8, 0).Format("2006-01-02")})
 		}
+		// An archived pre-release no issue is fixed in, as sites keep them.
+		pr.Versions = append(pr.Versions, version{ID: 10000 + p*10 + 3, Name: "0.9", Released: true, Archived: true,
+			Date: dataStart.AddDate(0, 2, 0).Format("2006-01-02")})
 		d.projects = append(d.projects, pr)
 		d.byKey[key] = p
 	}

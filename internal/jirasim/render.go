@@ -253,7 +253,7 @@ func (s *Sim) fragments(base string) *fragments {
 		var vs [][]byte
 		for _, ver := range pr.Versions {
 			vs = append(vs, mustJSON(map[string]any{"self": base + "/rest/api/3/version/" + strconv.Itoa(ver.ID), "id": strconv.Itoa(ver.ID),
-				"name": ver.Name, "archived": false, "released": ver.Released, "releaseDate": ver.Date}))
+				"name": ver.Name, "archived": ver.Archived, "released": ver.Released, "releaseDate": ver.Date}))
 		}
 		f.versions = append(f.versions, vs)
 	}

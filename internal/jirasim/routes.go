@@ -33,6 +33,7 @@ func (s *Sim) routes() {
 	rest("GET /rest/api/3/groups/picker", s.handleGroupsPicker)
 	rest("GET /rest/api/3/user/search", s.handleUserSearch)
 	rest("GET /rest/api/3/mypermissions", s.handleMyPermissions)
+	s.modelRoutes(rest)
 	rest("GET /rest/atlassian-connect/1/addons/{addonKey}", s.handleAddon)
 	rest("GET /rest/atlassian-connect/1/addons/{addonKey}/properties", s.handlePropertyKeys)
 	rest("GET /rest/atlassian-connect/1/addons/{addonKey}/properties/{propertyKey}", s.handleGetProperty)

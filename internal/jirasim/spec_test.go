@@ -89,7 +89,12 @@ func checkSpec(t testing.TB, req *http.Request, pathTmpl string, pathParams map[
 
 func specError(t testing.TB, req *http.Request, pathTmpl string, pathParams map[string]string, status int, header http.Header, body []byte) error {
 	t.Helper()
-	doc := jiraSpec(t)
+	return specErrorIn(t, jiraSpec(t), req, pathTmpl, pathParams, status, header, body)
+}
+
+// specErrorIn validates a response against the operation of doc at pathTmpl.
+func specErrorIn(t testing.TB, doc *openapi3.T, req *http.Request, pathTmpl string, pathParams map[string]string, status int, header http.Header, body []byte) error {
+	t.Helper()
 	item := doc.Paths.Value(pathTmpl)
 	if item == nil {
 		t.Fatalf("spec has no path %s", pathTmpl)
