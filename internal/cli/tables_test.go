@@ -49,7 +49,12 @@ func simGet(t *testing.T, d *demo, user int, path string, out any) {
 // token for user 2 (who browses some projects only).
 func tableDemo(t *testing.T, issues int) (d *demo, feed string, tokens []string) {
 	t.Helper()
-	d, _, _ = startTestDemo(t, issues)
+	d, _, logs := startTestDemo(t, issues)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
 	src := csvSource(t, d)
 	tok2, _, err := d.app.appAPI.Tokens.Create(context.Background(), d.tenant, d.sim.Users()[2].AccountID, "tables", 5, 365)
 	if err != nil {

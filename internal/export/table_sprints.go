@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"net/http"
 
 	"ferry/internal/jira"
 )
@@ -73,8 +74,14 @@ func eachSprint(ctx context.Context, c *jira.Client, fn func(jira.Board, jira.Sp
 	}
 	seen := map[int64]bool{}
 	for _, b := range boards {
+		if b.Type == "kanban" {
+			continue // Kanban boards have no sprints (Jira answers 400)
+		}
 		err := pageAll(func(start int) (int, bool, error) {
 			p, err := c.BoardSprints(ctx, b.ID, start, 50)
+			if start == 0 && jira.IsStatus(err, http.StatusBadRequest) {
+				return 0, true, nil // a team-managed board with sprints turned off
+			}
 			if err != nil {
 				return 0, false, err
 			}

@@ -27,7 +27,9 @@ async function main() {
     const bindings = (es.navigationPropertyBinding || []).map((b) => b.path + '->' + b.target);
     let uri = feed + es.name, rows = 0, pages = 0;
     const keys = new Set();
-    const key = type.key[0].propertyRef[0].name;
+    const k = Array.isArray(type.key) ? type.key[0] : type.key;
+    const ref = Array.isArray(k.propertyRef) ? k.propertyRef[0] : k.propertyRef;
+    const key = ref.name;
     while (uri) {
       const data = await read(uri);
       pages++;
