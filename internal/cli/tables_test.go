@@ -284,7 +284,7 @@ func TestRealODataClientsWalkEveryTable(t *testing.T) {
 		t.Fatalf("node clients: %v\n%s", err, stderr.String())
 	}
 	var got map[string]struct {
-		Navs, Bindings                []string
+		Navs, Bindings               []string
 		Rows, Pages, Distinct, Count int
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
