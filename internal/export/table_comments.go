@@ -37,6 +37,9 @@ var commentsTable = &Table{
 			issueID := atoi64(is.ID)
 			rows := make([][]any, 0, len(page.Comments))
 			for _, c := range page.Comments {
+				if atoi64(c.ID) == nil {
+					continue // Jira's ids are numbers; a row needs its key
+				}
 				rows = append(rows, []any{atoi64(c.ID), issueID, is.Key, displayName(c.Author),
 					jiraTime(c.Created), jiraTime(c.Updated), richText(c.Body)})
 			}

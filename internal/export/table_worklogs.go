@@ -40,6 +40,9 @@ var worklogsTable = &Table{
 			issueID := atoi64(is.ID)
 			rows := make([][]any, 0, len(page.Worklogs))
 			for _, w := range page.Worklogs {
+				if atoi64(w.ID) == nil {
+					continue // Jira's ids are numbers; a row needs its key
+				}
 				rows = append(rows, []any{atoi64(w.ID), issueID, is.Key, displayName(w.Author), jiraTime(w.Started),
 					w.TimeSpentSeconds, richText(w.Comment), jiraTime(w.Created), jiraTime(w.Updated)})
 			}
