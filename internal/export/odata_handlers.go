@@ -279,13 +279,20 @@ func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, 
 		w := Walk{Where: p.where, Order: p.order, Fields: fieldIDs(p.need), Cols: p.need, Zone: p.zone}
 		return fetch.Rows(ctx, w, from, rowCap, planned, emit)
 	}
+	if t.Site != nil {
+		if planned != nil {
+			// A site table is a few pages of Jira's lists whatever the
+			// page size: nothing worth claiming from the points quota.
+			if err := planned(0, from); err != nil {
+				return from, err
+			}
+		}
+		return siteRows(ctx, fetch, t, from, emit)
+	}
 	if planned != nil {
 		if err := planned(countOf(from), from); err != nil {
 			return from, err
 		}
-	}
-	if t.Site != nil {
-		return siteRows(ctx, fetch, t, from, emit)
 	}
 	skip := from.Row
 	start := Cursor{PageToken: from.PageToken, Offset: from.Offset, Done: from.Done}
