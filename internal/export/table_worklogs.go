@@ -60,12 +60,15 @@ func embeddedPerIssue(ctx context.Context, c *jira.Client, ids []string, field s
 	}
 	out := make([][][]any, len(ids))
 	at := indexOf(ids, issues, func(is *jira.Issue) string { return is.ID })
-	for k := range issues {
+	// The few issues whose list Jira embeds only in part are paged at
+	// once, not one after another (the client paces the calls).
+	err = parallel(ctx, len(issues), func(_ context.Context, k int) error {
 		rows, err := rowsOf(&issues[k])
-		if err != nil {
-			return nil, err
-		}
 		out[at[k]] = rows
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
