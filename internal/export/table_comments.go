@@ -12,7 +12,7 @@ import (
 // at a time, an issue's own pages only when Jira embeds part of its list.
 var commentsTable = &Table{
 	Name: "Comments", EntityType: "Comment", Key: "Id",
-	Doc: "One row per comment of the issues: author, created, updated, body as plain text.",
+	Doc: "Comments on the issues: author, created, updated, text.",
 	Columns: []Column{
 		col("Id", EdmInt64, true), issueIDCol(), col("IssueKey", EdmString, true),
 		col("Author", EdmString, false), boundedByUpdated("Created", true), boundedByUpdated("Updated", true),

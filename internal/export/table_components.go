@@ -9,7 +9,7 @@ import (
 // componentsTable: the components of every project the user may browse.
 var componentsTable = &Table{
 	Name: "Components", EntityType: "Component", Key: "Id",
-	Doc: "The components of the projects you may browse, with their leads.",
+	Doc: "Components of those projects, with their leads.",
 	Columns: []Column{
 		col("Id", EdmInt64, true), col("ProjectId", EdmInt64, true), col("Name", EdmString, true),
 		col("Description", EdmString, false), col("Lead", EdmString, false),

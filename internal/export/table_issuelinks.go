@@ -13,7 +13,7 @@ import (
 // inward.
 var issueLinksTable = &Table{
 	Name: "IssueLinks", EntityType: "IssueLink", Key: "Id",
-	Doc: "One row per link of each issue: link type, direction and the linked issue.",
+	Doc: "Links of each issue: link type, direction, linked issue.",
 	Columns: []Column{
 		col("Id", EdmString, true), issueIDCol(), col("IssueKey", EdmString, true),
 		col("LinkId", EdmInt64, true), col("LinkType", EdmString, true), col("Direction", EdmString, true),

@@ -12,7 +12,7 @@ import (
 // under the board it was created on.
 var sprintsTable = &Table{
 	Name: "Sprints", EntityType: "Sprint", Key: "Id",
-	Doc: "The sprints of the boards you may see: board, name, state, start, end and complete dates.",
+	Doc: "Sprints of the boards you may see: board, state, dates.",
 	Columns: []Column{
 		col("Id", EdmInt64, true), col("BoardId", EdmInt64, true), col("Board", EdmString, false),
 		col("Name", EdmString, true), col("State", EdmString, true), col("StartDate", EdmDateTimeOffset, false),
@@ -29,7 +29,7 @@ var sprintsTable = &Table{
 // them.
 var sprintIssuesTable = &Table{
 	Name: "SprintIssues", EntityType: "SprintIssue", Key: "Id",
-	Doc: "Which issues each sprint holds (sprint id, issue id and key).",
+	Doc: "Which issues each sprint holds.",
 	Columns: []Column{
 		col("Id", EdmString, true), col("SprintId", EdmInt64, true), col("IssueId", EdmInt64, true), col("IssueKey", EdmString, true),
 	},

@@ -19,7 +19,7 @@ import (
 // status is the sum of DurationSeconds by issue and status.
 var statusHistoryTable = &Table{
 	Name: "StatusHistory", EntityType: "StatusInterval", Key: "Id",
-	Doc: "One row per status interval of each issue (entered, left, duration in calendar seconds, by whom): time in status.",
+	Doc: "Status intervals of each issue: entered, left, calendar seconds — time in status.",
 	Columns: []Column{
 		col("Id", EdmString, true), issueIDCol(), col("IssueKey", EdmString, true),
 		col("Status", EdmString, false), boundedByUpdated("Entered", true), boundedByUpdated("Left", false),

@@ -11,7 +11,7 @@ import (
 // it.
 var usersTable = &Table{
 	Name: "Users", EntityType: "User", Key: "AccountId",
-	Doc: "The site's users: account id, display name, active, account type (never an email address).",
+	Doc: "The site's users: account id, display name, active, type — never an email address.",
 	Columns: []Column{
 		col("AccountId", EdmString, true), col("DisplayName", EdmString, false),
 		col("Active", EdmBoolean, true), col("AccountType", EdmString, false),

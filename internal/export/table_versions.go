@@ -10,7 +10,7 @@ import (
 // browse.
 var versionsTable = &Table{
 	Name: "Versions", EntityType: "Version", Key: "Id",
-	Doc: "The versions of the projects you may browse: release and start dates, released, archived.",
+	Doc: "Versions of those projects: dates, released, archived.",
 	Columns: []Column{
 		col("Id", EdmInt64, true), col("ProjectId", EdmInt64, true), col("Name", EdmString, true),
 		col("Description", EdmString, false), col("StartDate", EdmDate, false), col("ReleaseDate", EdmDate, false),

@@ -13,7 +13,7 @@ import (
 // entries than Jira embeds is paged on its own (issue/{id}/worklog).
 var worklogsTable = &Table{
 	Name: "Worklogs", EntityType: "Worklog", Key: "Id",
-	Doc: "One row per work log entry of the issues: who, when, seconds spent, comment as plain text.",
+	Doc: "Work logged on the issues: who, when, seconds spent, comment.",
 	Columns: []Column{
 		col("Id", EdmInt64, true), issueIDCol(), col("IssueKey", EdmString, true),
 		col("Author", EdmString, false), col("Started", EdmDateTimeOffset, true),

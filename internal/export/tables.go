@@ -20,7 +20,7 @@ type Table struct {
 	Name       string // entity set, CSV file name (lower case) and the data source's table name
 	EntityType string
 	Key        string
-	Doc        string   // what the table is, for the data-source form
+	Doc        string   // what the table is, as the data-source form says it
 	Columns    []Column // row values come in this order
 	// Refs are the table's many-to-one relations (navigation properties
 	// with referential constraints in $metadata).
@@ -79,21 +79,6 @@ func TableNames() []string {
 	out := []string{TableIssues}
 	for _, t := range tableList {
 		out = append(out, t.Name)
-	}
-	return out
-}
-
-// TableInfo is a table as the data-source form offers it.
-type TableInfo struct {
-	Name string `json:"name"`
-	Doc  string `json:"doc"`
-}
-
-// TableInfos describes every table for the data-source form.
-func TableInfos() []TableInfo {
-	out := []TableInfo{{Name: TableIssues, Doc: "One row per issue, with the fields picked below."}}
-	for _, t := range tableList {
-		out = append(out, TableInfo{Name: t.Name, Doc: t.Doc})
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,13 @@ func TestFormOffersEveryTable(t *testing.T) {
 	}
 	if !slices.Equal(offered, TableNames()) {
 		t.Fatalf("the form offers %v, a source may include %v", offered, TableNames())
+	}
+	// Each table is described on the form as its file describes it.
+	for _, tb := range tableList {
+		want := `value="` + tb.Name + `" id="tbl-` + strings.ToLower(tb.Name) + `"> ` + tb.Name + ` <span class="help">— ` + tb.Doc + `</span>`
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("the form does not describe %s as %q", tb.Name, tb.Doc)
+		}
 	}
 }
 
