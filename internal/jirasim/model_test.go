@@ -482,8 +482,8 @@ func TestModelIsConsistent(t *testing.T) {
 				OriginalEstimateSeconds, RemainingEstimateSeconds, TimeSpentSeconds int
 				TimeSpent                                                           string
 			}
-			Progress struct{ Progress, Total, Percent int }
-			Timespent  *int `json:"timespent"`
+			Progress   struct{ Progress, Total, Percent int }
+			Timespent  *int                        `json:"timespent"`
 			Sprint     []struct{ ID, BoardID int } `json:"customfield_10020"`
 			Components []struct{ ID string }
 			Versions   []struct{ ID string }
