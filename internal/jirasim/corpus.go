@@ -11,6 +11,7 @@ import (
 type corpus struct {
 	d     *dataset
 	extra []*issue
+	sim   *Sim // renders the data model's fields for JQL (jql_model.go)
 }
 
 func (c corpus) len() int { return c.d.n + len(c.extra) }

@@ -107,6 +107,9 @@ func canonicalField(f string) string {
 	case "resolved":
 		return "resolutiondate"
 	default:
+		if m, ok := modelClauseName(lf); ok {
+			return m
+		}
 		for _, d := range fieldDefs {
 			if !d.Custom {
 				continue
@@ -388,6 +391,9 @@ func compileClause(cl *jqlClause, c corpus, browse []bool, zone *time.Location) 
 			return has != negate
 		}, nil
 	}
+	if f, ok, err := compileModelClause(cl, field, c, zone, negate); ok {
+		return f, err
+	}
 	return nil, &JQLError{fmt.Sprintf("Field '%s' does not exist or you do not have permission to view it.", cl.Field)}
 }
 
@@ -483,6 +489,9 @@ func compileEmpty(cl *jqlClause, c corpus, field string) (func(int) bool, error)
 			return is.Notes == ""
 		case "customfield_10016":
 			return len(is.Tags) == 0
+		}
+		if e, ok := c.modelEmpty(field, i); ok {
+			return e
 		}
 		return false
 	}
