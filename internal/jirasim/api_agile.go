@@ -199,6 +199,18 @@ func (s *Sim) handleSprint(w http.ResponseWriter, r *http.Request, p *principal)
 // /board/{boardId}/sprint/{sprintId}/issue: the sprint's issues in id
 // order, narrowed by jql, with the fields asked for (default: all).
 func (s *Sim) handleSprintIssues(w http.ResponseWriter, r *http.Request, p *principal) {
+	s.sprintIssues(w, r, p, false)
+}
+
+// handleSprintIssuesByToken is the same list at /rest/software/1.0/…,
+// paged with nextPageToken and isLast like search/jql: Jira Cloud's newer
+// form of these endpoints, which jira.js 6 calls (the stored Jira Software
+// document predates it).
+func (s *Sim) handleSprintIssuesByToken(w http.ResponseWriter, r *http.Request, p *principal) {
+	s.sprintIssues(w, r, p, true)
+}
+
+func (s *Sim) sprintIssues(w http.ResponseWriter, r *http.Request, p *principal, byToken bool) {
 	if r.PathValue("boardId") != "" {
 		b, ok := s.visibleBoard(w, r, p)
 		if !ok {
@@ -244,6 +256,37 @@ func (s *Sim) handleSprintIssues(w http.ResponseWriter, r *http.Request, p *prin
 	start, limit := pageParams(q, defaultAgilePage, maxAgilePage)
 	sel := parseFields(q["fields"], "*navigable")
 	base := s.BaseURL()
+	if byToken {
+		fp := fingerprint(strconv.Itoa(sp.ID)+"|"+q.Get("jql")+"|"+strings.Join(q["fields"], ","), p)
+		start = 0
+		if tok := q.Get("nextPageToken"); tok != "" {
+			var err error
+			if start, err = decodeToken(tok, fp); err != nil {
+				jiraError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+		}
+		b := []byte(`{"issues":[`)
+		n := 0
+		for k := start; k < len(idx) && k < start+limit; k++ {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = s.appendIssue(b, base, c, idx[k], sel)
+			n++
+		}
+		b = append(b, ']')
+		last := start+n >= len(idx)
+		if !last {
+			b = append(b, `,"nextPageToken":`...)
+			b = append(b, mustJSON(encodeToken(fp, start+n))...)
+		}
+		b = append(b, `,"isLast":`...)
+		b = strconv.AppendBool(b, last)
+		chargeObjects(w, n)
+		writeRaw(w, http.StatusOK, append(b, '}'))
+		return
+	}
 	b := []byte(`{"expand":"schema,names","startAt":`)
 	b = strconv.AppendInt(b, int64(start), 10)
 	b = append(b, `,"maxResults":`...)

@@ -226,4 +226,6 @@ func (s *Sim) modelRoutes(rest func(string, func(http.ResponseWriter, *http.Requ
 	rest("GET /rest/agile/1.0/board/{boardId}/sprint/{sprintId}/issue", s.handleSprintIssues)
 	rest("GET /rest/agile/1.0/sprint/{sprintId}", s.handleSprint)
 	rest("GET /rest/agile/1.0/sprint/{sprintId}/issue", s.handleSprintIssues)
+	rest("GET /rest/software/1.0/sprint/{sprintId}/issue", s.handleSprintIssuesByToken)
+	rest("GET /rest/software/1.0/board/{boardId}/sprint/{sprintId}/issue", s.handleSprintIssuesByToken)
 }
