@@ -79,6 +79,17 @@ const slaGoal = 8 * time.Hour
 
 // modelFields appends the data model's fields of an issue through put.
 func (s *Sim) modelFields(base string, c corpus, is *issue, sel fieldSel, put func(string, []byte)) {
+	// Most reads ask for none of these: skip them without a cost.
+	wanted := false
+	for _, fd := range modelFieldDefs {
+		if sel.has(fd.ID) {
+			wanted = true
+			break
+		}
+	}
+	if !wanted {
+		return
+	}
 	d := s.data
 	f := s.fragments(base)
 	i := is.idx
