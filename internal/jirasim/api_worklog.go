@@ -77,12 +77,17 @@ func (s *Sim) handleIssueWorklogs(w http.ResponseWriter, r *http.Request, p *pri
 		all = append(all, wl)
 	}
 	base := s.BaseURL()
-	page := []any{}
-	for k := start; k < len(all) && k < start+limit; k++ {
-		page = append(page, s.worklogJSON(base, all[k]))
-	}
-	chargeObjects(w, len(page))
-	writeJSON(w, http.StatusOK, map[string]any{"startAt": start, "maxResults": limit, "total": len(all), "worklogs": page})
+	n := max(0, min(len(all)-start, limit))
+	b := []byte(`{"startAt":`)
+	b = strconv.AppendInt(b, int64(start), 10)
+	b = append(b, `,"maxResults":`...)
+	b = strconv.AppendInt(b, int64(limit), 10)
+	b = append(b, `,"total":`...)
+	b = strconv.AppendInt(b, int64(len(all)), 10)
+	b = append(b, `,"worklogs":`...)
+	b = appendList(b, n, func(b []byte, k int) []byte { return s.appendWorklog(b, base, all[start+k]) })
+	chargeObjects(w, n)
+	writeRaw(w, http.StatusOK, append(b, '}'))
 }
 
 // handleIssueComments is GET /rest/api/3/issue/{issueIdOrKey}/comment:
@@ -112,12 +117,17 @@ func (s *Sim) handleIssueComments(w http.ResponseWriter, r *http.Request, p *pri
 	}
 	start, limit := pageParams(q, defaultCommentPage, maxCommentPage)
 	base := s.BaseURL()
-	page := []any{}
-	for k := start; k < len(all) && k < start+limit; k++ {
-		page = append(page, s.commentJSON(base, all[k]))
-	}
-	chargeObjects(w, len(page))
-	writeJSON(w, http.StatusOK, map[string]any{"comments": page, "startAt": start, "maxResults": limit, "total": len(all)})
+	n := max(0, min(len(all)-start, limit))
+	b := []byte(`{"comments":`)
+	b = appendList(b, n, func(b []byte, k int) []byte { return s.appendComment(b, base, all[start+k]) })
+	b = append(b, `,"startAt":`...)
+	b = strconv.AppendInt(b, int64(start), 10)
+	b = append(b, `,"maxResults":`...)
+	b = strconv.AppendInt(b, int64(limit), 10)
+	b = append(b, `,"total":`...)
+	b = strconv.AppendInt(b, int64(len(all)), 10)
+	chargeObjects(w, n)
+	writeRaw(w, http.StatusOK, append(b, '}'))
 }
 
 // handleWorklogsUpdated is GET /rest/api/3/worklog/updated?since=ms: ids
@@ -213,7 +223,7 @@ func (s *Sim) handleWorklogList(w http.ResponseWriter, r *http.Request, p *princ
 	}
 	c := s.snapshot()
 	base := s.BaseURL()
-	out := []any{}
+	var found []worklogRec
 	seen := map[int64]bool{}
 	for _, id := range *req.IDs {
 		if seen[id] {
@@ -224,10 +234,10 @@ func (s *Sim) handleWorklogList(w http.ResponseWriter, r *http.Request, p *princ
 		if !ok || !p.browse[c.project(wl.Issue)] {
 			continue
 		}
-		out = append(out, s.worklogJSON(base, wl))
+		found = append(found, wl)
 	}
-	chargeObjects(w, len(out))
-	writeJSON(w, http.StatusOK, out)
+	chargeObjects(w, len(found))
+	writeRaw(w, http.StatusOK, appendList(nil, len(found), func(b []byte, k int) []byte { return s.appendWorklog(b, base, found[k]) }))
 }
 
 // parseState reads a comma-separated state filter against allowed values.

@@ -61,7 +61,8 @@ type commentRec struct {
 	Issue            int
 	Author           int
 	Created, Updated time.Time
-	Body             any // adfText or an ADF document
+	Body             any // planted: adfText or an ADF document
+	tmpl, other      int // generated: body template and the user it mentions
 }
 
 // modelState holds what is not generated: planted worklogs and comments
@@ -69,6 +70,7 @@ type commentRec struct {
 // generated worklogs by update time.
 type modelState struct {
 	planted atomic.Pointer[plantedItems]
+	bodies  sync.Map // encoded generated comment bodies, by template and mentioned user
 	mu      sync.Mutex // serialises writers of planted
 
 	byUpdatedOnce sync.Once
@@ -299,11 +301,9 @@ func (d *dataset) genComments(is *issue) []commentRec {
 		if h%6 == 0 {
 			updated = created.Add(is.Updated.Sub(created) / 3).Truncate(time.Second)
 		}
-		author := d.pick(is.Project, h>>8)
-		other := d.users[d.pick(is.Project, h>>24)]
 		out = append(out, commentRec{
-			ID: int64(is.ID)*perIssue + int64(k), Issue: i, Author: author, Created: created, Updated: updated,
-			Body: commentBodies[h>>40%uint64(len(commentBodies))](other.AccountID, other.DisplayName),
+			ID: int64(is.ID)*perIssue + int64(k), Issue: i, Author: d.pick(is.Project, h>>8), Created: created, Updated: updated,
+			tmpl: int(h >> 40 % uint64(len(commentBodies))), other: d.pick(is.Project, h>>24),
 		})
 	}
 	return out

@@ -102,22 +102,25 @@ func (s *Sim) modelFields(base string, c corpus, is *issue, sel fieldSel, put fu
 	raw := func(v []byte) rawJSON { return rawJSON(v) }
 	if sel.has("comment") {
 		cs := s.comments(c, i)
-		items := make([]any, len(cs))
-		for k, cm := range cs {
-			items[k] = s.commentJSON(base, cm)
-		}
-		put("comment", mustJSON(map[string]any{"comments": items, "self": base + "/rest/api/3/issue/" + id + "/comment",
-			"maxResults": len(cs), "total": len(cs), "startAt": 0}))
+		v := []byte(`{"comments":`)
+		v = appendList(v, len(cs), func(b []byte, k int) []byte { return s.appendComment(b, base, cs[k]) })
+		v = append(v, `,"self":`...)
+		v = append(v, mustJSON(base+"/rest/api/3/issue/"+id+"/comment")...)
+		v = append(v, `,"maxResults":`...)
+		v = strconv.AppendInt(v, int64(len(cs)), 10)
+		v = append(v, `,"total":`...)
+		v = strconv.AppendInt(v, int64(len(cs)), 10)
+		put("comment", append(v, `,"startAt":0}`...))
 	}
 	if sel.has("worklog") {
 		// The issue field holds at most 20; the rest needs the worklog
 		// endpoint, as in Jira.
 		ws := s.worklogs(c, i)
-		items := []any{}
-		for k := 0; k < len(ws) && k < 20; k++ {
-			items = append(items, s.worklogJSON(base, ws[k]))
-		}
-		put("worklog", mustJSON(map[string]any{"startAt": 0, "maxResults": 20, "total": len(ws), "worklogs": items}))
+		v := []byte(`{"startAt":0,"maxResults":20,"total":`)
+		v = strconv.AppendInt(v, int64(len(ws)), 10)
+		v = append(v, `,"worklogs":`...)
+		v = appendList(v, min(len(ws), 20), func(b []byte, k int) []byte { return s.appendWorklog(b, base, ws[k]) })
+		put("worklog", append(v, '}'))
 	}
 	if sel.has("issuelinks") {
 		items := []any{}
@@ -342,37 +345,98 @@ func componentRef(base string, c componentRec) map[string]any {
 	return v
 }
 
-func (s *Sim) worklogJSON(base string, w worklogRec) map[string]any {
+// appendWorklog appends a worklog as Jira renders it. Built by hand, like
+// issues: encoding/json would re-validate every pre-encoded user.
+func (s *Sim) appendWorklog(b []byte, base string, w worklogRec) []byte {
+	f := s.fragments(base)
 	issueID := strconv.Itoa(10001 + w.Issue)
-	f := s.fragments(base)
-	v := map[string]any{
-		"self":   base + "/rest/api/3/issue/" + issueID + "/worklog/" + strconv.FormatInt(w.ID, 10),
-		"author": rawJSON(f.users[w.Author]), "updateAuthor": rawJSON(f.users[w.Author]),
-		"created": fmtJiraTime(w.Created), "updated": fmtJiraTime(w.Updated), "started": fmtJiraTime(w.Started),
-		"timeSpent": jiraDuration(w.Seconds), "timeSpentSeconds": w.Seconds,
-		"id": strconv.FormatInt(w.ID, 10), "issueId": issueID,
-	}
+	id := strconv.FormatInt(w.ID, 10)
+	b = append(b, `{"self":`...)
+	b = append(b, mustJSON(base+"/rest/api/3/issue/"+issueID+"/worklog/"+id)...)
+	b = append(b, `,"author":`...)
+	b = append(b, f.users[w.Author]...)
+	b = append(b, `,"updateAuthor":`...)
+	b = append(b, f.users[w.Author]...)
 	if w.Comment != nil {
-		v["comment"] = adfValue(w.Comment)
+		b = append(b, `,"comment":`...)
+		b = appendADF(b, w.Comment)
 	}
-	return v
+	b = append(b, `,"created":"`...)
+	b = append(b, fmtJiraTime(w.Created)...)
+	b = append(b, `","updated":"`...)
+	b = append(b, fmtJiraTime(w.Updated)...)
+	b = append(b, `","started":"`...)
+	b = append(b, fmtJiraTime(w.Started)...)
+	b = append(b, `","timeSpent":"`...)
+	b = append(b, jiraDuration(w.Seconds)...)
+	b = append(b, `","timeSpentSeconds":`...)
+	b = strconv.AppendInt(b, int64(w.Seconds), 10)
+	b = append(b, `,"id":"`...)
+	b = append(b, id...)
+	b = append(b, `","issueId":"`...)
+	b = append(b, issueID...)
+	return append(b, `"}`...)
 }
 
-func (s *Sim) commentJSON(base string, cm commentRec) map[string]any {
+// appendComment appends a comment as Jira renders it.
+func (s *Sim) appendComment(b []byte, base string, cm commentRec) []byte {
 	f := s.fragments(base)
-	return map[string]any{
-		"self": base + "/rest/api/3/issue/" + strconv.Itoa(10001+cm.Issue) + "/comment/" + strconv.FormatInt(cm.ID, 10),
-		"id":   strconv.FormatInt(cm.ID, 10), "author": rawJSON(f.users[cm.Author]), "updateAuthor": rawJSON(f.users[cm.Author]),
-		"body": adfValue(cm.Body), "created": fmtJiraTime(cm.Created), "updated": fmtJiraTime(cm.Updated), "jsdPublic": true,
+	id := strconv.FormatInt(cm.ID, 10)
+	b = append(b, `{"self":`...)
+	b = append(b, mustJSON(base+"/rest/api/3/issue/"+strconv.Itoa(10001+cm.Issue)+"/comment/"+id)...)
+	b = append(b, `,"id":"`...)
+	b = append(b, id...)
+	b = append(b, `","author":`...)
+	b = append(b, f.users[cm.Author]...)
+	b = append(b, `,"body":`...)
+	if cm.Body != nil {
+		b = appendADF(b, cm.Body)
+	} else {
+		b = append(b, s.commentBody(cm)...)
 	}
+	b = append(b, `,"updateAuthor":`...)
+	b = append(b, f.users[cm.Author]...)
+	b = append(b, `,"created":"`...)
+	b = append(b, fmtJiraTime(cm.Created)...)
+	b = append(b, `","updated":"`...)
+	b = append(b, fmtJiraTime(cm.Updated)...)
+	return append(b, `","jsdPublic":true}`...)
 }
 
-// adfValue turns a stored body (plain text or a document) into ADF.
-func adfValue(v any) any {
-	if t, ok := v.(adfText); ok {
-		return adf(string(t))
+// commentBody is a generated comment's body, encoded once per template
+// and mentioned user.
+func (s *Sim) commentBody(cm commentRec) []byte {
+	key := cm.tmpl<<32 | cm.other
+	if v, ok := s.model.bodies.Load(key); ok {
+		return v.([]byte)
 	}
-	return v
+	u := s.data.users[cm.other]
+	enc := mustJSON(commentBodies[cm.tmpl](u.AccountID, u.DisplayName))
+	s.model.bodies.Store(key, enc)
+	return enc
+}
+
+// appendADF appends a stored body: plain text as a one-paragraph
+// document, or the document itself.
+func appendADF(b []byte, v any) []byte {
+	if t, ok := v.(adfText); ok {
+		b = append(b, `{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":`...)
+		b = append(b, mustJSON(string(t))...)
+		return append(b, `}]}]}`...)
+	}
+	return append(b, mustJSON(v)...)
+}
+
+// appendList appends a JSON array of n items.
+func appendList(b []byte, n int, item func(b []byte, k int) []byte) []byte {
+	b = append(b, '[')
+	for k := 0; k < n; k++ {
+		if k > 0 {
+			b = append(b, ',')
+		}
+		b = item(b, k)
+	}
+	return append(b, ']')
 }
 
 func (s *Sim) issueLinkJSON(base string, c corpus, l issueLinkRec) map[string]any {
