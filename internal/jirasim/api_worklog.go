@@ -159,8 +159,8 @@ func (s *Sim) handleWorklogsUpdated(w http.ResponseWriter, r *http.Request, p *p
 	more := false
 	var last int64
 	visible := func(st worklogStamp) bool {
-		wl, ok := s.worklogByID(c, st.id)
-		return ok && p.browse[c.project(wl.Issue)]
+		i, ok := s.worklogIssue(c, st.id)
+		return ok && p.browse[c.project(i)]
 	}
 	// Merge the generated and planted lists by time.
 	for a < len(gen) || b < len(pl) {

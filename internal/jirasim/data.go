@@ -190,6 +190,8 @@ type dataset struct {
 	// JQL evaluation would otherwise generate each issue once per clause.
 	// Large sites generate on demand and stay small in memory.
 	memo []atomic.Pointer[issue]
+	// browserLists[p] are the active users who browse project p (model.go).
+	browserLists [][]int
 }
 
 const memoIssues = 20000
@@ -202,6 +204,7 @@ func newDataset(seed int64, issues, projects, users int) *dataset {
 	d.genUsers(users)
 	d.genProjects(projects)
 	d.genPermissions()
+	d.genBrowsers()
 	return d
 }
 

@@ -125,7 +125,7 @@ func compileModelClause(cl *jqlClause, field string, c corpus, zone *time.Locati
 			if i >= c.d.n {
 				return false
 			}
-			for _, w := range c.d.genWorklogs(c.issue(i)) {
+			for _, w := range c.d.genWorklogs(i) {
 				v := w.Started
 				if cl.Op == "=" || cl.Op == "!=" {
 					if day {
@@ -151,7 +151,7 @@ func compileModelClause(cl *jqlClause, field string, c corpus, zone *time.Locati
 				return false
 			}
 			has := false
-			for _, w := range c.d.genWorklogs(c.issue(i)) {
+			for _, w := range c.d.genWorklogs(i) {
 				has = has || set[w.Author]
 			}
 			return has != negate

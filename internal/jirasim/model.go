@@ -97,23 +97,27 @@ func (m *modelState) items() *plantedItems {
 	return &plantedItems{}
 }
 
-// browsers lists the users who may browse project p, in user order.
-func (d *dataset) browsers(p int) []int {
-	var out []int
-	for u := range d.users {
-		if d.users[u].browse[p] && !d.users[u].Closed {
-			out = append(out, u)
+// genBrowsers lists, per project, the active users who may browse it, in
+// user order: the authors of its worklogs and comments.
+func (d *dataset) genBrowsers() {
+	d.browserLists = make([][]int, len(d.projects))
+	for p := range d.projects {
+		var out []int
+		for u := range d.users {
+			if d.users[u].browse[p] && !d.users[u].Closed {
+				out = append(out, u)
+			}
 		}
+		if len(out) == 0 {
+			out = append(out, 0)
+		}
+		d.browserLists[p] = out
 	}
-	if len(out) == 0 {
-		out = append(out, 0)
-	}
-	return out
 }
 
 // pick chooses one of the project's browsers for an issue attribute.
 func (d *dataset) pick(p int, h uint64) int {
-	bs := d.browsers(p)
+	bs := d.browserLists[p]
 	return bs[h%uint64(len(bs))]
 }
 
@@ -138,41 +142,48 @@ var worklogNotes = []string{
 	"",
 }
 
-func (d *dataset) genWorklogs(is *issue) []worklogRec {
-	i := is.idx
+// genWorklogs are generated issue i's worklogs; they need only the
+// issue's id, project, created and updated, never the whole issue.
+func (d *dataset) genWorklogs(i int) []worklogRec {
 	if i >= d.n {
 		return nil
 	}
 	n := d.worklogCount(i)
-	out := make([]worklogRec, 0, n)
-	span := is.Updated.Sub(is.Created)
-	for k := 0; k < n; k++ {
-		h := d.h(i*perIssue+k, saltWorklogText)
-		started := is.Created.Add(span * time.Duration(k+1) / time.Duration(n+2)).Truncate(time.Second)
-		created := started.Add(time.Duration(h%3600) * time.Second)
-		if created.After(is.Updated) {
-			created = is.Updated
-		}
-		updated := created
-		if h>>12%5 == 0 {
-			updated = created.Add(is.Updated.Sub(created) / 2).Truncate(time.Second)
-		}
-		w := worklogRec{
-			ID: int64(is.ID)*perIssue + int64(k), Issue: i, Author: d.pick(is.Project, h>>20),
-			Started: started, Created: created, Updated: updated,
-			Seconds: int(1+h>>28%16) * 900,
-		}
-		if note := worklogNotes[h>>36%uint64(len(worklogNotes))]; note != "" {
-			w.Comment = adfText(note)
-		}
-		out = append(out, w)
+	out := make([]worklogRec, n)
+	for k := range out {
+		out[k] = d.genWorklog(i, k, n)
 	}
 	return out
 }
 
+// genWorklog is worklog k of the n of generated issue i.
+func (d *dataset) genWorklog(i, k, n int) worklogRec {
+	created, updatedIssue := d.created(i), d.updated(i)
+	span := updatedIssue.Sub(created)
+	h := d.h(i*perIssue+k, saltWorklogText)
+	started := created.Add(span * time.Duration(k+1) / time.Duration(n+2)).Truncate(time.Second)
+	logged := started.Add(time.Duration(h%3600) * time.Second)
+	if logged.After(updatedIssue) {
+		logged = updatedIssue
+	}
+	updated := logged
+	if h>>12%5 == 0 {
+		updated = logged.Add(updatedIssue.Sub(logged) / 2).Truncate(time.Second)
+	}
+	w := worklogRec{
+		ID: int64(10001+i)*perIssue + int64(k), Issue: i, Author: d.pick(d.projectOf(i), h>>20),
+		Started: started, Created: logged, Updated: updated,
+		Seconds: int(1+h>>28%16) * 900,
+	}
+	if note := worklogNotes[h>>36%uint64(len(worklogNotes))]; note != "" {
+		w.Comment = adfText(note)
+	}
+	return w
+}
+
 // worklogs are an issue's worklogs, generated then planted, by id.
 func (s *Sim) worklogs(c corpus, i int) []worklogRec {
-	out := s.data.genWorklogs(c.issue(i))
+	out := s.data.genWorklogs(i)
 	if pl := s.model.items().worklogs[i]; len(pl) > 0 {
 		out = append(out, pl...)
 	}
@@ -186,10 +197,24 @@ func (s *Sim) worklogByID(c corpus, id int64) (worklogRec, bool) {
 		return w, ok
 	}
 	i, k := int(id/perIssue)-10001, int(id%perIssue)
-	if i < 0 || i >= c.d.n || k >= c.d.worklogCount(i) {
+	if i < 0 || i >= c.d.n {
 		return worklogRec{}, false
 	}
-	return c.d.genWorklogs(c.issue(i))[k], true
+	n := c.d.worklogCount(i)
+	if k >= n {
+		return worklogRec{}, false
+	}
+	return c.d.genWorklog(i, k, n), true
+}
+
+// worklogIssue is the issue of a worklog id, without generating it.
+func (s *Sim) worklogIssue(c corpus, id int64) (int, bool) {
+	if id >= plantedBase {
+		w, ok := s.model.items().wlByID[id]
+		return w.Issue, ok
+	}
+	i, k := int(id/perIssue)-10001, int(id%perIssue)
+	return i, i >= 0 && i < c.d.n && k < c.d.worklogCount(i)
 }
 
 // worklogsByUpdated is every generated worklog by update time, then id;
@@ -202,7 +227,7 @@ func (s *Sim) worklogsByUpdated() []worklogStamp {
 			if s.data.worklogCount(i) == 0 {
 				continue
 			}
-			for _, w := range s.data.genWorklogs(s.data.issue(i)) {
+			for _, w := range s.data.genWorklogs(i) {
 				all = append(all, worklogStamp{ms: w.Updated.UnixMilli(), id: w.ID})
 			}
 		}
