@@ -78,7 +78,7 @@ func (s *Sim) handleIssueWorklogs(w http.ResponseWriter, r *http.Request, p *pri
 	}
 	base := s.BaseURL()
 	n := max(0, min(len(all)-start, limit))
-	b := []byte(`{"startAt":`)
+	b := append(make([]byte, 0, 2048*n+128), `{"startAt":`...)
 	b = strconv.AppendInt(b, int64(start), 10)
 	b = append(b, `,"maxResults":`...)
 	b = strconv.AppendInt(b, int64(limit), 10)
@@ -118,7 +118,7 @@ func (s *Sim) handleIssueComments(w http.ResponseWriter, r *http.Request, p *pri
 	start, limit := pageParams(q, defaultCommentPage, maxCommentPage)
 	base := s.BaseURL()
 	n := max(0, min(len(all)-start, limit))
-	b := []byte(`{"comments":`)
+	b := append(make([]byte, 0, 2048*n+128), `{"comments":`...)
 	b = appendList(b, n, func(b []byte, k int) []byte { return s.appendComment(b, base, all[start+k]) })
 	b = append(b, `,"startAt":`...)
 	b = strconv.AppendInt(b, int64(start), 10)
@@ -237,7 +237,10 @@ func (s *Sim) handleWorklogList(w http.ResponseWriter, r *http.Request, p *princ
 		found = append(found, wl)
 	}
 	chargeObjects(w, len(found))
-	writeRaw(w, http.StatusOK, appendList(nil, len(found), func(b []byte, k int) []byte { return s.appendWorklog(b, base, found[k]) }))
+	// About 2 KiB a worklog: room for all of them at once, not grown by
+	// quarters through megabytes.
+	b := make([]byte, 0, 2048*len(found)+2)
+	writeRaw(w, http.StatusOK, appendList(b, len(found), func(b []byte, k int) []byte { return s.appendWorklog(b, base, found[k]) }))
 }
 
 // parseState reads a comma-separated state filter against allowed values.
