@@ -3,11 +3,9 @@ package jirasim
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -296,14 +294,3 @@ func busiestSprint(s *Sim, p int) sprintRec {
 	return s.data.sprint(p, best)
 }
 
-// sortedKeys is for stable failure messages.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-var _ = http.StatusOK

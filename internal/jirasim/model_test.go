@@ -519,11 +519,10 @@ func TestModelIsConsistent(t *testing.T) {
 			back := issues[other.ID]
 			found := false
 			for _, bl := range back.Fields.IssueLinks {
-				ref := bl.InwardIssue
+				// The other end names this issue on the opposite side.
+				ref := bl.OutwardIssue
 				if mine == "inward" {
 					ref = bl.InwardIssue
-				} else {
-					ref = bl.OutwardIssue
 				}
 				if bl.ID == l.ID && bl.Type == l.Type && ref != nil && ref.ID == id {
 					found = true
