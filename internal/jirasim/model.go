@@ -70,7 +70,7 @@ type commentRec struct {
 // generated worklogs by update time.
 type modelState struct {
 	planted atomic.Pointer[plantedItems]
-	bodies  sync.Map // encoded generated comment bodies, by template and mentioned user
+	bodies  sync.Map   // encoded generated comment bodies, by template and mentioned user
 	mu      sync.Mutex // serialises writers of planted
 
 	byUpdatedOnce sync.Once

@@ -293,4 +293,3 @@ func busiestSprint(s *Sim, p int) sprintRec {
 	}
 	return s.data.sprint(p, best)
 }
-
