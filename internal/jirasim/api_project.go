@@ -214,6 +214,8 @@ func (s *Sim) handleUsersSearch(w http.ResponseWriter, r *http.Request, p *princ
 func (s *Sim) modelRoutes(rest func(string, func(http.ResponseWriter, *http.Request, *principal))) {
 	rest("GET /rest/api/3/issue/{issueIdOrKey}/worklog", s.handleIssueWorklogs)
 	rest("GET /rest/api/3/issue/{issueIdOrKey}/comment", s.handleIssueComments)
+	rest("POST /rest/api/3/issue/{issueIdOrKey}/comment", s.handleAddComment)
+	rest("POST /rest/api/3/issue/{issueIdOrKey}/worklog", s.handleAddWorklog)
 	rest("GET /rest/api/3/worklog/updated", s.handleWorklogsUpdated)
 	rest("POST /rest/api/3/worklog/list", s.handleWorklogList)
 	rest("GET /rest/api/3/project/{projectIdOrKey}/versions", s.handleProjectVersions)

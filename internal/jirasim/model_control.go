@@ -124,12 +124,17 @@ func (s *Sim) AddWorklog(in NewWorklog) (string, error) {
 	if in.Comment != "" {
 		w.Comment = adfText(in.Comment)
 	}
-	id := s.plant(func(p *plantedItems) int64 {
+	return strconv.FormatInt(s.addPlantedWorklog(w), 10), nil
+}
+
+// addPlantedWorklog stores w under a new id, in update-time order.
+func (s *Sim) addPlantedWorklog(w worklogRec) int64 {
+	return s.plant(func(p *plantedItems) int64 {
 		w.ID = p.next
 		p.next++
-		p.worklogs[i] = append(p.worklogs[i], w)
+		p.worklogs[w.Issue] = append(p.worklogs[w.Issue], w)
 		p.wlByID[w.ID] = w
-		st := worklogStamp{ms: upd.UnixMilli(), id: w.ID}
+		st := worklogStamp{ms: w.Updated.UnixMilli(), id: w.ID}
 		k := sort.Search(len(p.wlOrder), func(k int) bool {
 			return p.wlOrder[k].ms > st.ms || p.wlOrder[k].ms == st.ms && p.wlOrder[k].id > st.id
 		})
@@ -138,7 +143,6 @@ func (s *Sim) AddWorklog(in NewWorklog) (string, error) {
 		p.wlOrder[k] = st
 		return w.ID
 	})
-	return strconv.FormatInt(id, 10), nil
 }
 
 func (s *Sim) modelControlRoutes(m *http.ServeMux) {

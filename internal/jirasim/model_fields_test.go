@@ -357,3 +357,59 @@ func TestPlantedCommentsAndWorklogs(t *testing.T) {
 		t.Errorf("stream over equal update times: %d worklogs, want %d", len(ids), worklogUpdatedPage+2)
 	}
 }
+
+// TestAddCommentAndWorklogThroughREST: Jira's POST endpoints for comments
+// and worklogs answer in the spec's shapes, refuse bad input naming the
+// field, respect browse permission, and what they add is read back.
+func TestAddCommentAndWorklogThroughREST(t *testing.T) {
+	s, srv := newTestSim(t, Options{Issues: 40, Projects: 2, Users: 6, Seed: 8})
+	users := s.Users()
+	admin, restricted := basicAuth(users[0]), basicAuth(users[1])
+	k0, k1 := s.ProjectKeys()[0], s.ProjectKeys()[1]
+	post := func(path, auth string, body any, want int, tmpl string) result {
+		t.Helper()
+		r := call(t, srv.URL, "POST", path, auth, body).status(t, want)
+		checkSpec(t, r.req, tmpl, map[string]string{"issueIdOrKey": strings.Split(path, "/")[5]}, r.resp, r.body)
+		return r
+	}
+	const ct, wt = "/rest/api/3/issue/{issueIdOrKey}/comment", "/rest/api/3/issue/{issueIdOrKey}/worklog"
+	body := map[string]any{"body": adf("canary-rest-4411 in a comment")}
+	var added cmJSON
+	post("/rest/api/3/issue/"+k0+"-3/comment", restricted, body, 201, ct).decode(t, &added)
+	post("/rest/api/3/issue/"+k1+"-3/comment", restricted, body, 404, ct)
+	for _, bad := range []any{map[string]any{}, map[string]any{"body": "plain"}, map[string]any{"body": adf("  ")},
+		map[string]any{"body": adf("x"), "visibility": map[string]string{"type": "group", "value": "jira-users"}}} {
+		r := post("/rest/api/3/issue/"+k0+"-3/comment", admin, bad, 400, ct)
+		if !strings.Contains(string(r.body), `"errors":{"`) {
+			t.Errorf("400 without a field: %s", r.body)
+		}
+	}
+	cs := issueComments(t, srv.URL, restricted, k0+"-3", 0)
+	if last := cs[len(cs)-1]; last.ID != added.ID || !strings.Contains(string(last.Body), "canary-rest-4411") {
+		t.Errorf("added comment not read back: %+v", last)
+	}
+	var wl wlJSON
+	post("/rest/api/3/issue/"+k0+"-3/worklog", restricted, map[string]any{"started": "2024-05-01T09:30:00.000+0200", "timeSpent": "1h 30m",
+		"comment": adf("canary-rest-4411 in a worklog")}, 201, wt).decode(t, &wl)
+	if wl.TimeSpentSeconds != 5400 || wl.Author.AccountID != users[1].AccountID || !strings.HasPrefix(wl.Started, "2024-05-01T07:30:00") {
+		t.Errorf("worklog: %+v", wl)
+	}
+	for _, bad := range []map[string]any{{"timeSpentSeconds": 60}, {"started": "2024-05-01", "timeSpentSeconds": 60},
+		{"started": "2024-05-01T09:30:00.000+0200"}, {"started": "2024-05-01T09:30:00.000+0200", "timeSpent": "soon"},
+		{"started": "2024-05-01T09:30:00.000+0200", "timeSpentSeconds": 60, "comment": "plain"}} {
+		post("/rest/api/3/issue/"+k0+"-3/worklog", admin, bad, 400, wt)
+	}
+	post("/rest/api/3/issue/"+k1+"-3/worklog", restricted, map[string]any{"started": "2024-05-01T09:30:00.000+0200", "timeSpentSeconds": 60}, 404, wt)
+	found := false
+	for _, w := range issueWorklogs(t, srv.URL, admin, k0+"-3", 0) {
+		found = found || w.ID == wl.ID && strings.Contains(string(w.Comment), "canary-rest-4411")
+	}
+	if !found {
+		t.Error("added worklog not read back")
+	}
+	for in, want := range map[string]int{"1w": 144000, "2d 4h": 72000, "90": 5400, "3h 20m": 12000, "": 0, "1x": 0, "-5m": 0} {
+		if got := parseJiraDuration(in); got != want {
+			t.Errorf("parseJiraDuration(%q) = %d, want %d", in, got, want)
+		}
+	}
+}

@@ -65,8 +65,9 @@ func FuzzModelQueries(f *testing.F) {
 	})
 }
 
-// FuzzPlantControl sends arbitrary bodies to the planting control API:
-// 201 or 400, never a crash; the worklog list request is fuzzed alongside.
+// FuzzPlantControl sends arbitrary bodies to the planting control API and
+// to Jira's comment and worklog POSTs: 201 or 400, never a crash; the
+// worklog list request is fuzzed alongside.
 //
 //	go test -fuzz FuzzPlantControl ./internal/jirasim/
 func FuzzPlantControl(f *testing.F) {
@@ -75,11 +76,13 @@ func FuzzPlantControl(f *testing.F) {
 	f.Add("/_sim/worklogs", `{"issue":"","time_spent_seconds":-1}`)
 	f.Add("/rest/api/3/worklog/list", `{"ids":[1000200,9000000000,-1]}`)
 	f.Add("/rest/api/3/worklog/list", `{"ids":null}`)
+	f.Add("/rest/api/3/issue/10002/comment", `{"body":{"type":"doc","version":1,"content":[{"type":"paragraph","content":[{"type":"text","text":"x"}]}]}}`)
+	f.Add("/rest/api/3/issue/10002/worklog", `{"started":"2024-05-01T09:30:00.000+0200","timeSpent":"1w 2d 3h 4m"}`)
 	s := modelFuzzSim()
 	auth := basicAuth(s.Users()[0])
 	f.Fuzz(func(t *testing.T, path, body string) {
 		switch path {
-		case "/_sim/comments", "/_sim/worklogs", "/rest/api/3/worklog/list":
+		case "/_sim/comments", "/_sim/worklogs", "/rest/api/3/worklog/list", "/rest/api/3/issue/10002/comment", "/rest/api/3/issue/10002/worklog":
 		default:
 			return
 		}
