@@ -145,6 +145,11 @@ func (s *Sim) handleUser(w http.ResponseWriter, r *http.Request, p *principal) {
 	}
 	i, ok := s.data.byAcct[id]
 	if !ok {
+		if u, ok := s.otherAccount(s.BaseURL(), id); ok {
+			chargeObjects(w, identityObjects)
+			writeJSON(w, http.StatusOK, u)
+			return
+		}
 		jiraError(w, http.StatusNotFound, noSuchUser)
 		return
 	}
@@ -170,6 +175,8 @@ func (s *Sim) handleUserBulk(w http.ResponseWriter, r *http.Request, p *principa
 	for _, id := range ids {
 		if i, ok := s.data.byAcct[id]; ok {
 			all = append(all, s.user(base, i))
+		} else if u, ok := s.otherAccount(base, id); ok {
+			all = append(all, u)
 		}
 	}
 	end := min(start+limit, len(all))

@@ -2,6 +2,7 @@ package jirasim
 
 import (
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -191,9 +192,27 @@ func (s *Sim) handleProjectComponents(w http.ResponseWriter, r *http.Request, p 
 	writeJSON(w, http.StatusOK, out)
 }
 
+// otherAccounts are accounts that are not people who sign in: Jira's
+// automation bot (an app account) and a JSM customer. They own no work in
+// the data set but are listed like every account.
+var otherAccounts = []struct{ ID, Name, Type string }{
+	{"557058:f58131cb-b67d-43c7-b30d-6b58d40bd077", "Automation for Jira", "app"},
+	{"qm:5c7e1a52-9d1b-4a55-9f3e-0e8c2f4b7a10:6b1f0c2e-3d4a-4b5c-8e9f-a0b1c2d3e4f5", "Casey Customer", "customer"},
+}
+
+func (s *Sim) otherAccount(base, id string) (*userJSON, bool) {
+	for _, a := range otherAccounts {
+		if a.ID == id {
+			return &userJSON{Self: base + "/rest/api/3/user?accountId=" + url.QueryEscape(a.ID), AccountID: a.ID, AccountType: a.Type,
+				AvatarURLs: avatarURLs(initials(a.Name)), DisplayName: a.Name, Active: true}, true
+		}
+	}
+	return nil, false
+}
+
 // handleUsersSearch is GET /rest/api/3/users/search: every account, active
-// or not, with profile visibility applied (an email only where the profile
-// shows it).
+// or not, people first, then the app and customer accounts, with profile
+// visibility applied (an email only where the profile shows it).
 func (s *Sim) handleUsersSearch(w http.ResponseWriter, r *http.Request, p *principal) {
 	if !p.can(scopeRead) {
 		forbidden(w)
@@ -202,8 +221,14 @@ func (s *Sim) handleUsersSearch(w http.ResponseWriter, r *http.Request, p *princ
 	start, limit := pageParams(r.URL.Query(), 50, 1000)
 	base := s.BaseURL()
 	out := []*userJSON{}
-	for i := start; i < len(s.data.users) && i < start+limit; i++ {
-		out = append(out, s.user(base, i))
+	n := len(s.data.users)
+	for i := start; i < n+len(otherAccounts) && i < start+limit; i++ {
+		if i < n {
+			out = append(out, s.user(base, i))
+		} else {
+			u, _ := s.otherAccount(base, otherAccounts[i-n].ID)
+			out = append(out, u)
+		}
 	}
 	chargeObjects(w, identityObjects*len(out))
 	writeJSON(w, http.StatusOK, out)

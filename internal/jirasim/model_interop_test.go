@@ -150,7 +150,7 @@ func TestInteropJiraJSDataModel(t *testing.T) {
 				t.Errorf("%s: %s has %d versions, %d components", u.DisplayName, key, len(got.Versions[key]), len(got.Components[key]))
 			}
 		}
-		if got.Users != len(users) || got.Emails == 0 {
+		if got.Users != len(users)+len(otherAccounts) || got.Emails == 0 {
 			t.Errorf("%s: %d users, %d with an email", u.DisplayName, got.Users, got.Emails)
 		}
 	}

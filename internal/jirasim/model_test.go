@@ -192,14 +192,24 @@ func TestModelPagingWalksEqualTheWholeList(t *testing.T) {
 	getJSON(t, srv.URL, "/rest/api/3/users/search?maxResults=1000", admin, &all)
 	getJSON(t, srv.URL, "/rest/api/3/users/search?maxResults=5", admin, &pageA)
 	getJSON(t, srv.URL, "/rest/api/3/users/search?startAt=5&maxResults=1000", admin, &pageB)
-	if len(all) != 12 || !reflect.DeepEqual(append(pageA, pageB...), all) {
+	if len(all) != 12+len(otherAccounts) || !reflect.DeepEqual(append(pageA, pageB...), all) {
 		t.Errorf("users/search: %d users; pages do not join up", len(all))
 	}
 	emails := 0
+	types := map[string]int{}
 	for _, u := range all {
 		if u.EmailAddress != "" {
 			emails++
 		}
+		types[u.AccountType]++
+		// Every listed account resolves through /user as the same account.
+		var one userJSON
+		if code := getJSON(t, srv.URL, "/rest/api/3/user?accountId="+url.QueryEscape(u.AccountID), admin, &one); code != 200 || one.AccountID != u.AccountID || one.AccountType != u.AccountType {
+			t.Errorf("user %s: %d %+v", u.AccountID, code, one)
+		}
+	}
+	if types["atlassian"] == 0 || types["app"] == 0 || types["customer"] == 0 {
+		t.Errorf("account types %v: want people, an app and a customer", types)
 	}
 	if emails == 0 {
 		t.Error("no user shows an email address: nothing would prove an export leaves it out")
