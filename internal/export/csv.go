@@ -246,7 +246,7 @@ func (f *Feeds) HandleCSV() http.Handler {
 				}
 			}
 			f.writeFeedError(w, r, &odata.Error{Status: http.StatusNotFound, Code: odata.CodeNotFound,
-				Message: "This data source has no " + strconv.Quote(r.PathValue("table")) + "; it offers " + strings.Join(offers, ", ") + "."})
+				Message: "This data source has no " + strconv.Quote(r.PathValue("table")) + "; it offers " + joinAnd(offers) + "."})
 			return
 		}
 		ctx, res := claim(r.Context(), fr)

@@ -159,7 +159,15 @@ func setNames(svc odata.Service) string {
 	for _, s := range svc.Sets {
 		names = append(names, s.Name)
 	}
-	return strings.Join(names, ", ")
+	return joinAnd(names)
+}
+
+// joinAnd lists names as a sentence does: "a", "a and b", "a, b and c".
+func joinAnd(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // fieldMap says how each property folds into JQL.
