@@ -105,9 +105,10 @@ func TestTablesShowEachUserOnlyTheirIssuesRows(t *testing.T) {
 		}
 	}
 	// Every table serves its rows by key, and only to whom may see them.
+	sets := readMetadata(t, feed, tokens[0])
 	for _, name := range export.TableNames()[1:] {
 		rows := decodedWalk(t, feed+name, tokens[0])
-		key := readMetadata(t, feed, tokens[0])[name].Key
+		key := sets[name].Key
 		r := rows[len(rows)/2]
 		lit := fmt.Sprint(r[key])
 		if _, isNum := r[key].(json.Number); !isNum {
@@ -161,7 +162,7 @@ func TestTablesShowEachUserOnlyTheirIssuesRows(t *testing.T) {
 // entry, including those of issues with more than Jira embeds in the
 // issue's field, with the same values.
 func TestWorklogsAndCommentsEqualJirasOwnLists(t *testing.T) {
-	d, feed, tokens := tableDemo(t, 150)
+	d, feed, tokens := tableDemo(t, 120)
 	issues := decodedWalk(t, feed+"Issues", tokens[0])
 	worklogs, comments := decodedWalk(t, feed+"Worklogs", tokens[0]), decodedWalk(t, feed+"Comments", tokens[0])
 	byIssue := func(rows []map[string]any) map[string][]map[string]any {
