@@ -35,6 +35,7 @@ type wlJSON struct {
 type cmJSON struct {
 	ID      string          `json:"id"`
 	Created string          `json:"created"`
+	Updated string          `json:"updated"`
 	Body    json.RawMessage `json:"body"`
 }
 
@@ -498,9 +499,10 @@ func TestModelIsConsistent(t *testing.T) {
 			Components []struct{ ID string }
 			Versions   []struct{ ID string }
 			Project    struct{ Key string }
+			Updated    string
 		}
 	}
-	fields := "issuelinks,comment,worklog,timetracking,progress,timespent,customfield_10020,components,versions,project"
+	fields := "issuelinks,comment,worklog,timetracking,progress,timespent,customfield_10020,components,versions,project,updated"
 	issues := map[string]issueFields{}
 	for i := 0; i < n; i += 100 {
 		var page struct{ Issues []issueFields }
@@ -550,6 +552,20 @@ func TestModelIsConsistent(t *testing.T) {
 		spent := 0
 		for _, w := range ws {
 			spent += w.TimeSpentSeconds
+		}
+		// Logging work or commenting updates the issue in Jira: nothing
+		// generated postdates the issue's updated, so a window on the
+		// issue's updated finds every changed worklog and comment.
+		issueUpdated, _ := time.Parse(jiraTime, f.Updated)
+		for _, w := range ws {
+			if u, _ := time.Parse(jiraTime, w.Updated); u.After(issueUpdated) {
+				t.Errorf("%s: worklog %s updated %s after the issue (%s)", is.Key, w.ID, w.Updated, f.Updated)
+			}
+		}
+		for _, cm := range cs {
+			if u, _ := time.Parse(jiraTime, cm.Updated); u.After(issueUpdated) || cm.Updated < cm.Created {
+				t.Errorf("%s: comment %s created %s updated %s, the issue %s", is.Key, cm.ID, cm.Created, cm.Updated, f.Updated)
+			}
 		}
 		if f.Worklog.Total != len(ws) || len(f.Worklog.Worklogs) != min(len(ws), 20) || len(ws) > 0 && !reflect.DeepEqual(f.Worklog.Worklogs, ws[:len(f.Worklog.Worklogs)]) {
 			t.Errorf("%s: worklog field (%d of %d) differs from the endpoint (%d)", is.Key, len(f.Worklog.Worklogs), f.Worklog.Total, len(ws))
