@@ -51,6 +51,49 @@ func sprintJSON(base string, sp sprintRec) map[string]any {
 	return v
 }
 
+// appendAgileIssue appends an issue as the Agile API shows it: the
+// platform's fields plus Jira Software's flagged, sprint (the open one the
+// issue is in) and closedSprints.
+func (s *Sim) appendAgileIssue(b []byte, base string, c corpus, i int, sel fieldSel) []byte {
+	start := len(b)
+	b = s.appendIssue(b, base, c, i, sel)
+	if !sel.anyField() || !(sel.has("sprint") || sel.has("closedSprints") || sel.has("flagged")) || !strings.HasSuffix(string(b[start:]), "}}") {
+		return b
+	}
+	b = b[:len(b)-2]
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	var open any
+	closed := []any{}
+	for _, k := range s.data.sprintsOf(i) {
+		sp := s.data.sprint(c.project(i), k)
+		if sp.State == "closed" {
+			closed = append(closed, sprintJSON(base, sp))
+		} else {
+			open = sprintJSON(base, sp)
+		}
+	}
+	flagged := false
+	for _, v := range c.fieldValues("customfield_10044", i) {
+		for _, n := range v {
+			flagged = flagged || n == "Impediment"
+		}
+	}
+	parts := []string{}
+	if sel.has("flagged") {
+		parts = append(parts, `"flagged":`+strconv.FormatBool(flagged))
+	}
+	if sel.has("sprint") {
+		parts = append(parts, `"sprint":`+string(mustJSON(open)))
+	}
+	if sel.has("closedSprints") {
+		parts = append(parts, `"closedSprints":`+string(mustJSON(closed)))
+	}
+	b = append(b, strings.Join(parts, ",")...)
+	return append(b, '}', '}')
+}
+
 // agilePage writes Jira Software's page shape around values.
 func agilePage(w http.ResponseWriter, start, limit, total int, values []any) {
 	chargeObjects(w, len(values))
@@ -272,7 +315,7 @@ func (s *Sim) sprintIssues(w http.ResponseWriter, r *http.Request, p *principal,
 			if n > 0 {
 				b = append(b, ',')
 			}
-			b = s.appendIssue(b, base, c, idx[k], sel)
+			b = s.appendAgileIssue(b, base, c, idx[k], sel)
 			n++
 		}
 		b = append(b, ']')
@@ -299,7 +342,7 @@ func (s *Sim) sprintIssues(w http.ResponseWriter, r *http.Request, p *principal,
 		if n > 0 {
 			b = append(b, ',')
 		}
-		b = s.appendIssue(b, base, c, idx[k], sel)
+		b = s.appendAgileIssue(b, base, c, idx[k], sel)
 		n++
 	}
 	chargeObjects(w, n)

@@ -657,3 +657,73 @@ func TestModelIsConsistent(t *testing.T) {
 		t.Error("another seed gave the same issue")
 	}
 }
+
+// TestAgileIssuesCarrySoftwareFields: an issue listed in a sprint names
+// that sprint in sprint (open) or closedSprints, which agree with its
+// Sprint custom field; flagged follows the Flags field's Impediment.
+func TestAgileIssuesCarrySoftwareFields(t *testing.T) {
+	s, srv := newTestSim(t, Options{Issues: 3000, Projects: 2, Users: 6, Seed: 12})
+	admin := basicAuth(s.Users()[0])
+	checked, flagged := 0, 0
+	for _, sp := range []sprintRec{busiestSprint(s, 0), s.data.sprint(1, sprintCount-2)} {
+		var page struct {
+			Issues []struct {
+				ID     string
+				Fields struct {
+					Flagged bool
+					Sprint  *struct {
+						ID    int
+						State string
+					}
+					ClosedSprints []struct {
+						ID    int
+						State string
+					}
+					SprintField []struct{ ID int } `json:"customfield_10020"`
+					Flags       []struct{ Value string } `json:"customfield_10044"`
+				}
+			}
+		}
+		getJSON(t, srv.URL, "/rest/agile/1.0/sprint/"+strconv.Itoa(sp.ID)+"/issue", admin, &page)
+		if len(page.Issues) == 0 {
+			t.Fatalf("sprint %d (%s) has no issues", sp.ID, sp.State)
+		}
+		for _, is := range page.Issues {
+			f := is.Fields
+			named := map[int]bool{}
+			for _, c := range f.ClosedSprints {
+				if c.State != "closed" {
+					t.Errorf("%s: closedSprints holds a %s sprint", is.ID, c.State)
+				}
+				named[c.ID] = true
+			}
+			if f.Sprint != nil {
+				if f.Sprint.State == "closed" {
+					t.Errorf("%s: sprint is closed", is.ID)
+				}
+				named[f.Sprint.ID] = true
+			}
+			field := map[int]bool{}
+			for _, x := range f.SprintField {
+				field[x.ID] = true
+			}
+			if !named[sp.ID] || !reflect.DeepEqual(named, field) {
+				t.Errorf("%s in sprint %d: sprint/closedSprints %v, Sprint field %v", is.ID, sp.ID, named, field)
+			}
+			imp := false
+			for _, o := range f.Flags {
+				imp = imp || o.Value == "Impediment"
+			}
+			if f.Flagged != imp {
+				t.Errorf("%s: flagged %v, Flags %v", is.ID, f.Flagged, f.Flags)
+			}
+			if imp {
+				flagged++
+			}
+			checked++
+		}
+	}
+	if checked < 10 || flagged == 0 {
+		t.Fatalf("checked %d issues, %d flagged", checked, flagged)
+	}
+}
