@@ -679,7 +679,7 @@ func TestAgileIssuesCarrySoftwareFields(t *testing.T) {
 						ID    int
 						State string
 					}
-					SprintField []struct{ ID int } `json:"customfield_10020"`
+					SprintField []struct{ ID int }       `json:"customfield_10020"`
 					Flags       []struct{ Value string } `json:"customfield_10044"`
 				}
 			}
