@@ -16,7 +16,7 @@ var componentsTable = &Table{
 	},
 	Refs: []Ref{{Name: "Project", Property: "ProjectId", Target: "Projects", ReferencedProperty: "Id", Partner: "Components"}},
 	Site: func(ctx context.Context, c *jira.Client, emit func([]any) error) error {
-		return eachProject(ctx, c, func(p jira.Project) error {
+		return eachProject(ctx, c, func(p jira.ProjectInfo) error {
 			list, err := c.ProjectComponents(ctx, p.ID)
 			if err != nil {
 				return err

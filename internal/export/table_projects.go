@@ -16,7 +16,7 @@ var projectsTable = &Table{
 		col("ProjectType", EdmString, false), col("Category", EdmString, false), col("Lead", EdmString, false),
 	},
 	Site: func(ctx context.Context, c *jira.Client, emit func([]any) error) error {
-		return eachProject(ctx, c, func(p jira.Project) error {
+		return eachProject(ctx, c, func(p jira.ProjectInfo) error {
 			var cat any
 			if p.ProjectCategory != nil {
 				cat = orNull(p.ProjectCategory.Name)
@@ -27,7 +27,7 @@ var projectsTable = &Table{
 }
 
 // eachProject calls fn for every project the user may browse, in key order.
-func eachProject(ctx context.Context, c *jira.Client, fn func(jira.Project) error) error {
+func eachProject(ctx context.Context, c *jira.Client, fn func(jira.ProjectInfo) error) error {
 	return pageAll(func(start int) (int, bool, error) {
 		p, err := c.Projects(ctx, start, 50)
 		if err != nil {

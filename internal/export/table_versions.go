@@ -18,7 +18,7 @@ var versionsTable = &Table{
 	},
 	Refs: []Ref{{Name: "Project", Property: "ProjectId", Target: "Projects", ReferencedProperty: "Id", Partner: "Versions"}},
 	Site: func(ctx context.Context, c *jira.Client, emit func([]any) error) error {
-		return eachProject(ctx, c, func(p jira.Project) error {
+		return eachProject(ctx, c, func(p jira.ProjectInfo) error {
 			return pageAll(func(start int) (int, bool, error) {
 				page, err := c.ProjectVersions(ctx, p.ID, start, 50)
 				if err != nil {

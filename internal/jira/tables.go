@@ -90,8 +90,8 @@ func (c *Client) IssueComments(ctx context.Context, issueID string, startAt, max
 	return out, nil
 }
 
-// Project is a project as the Projects table shows it.
-type Project struct {
+// ProjectInfo is a project as the Projects table shows it.
+type ProjectInfo struct {
 	ID              string  `json:"id"`
 	Key             string  `json:"key"`
 	Name            string  `json:"name"`
@@ -104,10 +104,10 @@ type Project struct {
 
 // ProjectPage is one page of project/search (PageBeanProject).
 type ProjectPage struct {
-	StartAt int       `json:"startAt"`
-	Total   int       `json:"total"`
-	IsLast  bool      `json:"isLast"`
-	Values  []Project `json:"values"`
+	StartAt int           `json:"startAt"`
+	Total   int           `json:"total"`
+	IsLast  bool          `json:"isLast"`
+	Values  []ProjectInfo `json:"values"`
 }
 
 // Projects reads one page of the projects the user may browse, with their
