@@ -80,10 +80,20 @@ func TestCustomerDataNeverStoredCanary(t *testing.T) {
 	d, dir, logs := startTestDemo(t, 200)
 	ctx := context.Background()
 	inSummary, inDesc, inLabel, inName := canary(t, "S"), canary(t, "D"), canary(t, "L"), canary(t, "N")
+	inComment, inWorklog := canary(t, "C"), canary(t, "W")
 	project := d.sim.ProjectKeys()[0]
 	for i := 0; i < 3; i++ {
-		if _, err := d.sim.CreateIssue(jirasim.NewIssue{Project: project, Summary: inSummary + " row", Description: "details " + inDesc,
-			Labels: []string{inLabel}}); err != nil {
+		ref, err := d.sim.CreateIssue(jirasim.NewIssue{Project: project, Summary: inSummary + " row", Description: "details " + inDesc,
+			Labels: []string{inLabel}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A canary in a comment body and in a worklog comment (the
+		// Comments and Worklogs tables).
+		if _, err := d.sim.AddComment(jirasim.NewComment{Issue: ref.Key, Body: "said " + inComment}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.sim.AddWorklog(jirasim.NewWorklog{Issue: ref.Key, Comment: "did " + inWorklog}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,7 +103,7 @@ func TestCustomerDataNeverStoredCanary(t *testing.T) {
 	props, _ := d.app.platform.Properties(ctx, tn)
 	src, err := d.app.appAPI.Sources.Create(ctx, props, d.tenant, export.Input{Name: "Report " + inName,
 		JQL: `labels = "` + inLabel + `" ORDER BY created DESC`, Fields: []string{"summary", "description", "labels", "status"},
-		Tables: []string{export.TableIssues, export.TableChangelog}, Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
+		Tables: export.TableNames(), Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,12 +125,19 @@ func TestCustomerDataNeverStoredCanary(t *testing.T) {
 		feed + "Changelog", feed + "$metadata", d.info.AppURL + "/export/" + src.ID + "/issues.csv?bom=1",
 		d.info.AppURL + "/export/" + src.ID + "/changelog.csv", feed + "Issues?$filter=Status eq 'Nonexistent " + inName + "'",
 		feed + "Issues?$filter=contains(Summary,'" + inSummary + "')&$count=true"}
+	// Every other table, through OData and CSV, and the two that carry the
+	// new canaries through a filter decided row by row on the stream.
+	for _, name := range export.TableNames()[2:] {
+		urls = append(urls, feed+name, d.info.AppURL+"/export/"+src.ID+"/"+strings.ToLower(name)+".csv")
+	}
+	urls = append(urls, feed+"Comments?$filter=contains(Body,'"+inComment+"')&$count=true",
+		feed+"Worklogs?$filter=contains(Comment,'"+inWorklog+"')")
 	for _, u := range urls {
 		_, _, body := fetch(t, strings.ReplaceAll(u, " ", "%20"), d.info.Token)
 		got.Write(body)
 	}
 	// The canaries did flow through to the client...
-	for _, c := range []string{inSummary, inDesc, inLabel} {
+	for _, c := range []string{inSummary, inDesc, inLabel, inComment, inWorklog} {
 		if !strings.Contains(got.String(), c) {
 			t.Fatalf("export did not deliver canary %s; the test would prove nothing", c)
 		}
@@ -141,7 +158,7 @@ func TestCustomerDataNeverStoredCanary(t *testing.T) {
 		}
 		runtime.Gosched()
 	}
-	assertNowhere(t, dir, logs.String(), inSummary, inDesc, inLabel, inName)
+	assertNowhere(t, dir, logs.String(), inSummary, inDesc, inLabel, inName, inComment, inWorklog)
 }
 
 func TestFeedBadInputGetsSpecificErrorsAndChangesNothing(t *testing.T) {

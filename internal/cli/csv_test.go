@@ -21,7 +21,7 @@ import (
 var csvFields = []string{"summary", "status", "project", "priority", "issuetype", "assignee", "reporter", "created", "updated", "resolutiondate", "description", "labels", "fixVersions",
 	"customfield_10010", "customfield_10011", "customfield_10012", "customfield_10013", "customfield_10014", "customfield_10015", "customfield_10016"}
 
-// csvSource creates a data source with csvFields and both tables.
+// csvSource creates a data source with csvFields and every table.
 func csvSource(t *testing.T, d *demo) string {
 	t.Helper()
 	ctx := context.Background()
@@ -34,7 +34,7 @@ func csvSource(t *testing.T, d *demo) string {
 		t.Fatal(err)
 	}
 	src, err := d.app.appAPI.Sources.Create(ctx, app, d.tenant, export.Input{Name: "Every field", JQL: demoJQL, Fields: csvFields,
-		Tables: []string{export.TableIssues, export.TableChangelog}, Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
+		Tables: export.TableNames(), Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"ferry/internal/export/odata"
-	"ferry/internal/jira"
 )
 
 // CSV feeds: RFC 4180 (comma, CRLF between records, a field quoted when it
@@ -235,7 +234,8 @@ func SplitMultiValue(s string) []string {
 	return append(items, cur.String())
 }
 
-// HandleCSV serves GET /export/{source}/{table}: issues.csv or changelog.csv,
+// HandleCSV serves GET /export/{source}/{table}: issues.csv or the CSV of
+// any table the source includes (worklogs.csv, changelog.csv, …),
 // streamed from Jira to the client (with a BOM for Excel when ?bom=1).
 // Headers go out once Jira has accepted the query, so a refusal before the
 // first row is still a proper error.
@@ -247,21 +247,26 @@ func (f *Feeds) HandleCSV() http.Handler {
 			return
 		}
 		table := strings.TrimSuffix(strings.ToLower(r.PathValue("table")), ".csv")
-		if table != "issues" && !(table == "changelog" && hasTable(fr.source, TableChangelog)) {
-			offers := "issues.csv"
-			if hasTable(fr.source, TableChangelog) {
-				offers += " and changelog.csv"
+		t := tableNamed(table, true)
+		if table != "issues" && (t == nil || !hasTable(fr.source, t.Name)) {
+			offers := []string{}
+			for _, name := range TableNames() {
+				if hasTable(fr.source, name) {
+					offers = append(offers, strings.ToLower(name)+".csv")
+				}
 			}
 			f.writeFeedError(w, r, &odata.Error{Status: http.StatusNotFound, Code: odata.CodeNotFound,
-				Message: "This data source has no " + strconv.Quote(r.PathValue("table")) + "; it offers " + offers + "."})
+				Message: "This data source has no " + strconv.Quote(r.PathValue("table")) + "; it offers " + joinAnd(offers) + "."})
 			return
 		}
 		ctx, res := claim(r.Context(), fr)
 		defer res.Done()
 		jql := fr.source.JQL
 		fetch := f.fetcher(fr.user)
-		cols := ChangelogColumns()
-		if table == "issues" {
+		var cols []Column
+		if t != nil {
+			cols = t.Columns
+		} else {
 			_, cols = f.model(fr)
 		}
 		bw := bufio.NewWriterSize(w, 32<<10)
@@ -292,7 +297,9 @@ func (f *Feeds) HandleCSV() http.Handler {
 			estimate = n
 			return f.need(fr, res, from, table, n, n)
 		}
-		if table == "issues" {
+		write := func(vals []any, _, _ Cursor) error { return cw.writeValues(vals) }
+		switch {
+		case t == nil:
 			where, order := splitOrderBy(jql)
 			zone, zerr := f.userZone(ctx, fr)
 			if zerr != nil {
@@ -302,17 +309,13 @@ func (f *Feeds) HandleCSV() http.Handler {
 			wk := Walk{Where: where, Order: order, Fields: fieldIDs(cols), Cols: cols, Zone: zone}
 			_, err = fetch.Rows(ctx, wk, Cursor{}, -1, func(n int, from Cursor) error {
 				return claim(n, from, TableIssues)
-			}, func(vals []any, _, _ Cursor) error { return cw.writeValues(vals) })
-		} else {
-			if err = claim(-1, Cursor{}, TableChangelog); err == nil {
-				_, err = fetch.StreamChangelogs(ctx, jql, Cursor{}, -1, func(l jira.IssueChangelog, _ Pos) error {
-					for _, row := range changelogRows(l) {
-						if err := cw.writeValues(row); err != nil {
-							return err
-						}
-					}
-					return nil
-				})
+			}, write)
+		case t.Site != nil:
+			_, err = siteRows(ctx, fetch, t, Cursor{}, write)
+		default:
+			if err = claim(-1, Cursor{}, t.Name); err == nil {
+				p := &plan{set: t.entitySet(), jql: jql}
+				_, err = f.rows(ctx, fetch, p, Cursor{}, -1, nil, write)
 			}
 		}
 		if err != nil && cw == nil {

@@ -325,8 +325,8 @@ func (in *Input) Validate(ctx context.Context, user *jira.Client, known []jira.F
 		in.Tables = []string{TableIssues}
 	}
 	for _, t := range in.Tables {
-		if t != TableIssues && t != TableChangelog {
-			return apperr.Invalid("tables", "Unknown table %q: choose Issues and/or Changelog.", t)
+		if !slices.Contains(TableNames(), t) {
+			return apperr.Invalid("tables", "Unknown table %q: choose among %s.", t, strings.Join(TableNames(), ", "))
 		}
 	}
 	slices.Sort(in.Tables)

@@ -17,12 +17,26 @@ import (
 const Namespace = "Ferry"
 
 // service builds the data model of a data source: the Issues set from the
-// selected fields, and Changelog when the source includes it.
+// selected fields, then each table the source includes (tables.go), with
+// the relations between the sets it holds.
 func service(src DataSource, known []jira.Field) (odata.Service, []Column) {
 	cols := IssueColumns(known, src.Fields)
 	svc := odata.Service{Namespace: Namespace, Sets: []odata.EntitySet{entitySet(TableIssues, "Issue", "Key", cols)}}
-	if hasTable(src, TableChangelog) {
-		svc.Sets = append(svc.Sets, entitySet(TableChangelog, "ChangeItem", "Id", ChangelogColumns()))
+	for _, t := range tableList {
+		if hasTable(src, t.Name) {
+			svc.Sets = append(svc.Sets, t.entitySet())
+		}
+	}
+	for _, t := range tableList {
+		if !hasTable(src, t.Name) {
+			continue
+		}
+		for _, r := range t.Refs {
+			if hasTable(src, r.Target) {
+				svc.Relations = append(svc.Relations, odata.Relation{Name: r.Name, From: t.Name, Property: r.Property,
+					To: r.Target, ReferencedProperty: r.ReferencedProperty, Partner: r.Partner})
+			}
+		}
 	}
 	return svc, cols
 }
@@ -36,10 +50,11 @@ func entitySet(name, typ, key string, cols []Column) odata.EntitySet {
 	return es
 }
 
-// columnsOf are the columns of a set: the data source's for Issues.
+// columnsOf are the columns of a set: the data source's for Issues, the
+// table's own for the others.
 func columnsOf(set odata.EntitySet, issueCols []Column) []Column {
-	if set.Name == TableChangelog {
-		return ChangelogColumns()
+	if t := tableNamed(set.Name, false); t != nil {
+		return t.Columns
 	}
 	return issueCols
 }
@@ -144,7 +159,15 @@ func setNames(svc odata.Service) string {
 	for _, s := range svc.Sets {
 		names = append(names, s.Name)
 	}
-	return strings.Join(names, " and ")
+	return joinAnd(names)
+}
+
+// joinAnd lists names as a sentence does: "a", "a and b", "a, b and c".
+func joinAnd(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // fieldMap says how each property folds into JQL.
@@ -232,7 +255,7 @@ func (p *plan) columns(cols, out []Column) {
 		}
 	}
 	for _, c := range cols {
-		if want[c.Name] || p.set.Name == TableChangelog {
+		if want[c.Name] || p.set.Name != TableIssues {
 			p.idx[c.Name] = len(p.need)
 			p.need = append(p.need, c)
 		}
@@ -255,14 +278,24 @@ var errStop = errors.New("page complete")
 // rows streams the rows of the plan's set from cur with their positions:
 // at resumes at the row, next right after it. For Issues, rowCap ≥ 0 ends
 // the read at a clean boundary after at most rowCap rows (Fetcher.Rows);
-// for Changelog it caps the issues read. planned, if set, runs once the
-// walk's count is known (-1: not counted). Rows of Changelog are the items
-// of each issue's history.
+// for a table read per issue it caps the issues read. planned, if set, runs
+// once the walk's count is known (-1: not counted).
 func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, rowCap int, planned func(total int, from Cursor) error,
 	emit func(vals []any, at, next Cursor) error) (Cursor, error) {
-	if p.set.Name != TableChangelog {
+	t := tableNamed(p.set.Name, false)
+	if t == nil {
 		w := Walk{Where: p.where, Order: p.order, Fields: fieldIDs(p.need), Cols: p.need, Zone: p.zone}
 		return fetch.Rows(ctx, w, from, rowCap, planned, emit)
+	}
+	if t.Site != nil {
+		if planned != nil {
+			// A site table is a few pages of Jira's lists whatever the
+			// page size: nothing worth claiming from the points quota.
+			if err := planned(0, from); err != nil {
+				return from, err
+			}
+		}
+		return siteRows(ctx, fetch, t, from, emit)
 	}
 	if planned != nil {
 		if err := planned(countOf(from), from); err != nil {
@@ -271,8 +304,14 @@ func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, 
 	}
 	skip := from.Row
 	start := Cursor{PageToken: from.PageToken, Offset: from.Offset, Done: from.Done}
-	end, err := fetch.StreamChangelogs(ctx, p.jql, start, rowCap, func(l jira.IssueChangelog, pos Pos) error {
-		rows := changelogRows(l)
+	end, err := streamBatches(ctx, fetch, p.jql, start, rowCap, func(ctx context.Context, ids []string) ([][][]any, []int, error) {
+		rows, err := t.PerIssue(ctx, fetch.Client, ids)
+		at := make([]int, len(ids))
+		for k := range at {
+			at[k] = k
+		}
+		return rows, at, err
+	}, func(rows [][]any, pos Pos) error {
 		first := 0
 		if skip > 0 && pos.Before == start {
 			first = min(skip, len(rows))
@@ -294,6 +333,31 @@ func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, 
 	})
 	end.Count = from.Count
 	return end, err
+}
+
+// siteRows streams a site table from its row from.Row: a later page reads
+// the table again from its start and skips what was served (site tables
+// are small: projects, versions, users, sprints).
+func siteRows(ctx context.Context, fetch *Fetcher, t *Table, from Cursor, emit func(vals []any, at, next Cursor) error) (Cursor, error) {
+	if from.Done {
+		return from, fetch.started()
+	}
+	n := 0
+	err := t.Site(ctx, fetch.Client, func(vals []any) error {
+		i := n
+		n++
+		if i < from.Row {
+			return nil
+		}
+		if err := fetch.started(); err != nil {
+			return err
+		}
+		return emit(vals, Cursor{Row: i, Count: from.Count}, Cursor{Row: i + 1, Count: from.Count})
+	})
+	if err != nil {
+		return Cursor{Row: n, Count: from.Count}, err
+	}
+	return Cursor{Done: true, Count: from.Count}, fetch.started()
 }
 
 // isRefusal is Jira refusing a query (HTTP 400): an unknown value in it, or
@@ -560,8 +624,9 @@ func (f *Feeds) serveEntity(w http.ResponseWriter, r *http.Request, fr *feedRequ
 	if err != nil {
 		return err
 	}
-	if res.set.Name == TableChangelog {
-		// Its key starts with the issue id: let JQL find the issue.
+	if t := tableNamed(res.set.Name, false); t != nil && t.PerIssue != nil && res.set.Key[0] == "Id" {
+		// A key that starts with the issue id (Changelog, IssueLinks,
+		// StatusHistory): let JQL find the issue.
 		if id, _, ok := strings.Cut(filter.Value.Str, "-"); ok {
 			if _, perr := strconv.ParseInt(id, 10, 64); perr == nil {
 				if filter, err = odata.ParseFilter(filter.String()+" and IssueId eq "+id, res.set); err != nil {
@@ -711,33 +776,4 @@ func (f *Feeds) countWithRetry(ctx context.Context, fr *feedRequest, fetch *Fetc
 		return n, err
 	}
 	panic("unreachable")
-}
-
-// changelogRows are the Changelog rows of one issue: one per changed field.
-func changelogRows(l jira.IssueChangelog) [][]any {
-	issueID, _ := strconv.ParseInt(l.IssueID, 10, 64)
-	var out [][]any
-	for _, h := range l.Histories {
-		changeID, _ := strconv.ParseInt(h.ID, 10, 64)
-		var created any
-		if t, err := ParseJiraTime(h.Created); err == nil {
-			created = t
-		}
-		var author any
-		if h.Author != nil {
-			author = h.Author.DisplayName
-		}
-		for i, it := range h.Items {
-			out = append(out, []any{l.IssueID + "-" + h.ID + "-" + strconv.Itoa(i), issueID, changeID, created, author,
-				it.Field, it.FieldID, deref(it.From), deref(it.FromString), deref(it.To), deref(it.ToString)})
-		}
-	}
-	return out
-}
-
-func deref(s *string) any {
-	if s == nil {
-		return nil
-	}
-	return *s
 }

@@ -218,7 +218,10 @@ func TestDataSourcesPageInChromium(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#src-name"), "Browser test: recent issues", b.in()),
 		chromedp.SendKeys(chromedp.CSS("#src-jql"), "this is not JQL", b.in()),
 		chromedp.Click(chromedp.CSS("#tbl-changelog"), b.in()),
+		chromedp.Click(chromedp.CSS("#tbl-worklogs"), b.in()),
+		chromedp.Click(chromedp.CSS("#tbl-statushistory"), b.in()),
 		chromedp.WaitVisible(chromedp.CSS(`#field-options button[data-field="summary"]`), b.in()))
+	b.shot("data-source-tables.png", `fieldset[aria-describedby="err-tables"]`)
 	for _, f := range []struct{ search, id string }{{"summ", "summary"}, {"status", "status"}, {"created", "created"}} {
 		b.step("pick "+f.id, 10*time.Second,
 			chromedp.SetValue(chromedp.CSS("#field-search"), f.search, b.in()), // fires input, as typing does
@@ -314,6 +317,26 @@ func TestDataSourcesPageInChromium(t *testing.T) {
 	}
 	if _, ok := page.Value[0]["Summary"]; !ok {
 		t.Errorf("row has no Summary column: %v", page.Value[0])
+	}
+	// The tables ticked on the form, and only those, are the feed's sets.
+	req, _ = http.NewRequest("GET", feedURL, nil)
+	req.SetBasicAuth("powerbi", token)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	var svcDoc struct {
+		Value []struct {
+			Name string `json:"name"`
+		} `json:"value"`
+	}
+	json.NewDecoder(resp.Body).Decode(&svcDoc)
+	resp.Body.Close()
+	var sets []string
+	for _, v := range svcDoc.Value {
+		sets = append(sets, v.Name)
+	}
+	if strings.Join(sets, ",") != "Issues,Changelog,Worklogs,StatusHistory" {
+		t.Errorf("the new source's entity sets = %v, want the ticked tables Issues, Changelog, Worklogs, StatusHistory", sets)
 	}
 
 	// 5. Edit it (the history grows), then delete it after confirming: its

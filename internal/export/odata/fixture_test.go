@@ -36,6 +36,23 @@ var changelog = EntitySet{
 
 var service = Service{Namespace: "Ferry", Sets: []EntitySet{issues, changelog}}
 
+var worklogs = EntitySet{
+	Name: "Worklogs", EntityType: "Worklog", Key: []string{"Id"},
+	Properties: []Property{
+		{Name: "Id", Type: EdmInt64},
+		{Name: "IssueId", Type: EdmInt64},
+		{Name: "Started", Type: EdmDateTimeOffset},
+		{Name: "TimeSpentSeconds", Type: EdmInt64},
+	},
+}
+
+// related is a model with relations: Worklogs → Issues (with the partner
+// collection on Issue), Changelog → Issues (without).
+var related = Service{Namespace: "Ferry", Sets: []EntitySet{issues, changelog, worklogs}, Relations: []Relation{
+	{Name: "Issue", From: "Worklogs", Property: "IssueId", To: "Issues", ReferencedProperty: "Id", Partner: "Worklogs"},
+	{Name: "Issue", From: "Changelog", Property: "Id", To: "Issues", ReferencedProperty: "Id"},
+}}
+
 var berlin, _ = time.LoadLocation("Europe/Berlin")
 
 var fields = FieldMap{

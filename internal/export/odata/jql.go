@@ -33,6 +33,12 @@ const (
 	// FoldPresence: only "is empty" folds (user pickers): any other
 	// comparison narrows to "is not empty" at best.
 	FoldPresence
+	// FoldBoundedBy: a date-time of a row inside an issue (a worklog, a
+	// comment, a status change) that is never later than the issue's
+	// date-time Clause ("updated"). ge, gt and eq narrow the search to
+	// issues whose Clause is at least the value; the rows are matched on
+	// the stream. Nothing else folds.
+	FoldBoundedBy
 )
 
 // JQLField is how one OData property is searched in JQL.
@@ -254,6 +260,12 @@ func (e *Expr) foldComparison(f JQLField, clause string, m FieldMap, op Op) cond
 	case FoldDateTime:
 		if l.Type == EdmDateTimeOffset && m.Zone != nil {
 			return foldDateTime(clause, op, l.Time, m.Zone)
+		}
+	case FoldBoundedBy:
+		if l.Type == EdmDateTimeOffset && m.Zone != nil && (op == OpGe || op == OpGt || op == OpEq) {
+			c := foldDateTime(clause, OpGe, l.Time, m.Zone)
+			c.exact = false
+			return c
 		}
 	}
 	return superset

@@ -212,3 +212,25 @@ func TestJQLOrderBy(t *testing.T) {
 	_, err = JQLOrderBy(q.OrderBy, issues, FieldMap{Zone: time.UTC})
 	wantError(t, err, 501, "$orderby")
 }
+
+// A date-time of a row inside an issue (a worklog's Updated) is never later
+// than the issue's updated: ge, gt and eq narrow Jira's search to issues
+// updated since, never exactly; everything else is decided on the stream.
+func TestFoldBoundedByUpdated(t *testing.T) {
+	m := FieldMap{Zone: berlin, Fields: map[string]JQLField{"Created": {Clause: "updated", Kind: FoldBoundedBy}}}
+	for _, tc := range []struct{ filter, want string }{
+		{"Created ge 2024-01-31T10:00:00Z", `updated >= "2024-01-31 11:00"`},
+		{"Created gt 2024-01-31T10:00:00Z", `updated >= "2024-01-31 11:00"`},
+		{"Created eq 2024-01-31T10:00:30Z", `updated >= "2024-01-31 11:00"`},
+		{"not (Created lt 2024-01-31T10:00:00Z)", `updated >= "2024-01-31 11:00"`},
+		{"Created ge 2024-01-31T10:00:00Z and Created lt 2024-02-01T00:00:00Z", `updated >= "2024-01-31 11:00"`},
+		{"Created lt 2024-01-31T10:00:00Z", ``},
+		{"Created le 2024-01-31T10:00:00Z", ``},
+		{"Created ne 2024-01-31T10:00:00Z", ``},
+	} {
+		f := foldOf(t, tc.filter, m)
+		if f.JQL != tc.want || f.Exact {
+			t.Errorf("%s: JQL %q exact %v, want %q and not exact", tc.filter, f.JQL, f.Exact, tc.want)
+		}
+	}
+}

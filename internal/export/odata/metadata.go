@@ -67,11 +67,49 @@ func (s Service) WriteMetadata(w io.Writer) error {
 			p(`          <Annotation Term="Core.Description" String="`, attr(pr.Doc), `"/>`, "\n")
 			p(`        </Property>`, "\n")
 		}
+		for _, r := range s.Relations {
+			to, _ := s.Set(r.To)
+			from, _ := s.Set(r.From)
+			if r.From == es.Name {
+				// Many to one: the referenced row always exists for a row
+				// Jira showed, but may lie outside what the feed holds.
+				p(`        <NavigationProperty Name="`, attr(r.Name), `" Type="`, attr(s.Namespace+"."+to.EntityType), `"`)
+				if r.Partner != "" {
+					p(` Partner="`, attr(r.Partner), `"`)
+				}
+				p(`>`, "\n")
+				p(`          <ReferentialConstraint Property="`, attr(r.Property), `" ReferencedProperty="`, attr(r.ReferencedProperty), `"/>`, "\n")
+				p(`        </NavigationProperty>`, "\n")
+			}
+			if r.To == es.Name && r.Partner != "" {
+				p(`        <NavigationProperty Name="`, attr(r.Partner), `" Type="Collection(`, attr(s.Namespace+"."+from.EntityType), `)" Partner="`, attr(r.Name), `"/>`, "\n")
+			}
+		}
 		p(`      </EntityType>`, "\n")
 	}
 	p(`      <EntityContainer Name="Container">`, "\n")
 	for _, es := range s.Sets {
-		p(`        <EntitySet Name="`, attr(es.Name), `" EntityType="`, attr(s.Namespace+"."+es.EntityType), `"/>`, "\n")
+		p(`        <EntitySet Name="`, attr(es.Name), `" EntityType="`, attr(s.Namespace+"."+es.EntityType), `"`)
+		var binds []Relation
+		for _, r := range s.Relations {
+			if r.From == es.Name || r.To == es.Name && r.Partner != "" {
+				binds = append(binds, r)
+			}
+		}
+		if len(binds) == 0 {
+			p(`/>`, "\n")
+			continue
+		}
+		p(`>`, "\n")
+		for _, r := range binds {
+			if r.From == es.Name {
+				p(`          <NavigationPropertyBinding Path="`, attr(r.Name), `" Target="`, attr(r.To), `"/>`, "\n")
+			}
+			if r.To == es.Name && r.Partner != "" {
+				p(`          <NavigationPropertyBinding Path="`, attr(r.Partner), `" Target="`, attr(r.From), `"/>`, "\n")
+			}
+		}
+		p(`        </EntitySet>`, "\n")
 	}
 	p(`      </EntityContainer>`, "\n")
 	p(`    </Schema>`, "\n")

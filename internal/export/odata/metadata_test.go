@@ -70,6 +70,18 @@ func TestValidateRefusesBrokenModels(t *testing.T) {
 		"unknown type":       mod(func(s *Service) { s.Sets[0].Properties[2].Type = "Edm.Guid" }),
 		"sortable list":      mod(func(s *Service) { s.Sets[0].Properties[11].Sortable = true }),
 		"duplicate set":      mod(func(s *Service) { s.Sets = append(s.Sets, s.Sets[0]) }),
+		"relation to nowhere": mod(func(s *Service) {
+			s.Relations = []Relation{{Name: "Parent", From: "Issues", Property: "Id", To: "Epics", ReferencedProperty: "Id"}}
+		}),
+		"relation across types": mod(func(s *Service) {
+			s.Relations = []Relation{{Name: "Self", From: "Issues", Property: "Key", To: "Issues", ReferencedProperty: "Id"}}
+		}),
+		"relation named as a property": mod(func(s *Service) {
+			s.Relations = []Relation{{Name: "Summary", From: "Issues", Property: "Id", To: "Issues", ReferencedProperty: "Id"}}
+		}),
+		"partner named as a property": mod(func(s *Service) {
+			s.Relations = []Relation{{Name: "Self", From: "Issues", Property: "Id", To: "Issues", ReferencedProperty: "Id", Partner: "Key"}}
+		}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -134,7 +146,7 @@ func TestMetadataPassesOASISConverter(t *testing.T) {
 		t.Skip("node or interop/node_modules/odata-csdl missing; run npm ci in interop/ (FERRY_REQUIRE_INTEROP=1 makes this fail)")
 	}
 	withDocs := service
-	for name, s := range map[string]Service{"representative": withDocs, "no docs": {Namespace: "Jira.Feeds", Sets: []EntitySet{changelog}}} {
+	for name, s := range map[string]Service{"representative": withDocs, "no docs": {Namespace: "Jira.Feeds", Sets: []EntitySet{changelog}}, "relations": related} {
 		t.Run(name, func(t *testing.T) {
 			var xmlDoc bytes.Buffer
 			if err := s.WriteMetadata(&xmlDoc); err != nil {
@@ -152,6 +164,19 @@ func TestMetadataPassesOASISConverter(t *testing.T) {
 			var j map[string]any
 			if err := json.Unmarshal(stdout.Bytes(), &j); err != nil {
 				t.Fatalf("converter output: %v", err)
+			}
+			if name == "relations" {
+				// What a client reads of the relations, through the OASIS
+				// converter: the constraint and the partner collection.
+				ferry := j["Ferry"].(map[string]any)
+				nav := ferry["Worklog"].(map[string]any)["Issue"].(map[string]any)
+				if nav["$Type"] != "Ferry.Issue" || nav["$Partner"] != "Worklogs" || nav["$ReferentialConstraint"].(map[string]any)["IssueId"] != "Id" {
+					t.Fatalf("Worklog.Issue: %v", nav)
+				}
+				back := ferry["Issue"].(map[string]any)["Worklogs"].(map[string]any)
+				if back["$Type"] != "Ferry.Worklog" || back["$Collection"] != true || back["$Partner"] != "Issue" {
+					t.Fatalf("Issue.Worklogs: %v", back)
+				}
 			}
 			if name == "representative" {
 				issue := j["Ferry"].(map[string]any)["Issue"].(map[string]any)
@@ -180,14 +205,16 @@ func TestMetadataValidatesAgainstOASISSchema(t *testing.T) {
 		}
 		t.Skip("java or the OASIS schemas (interop/node_modules/odata-csdl) missing")
 	}
-	var xmlDoc bytes.Buffer
-	if err := service.WriteMetadata(&xmlDoc); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(java, filepath.Join("testdata", "XsdCheck.java"), xsd)
-	cmd.Stdin = &xmlDoc
-	out, err := cmd.CombinedOutput()
-	if err != nil || len(out) > 0 {
-		t.Fatalf("edmx.xsd: %v\n%s", err, out)
+	for _, s := range []Service{service, related} {
+		var xmlDoc bytes.Buffer
+		if err := s.WriteMetadata(&xmlDoc); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(java, filepath.Join("testdata", "XsdCheck.java"), xsd)
+		cmd.Stdin = &xmlDoc
+		out, err := cmd.CombinedOutput()
+		if err != nil || len(out) > 0 {
+			t.Fatalf("edmx.xsd: %v\n%s\n%s", err, out, xmlDoc.String())
+		}
 	}
 }

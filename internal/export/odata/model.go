@@ -70,6 +70,22 @@ func (s EntitySet) isKey(name string) bool {
 type Service struct {
 	Namespace string // schema namespace, e.g. "Ferry"
 	Sets      []EntitySet
+	Relations []Relation
+}
+
+// Relation is a many-to-one relation between two entity sets: each row of
+// From refers, by its Property, to the row of To whose ReferencedProperty
+// holds the same value. $metadata declares it as a navigation property
+// Name on From with a referential constraint, and, when Partner is set, a
+// collection navigation property Partner on To — what Power BI and Excel
+// read to relate the tables without manual work.
+type Relation struct {
+	Name               string // on From, e.g. "Issue"
+	From               string // entity set, e.g. "Worklogs"
+	Property           string // e.g. "IssueId"
+	To                 string // entity set, e.g. "Issues"
+	ReferencedProperty string // e.g. "Id"
+	Partner            string // on To, e.g. "Worklogs"; "" for none
 }
 
 // Set returns the named entity set.
@@ -102,6 +118,33 @@ func (s Service) Validate() error {
 		sets[es.Name], types[es.EntityType] = true, true
 		if err := es.validate(); err != nil {
 			return err
+		}
+	}
+	navs := map[string]bool{} // set + "\x00" + lower-case name
+	for _, es := range s.Sets {
+		for _, p := range es.Properties {
+			navs[es.Name+"\x00"+strings.ToLower(p.Name)] = true
+		}
+	}
+	for _, r := range s.Relations {
+		from, ok1 := s.Set(r.From)
+		to, ok2 := s.Set(r.To)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("odata: relation %s.%s: no entity set %q or %q", r.From, r.Name, r.From, r.To)
+		}
+		p, ok1 := from.Property(r.Property)
+		q, ok2 := to.Property(r.ReferencedProperty)
+		if !ok1 || !ok2 || p.Type != q.Type || p.Collection || q.Collection {
+			return fmt.Errorf("odata: relation %s.%s: %s.%s and %s.%s are not two single values of one type", r.From, r.Name, r.From, r.Property, r.To, r.ReferencedProperty)
+		}
+		for _, n := range [][2]string{{r.From, r.Name}, {r.To, r.Partner}} {
+			if n[1] == "" {
+				continue
+			}
+			if !ValidIdentifier(n[1]) || navs[n[0]+"\x00"+strings.ToLower(n[1])] {
+				return fmt.Errorf("odata: navigation property %s.%s: not a SimpleIdentifier, or declared twice", n[0], n[1])
+			}
+			navs[n[0]+"\x00"+strings.ToLower(n[1])] = true
 		}
 	}
 	return nil

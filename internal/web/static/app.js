@@ -294,8 +294,9 @@
     $("src-name").value = src ? src.name : "";
     $("src-jql").value = src ? src.jql : "";
     var tables = src ? src.tables : ["Issues"];
-    $("tbl-issues").checked = tables.indexOf("Issues") >= 0;
-    $("tbl-changelog").checked = tables.indexOf("Changelog") >= 0;
+    document.querySelectorAll('input[name="tables"]').forEach(function (box) {
+      box.checked = tables.indexOf(box.value) >= 0;
+    });
     var vis = src ? src.visibility : "private";
     $("vis-" + vis).checked = true;
     $("src-groups").value = src && src.groups ? src.groups.join(", ") : "";
@@ -349,8 +350,9 @@
     var form = $("source-form");
     clearErrors(form);
     var tables = [];
-    if ($("tbl-issues").checked) tables.push("Issues");
-    if ($("tbl-changelog").checked) tables.push("Changelog");
+    document.querySelectorAll('input[name="tables"]').forEach(function (box) {
+      if (box.checked) tables.push(box.value);
+    });
     var vis = document.querySelector('input[name="visibility"]:checked').value;
     var body = { name: $("src-name").value, jql: $("src-jql").value, fields: selected.slice(), tables: tables,
       visibility: vis, groups: vis === "groups" ? splitList($("src-groups").value) : [] };
@@ -420,7 +422,7 @@
       el("div", { class: "card-head" },
         el("div", null,
           el("h3", { id: "src-h-" + s.id }, s.name),
-          el("p", { class: "meta" }, "Updated " + fmtTime(s.updated) + " · " + s.tables.join(" and ") + " · " +
+          el("p", { class: "meta" }, "Updated " + fmtTime(s.updated) + " · " + s.tables.join(", ") + " · " +
             s.fields.length + (s.fields.length === 1 ? " field" : " fields")),
           el("p", { class: "meta owner" }, "Owner: " + s.owner.displayName + " · " + visibilityLabel(s))),
         actions),

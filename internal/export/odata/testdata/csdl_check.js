@@ -33,6 +33,25 @@ if (json) {
     }
     for (const [name, p] of Object.entries(type)) {
       if (name.startsWith("$") || typeof p !== "object") continue;
+      if (p.$Kind === "NavigationProperty") {
+        // A relation must lead somewhere real: the target type, its
+        // constraint's properties on both ends, the partner pointing back,
+        // and a binding to an entity set.
+        const [tns, tn] = p.$Type.split(/\.(?=[^.]+$)/);
+        const target = json[tns] && json[tns][tn];
+        if (!target || target.$Kind !== "EntityType") { problems.push(`${setName}.${name}: target ${p.$Type} missing`); continue; }
+        for (const [dep, prin] of Object.entries(p.$ReferentialConstraint || {})) {
+          if (!type[dep]) problems.push(`${setName}.${name}: constraint property ${dep} missing`);
+          if (!target[prin]) problems.push(`${setName}.${name}: referenced property ${prin} missing`);
+          else if (type[dep] && (type[dep].$Type || "Edm.String") !== (target[prin].$Type || "Edm.String")) problems.push(`${setName}.${name}: ${dep} and ${prin} differ in type`);
+        }
+        if (p.$Partner) {
+          const back = target[p.$Partner];
+          if (!back || back.$Kind !== "NavigationProperty" || back.$Partner !== name) problems.push(`${setName}.${name}: partner ${p.$Partner} does not point back`);
+        }
+        if (!set.$NavigationPropertyBinding || !container[set.$NavigationPropertyBinding[name]]) problems.push(`${setName}.${name}: no binding to an entity set`);
+        continue;
+      }
       // CSDL JSON leaves $Scale out for "variable"; XML without Scale means 0.
       if (p.$Type === "Edm.Decimal" && p.$Scale !== undefined) problems.push(`${name}: Decimal with fixed scale ${p.$Scale}`);
     }
