@@ -55,7 +55,25 @@ const (
 	// page waiting for a twenty-page leaf started last.
 	fineRows = 1_500
 	fineLeaf = 80 // issues per leaf at a page's end: one page, mostly
+	// minSpan is the fewest issues per leaf a walk is cut into for
+	// parallelism's sake (leafSpan): two pages.
+	minSpan = 2 * jira.MaxPage
 )
+
+// leafSpan is the issues per leaf of a walk of total issues that may have
+// parallel calls in flight (the tenant's Parallelism). A leaf is a chain of
+// dependent pages, one round trip each, so leaves of leafRows would leave a
+// walk of 10,000 issues five chains of twenty round trips, however many
+// calls the burst rate allows. And only the leaves within the read-ahead
+// (bufferRows, counted from the leaf being written) read at once: with
+// leaves of leafRows that is eight chains. So a walk has at least parallel
+// leaves, and the read-ahead holds about twice parallel of them; but a leaf
+// holds at least minSpan issues, since its last page is partly empty and
+// every page counts against the burst rate.
+func leafSpan(total, parallel int) int {
+	parallel = max(parallel, 1)
+	return max(min(leafRows, total/parallel, bufferRows/(2*parallel)), minSpan)
+}
 
 // Plan is how a walk is cut. Pieces are K equal lengths of [Lo, Hi)
 // (minutes since the Unix epoch); Counts are Jira's counts per piece.
@@ -68,6 +86,10 @@ type Plan struct {
 	Zone   string `json:"z,omitempty"` // the zone the bounds are written in
 	Total  int    `json:"n"`           // Jira's count of the whole walk (approximate-count)
 	Leaf   int    `json:"r,omitempty"` // issues per leaf; 0 = leafRows
+	// Span, when set, is the issues per leaf chosen for this walk's size
+	// and parallelism (leafSpan); a page's last pieces are still cut into
+	// leaves of a page.
+	Span int `json:"s,omitempty"`
 }
 
 func (p *Plan) leafRows() int {
@@ -75,6 +97,31 @@ func (p *Plan) leafRows() int {
 		return p.Leaf
 	}
 	return leafRows
+}
+
+// span is the issues per leaf outside a page's last pieces.
+func (p *Plan) span() int {
+	if p.Span > 0 {
+		return p.Span
+	}
+	return p.leafRows()
+}
+
+// fewestPages is how many leaves of equal length to cut a piece of c
+// issues into, at least lo and at most twice that: the number that reads it
+// in the fewest pages, each leaf's last page partly empty. Leaves of equal
+// length hold about equal counts, give or take a few per cent (pageSlack):
+// a leaf expected to fill its last page exactly may need one more.
+func fewestPages(c, lo int) int {
+	const pageSlack = 1.04
+	best, bestPages := lo, math.MaxInt
+	for m := lo; m <= 2*lo; m++ {
+		pages := m * int(math.Ceil(float64(c)*pageSlack/float64(m)/jira.MaxPage))
+		if pages < bestPages {
+			best, bestPages = m, pages
+		}
+	}
+	return best
 }
 
 // leaf is one chain of a plan: a JQL and where it sits.
@@ -125,11 +172,14 @@ func (p *Plan) leaves() []leaf {
 		}
 		// Leaves are equal lengths of the piece's share of [Lo, Hi), in
 		// units of 1/(n·m) of it, cut by the same rule as the pieces.
-		size := p.leafRows()
+		size := p.span()
 		if fine[k] {
-			size = max(size*fineLeaf/leafRows, 1)
+			size = min(max(p.leafRows()*fineLeaf/leafRows, 1), size)
 		}
 		m := int64(max((c+size/2)/size, 1)) // leaves of size/1.5 to size·1.5: fewer part-empty last pages
+		if p.Span > 0 && !fine[k] {
+			m = int64(fewestPages(c, max(c/size, 1)))
+		}
 		if width := (p.Hi - p.Lo) / n; m > width {
 			m = max(width, 1)
 		}
@@ -320,13 +370,21 @@ func planWalk(ctx context.Context, c *jira.Client, where, order string, zone *ti
 	if err != nil {
 		return nil, err
 	}
-	if !ok || p.Total <= 2*p.leafRows() || first.IsZero() || last.IsZero() {
-		p.Field, p.Desc, p.Zone, p.Leaf = "", false, "", 0
+	// Leaves sized for the tenant's parallelism (tests that set leaf keep
+	// theirs), known after round one: its answers told the burst rate and
+	// the round trip.
+	if ok && leaf == 0 && c.Limits != nil {
+		if s := leafSpan(p.Total, c.Limits.Parallelism()); s < leafRows {
+			p.Span = s
+		}
+	}
+	if !ok || p.Total <= 2*p.span() || first.IsZero() || last.IsZero() {
+		p.Field, p.Desc, p.Zone, p.Leaf, p.Span = "", false, "", 0, 0
 		return p, nil
 	}
 	p.Lo = first.Unix()/60 - 1
 	p.Hi = last.Unix()/60 + 2
-	k := min(max(minPieces, (p.Total+pieceRows-1)/pieceRows), maxPieces, (p.Total+p.leafRows()-1)/p.leafRows())
+	k := min(max(minPieces, (p.Total+pieceRows-1)/pieceRows), maxPieces, (p.Total+p.span()-1)/p.span())
 	k = min(k, int(p.Hi-p.Lo))
 	p.Counts = make([]int, k)
 	err = parallel(ctx, k-1, func(ctx context.Context, i int) error {

@@ -198,7 +198,22 @@ func (t *Tenant) Concurrency() int {
 }
 
 func (t *Tenant) concurrencyLocked() int {
-	n := max(int(t.limit), 1)
+	return min(max(int(t.limit), 1), t.parallelismLocked())
+}
+
+// Parallelism is the most calls in flight worth having: the cap, held near
+// what the burst rate Jira reports serves in one round trip (the cap when
+// neither is known yet). Concurrency grows towards it; a walk plans enough
+// chains of calls to use it (slices.go in export), whatever the current
+// limit is while it starts slow.
+func (t *Tenant) Parallelism() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.parallelismLocked()
+}
+
+func (t *Tenant) parallelismLocked() int {
+	n := t.l.cap()
 	rate := 0.0
 	for _, e := range t.endpoints {
 		rate = max(rate, e.rate)

@@ -31,6 +31,27 @@ func TestConcurrencyIsHeldNearWhatTheBurstRateServes(t *testing.T) {
 	}
 }
 
+// TestParallelismIsWhatTheBurstRateServesNotTheCurrentLimit: a walk plans
+// its chains for the calls in flight the tenant may come to use (the cap,
+// or what the burst rate serves in a round trip), not for the limit of a
+// slow start that has just begun.
+func TestParallelismIsWhatTheBurstRateServesNotTheCurrentLimit(t *testing.T) {
+	tn := (&Limits{Cap: 32}).Tenant("t")
+	if got, now := tn.Parallelism(), tn.Concurrency(); got != 32 || now != startConcurrency {
+		t.Fatalf("nothing known: parallelism %d, concurrency %d; want the cap 32 and the start %d", got, now, startConcurrency)
+	}
+	tn.growLocked(150*time.Millisecond, time.Now())
+	tn.endpoints["POST /rest/api/3/search/jql"] = &endpoint{rate: 99}
+	// 99 calls/s × 0.15 s × 1.5 = 22.3 → 23, and 2 more.
+	if got, now := tn.Parallelism(), tn.Concurrency(); got != 25 || now >= got {
+		t.Fatalf("99 calls/s at 150 ms, slow start: parallelism %d (want 25), concurrency %d (want below it)", got, now)
+	}
+	tn.endpoints["POST /rest/api/3/search/jql"].rate = 1000
+	if got := tn.Parallelism(); got != 32 {
+		t.Fatalf("a rate above what the cap serves: parallelism %d, want 32", got)
+	}
+}
+
 // TestA429HalvesConcurrencyOncePerRoundTrip: a burst 429 halves the limit;
 // the other 429s of the same overshoot, within one round trip, do not cut
 // it again; a 429 a round trip later does; a quota 429 pauses the tenant
