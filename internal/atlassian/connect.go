@@ -31,6 +31,7 @@ import (
 	"ferry/internal/config"
 	"ferry/internal/keys"
 	"ferry/internal/tenant"
+	"ferry/internal/tokencache"
 )
 
 // Doer sends HTTP requests. *http.Client satisfies it; in production the
@@ -81,7 +82,7 @@ type Connect struct {
 	now      func() time.Time
 
 	installKeys *installKeys
-	userTokens  *tokenCache
+	userTokens  *tokencache.Cache
 
 	licTTL   time.Duration
 	licMu    sync.Mutex
@@ -123,7 +124,7 @@ func New(o Options) (*Connect, error) {
 		cfg: o.Config, basePath: strings.TrimSuffix(bu.EscapedPath(), "/"),
 		tenants: o.Tenants, keys: o.Keys, log: o.Log, jira: o.JiraClient, oauth: o.OAuthClient, now: o.Now,
 		installKeys: newInstallKeys(o.Config.InstallKeysURL, o.InstallKeysClient),
-		userTokens:  newTokenCache(),
+		userTokens:  tokencache.New(),
 		licTTL:      o.LicenseCacheTTL,
 		licenses:    map[string]licenseEntry{},
 		accounts:    o.Accounts,

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"ferry/internal/tenant"
@@ -115,7 +114,7 @@ func (u userAuth) Authorize(ctx context.Context, req *http.Request) error {
 	if u.accountID == "" {
 		return errors.New("atlassian: acting as a user needs an accountId")
 	}
-	tok, err := u.c.userTokens.get(ctx, u.inst.TenantID+"\x00"+u.accountID, u.c.now, func() (string, time.Duration, error) {
+	tok, err := u.c.userTokens.Get(ctx, u.inst.TenantID+"\x00"+u.accountID, u.c.now, func() (string, time.Duration, error) {
 		return u.c.exchange(ctx, u.inst, u.accountID)
 	})
 	if err != nil {
@@ -190,75 +189,6 @@ func (c *Connect) exchange(ctx context.Context, inst tenant.Installation, accoun
 	return out.AccessToken, time.Duration(out.ExpiresIn) * time.Second, nil
 }
 
-// tokenCache keeps user access tokens in memory only. One fetch per key at a
-// time: concurrent requests of one export wait for the same exchange.
-type tokenCache struct {
-	mu      sync.Mutex
-	entries map[string]*tokenEntry
-}
-
-type tokenEntry struct {
-	mu      sync.Mutex
-	token   string
-	renewAt time.Time
-}
-
-// renewBefore is how long before expiry a token is replaced, so that it never
-// expires in flight.
-const renewBefore = 60 * time.Second
-
-// maxCachedTokens bounds memory; expired entries are dropped past it.
-const maxCachedTokens = 10000
-
-func newTokenCache() *tokenCache { return &tokenCache{entries: map[string]*tokenEntry{}} }
-
-func (tc *tokenCache) get(ctx context.Context, key string, now func() time.Time, fetch func() (string, time.Duration, error)) (string, error) {
-	tc.mu.Lock()
-	e := tc.entries[key]
-	if e == nil {
-		if len(tc.entries) >= maxCachedTokens {
-			t := now()
-			for k, v := range tc.entries {
-				if v.mu.TryLock() {
-					if !t.Before(v.renewAt) {
-						delete(tc.entries, k)
-					}
-					v.mu.Unlock()
-				}
-			}
-		}
-		e = &tokenEntry{}
-		tc.entries[key] = e
-	}
-	tc.mu.Unlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.token != "" && now().Before(e.renewAt) {
-		return e.token, nil
-	}
-	tok, ttl, err := fetch()
-	if err != nil {
-		return "", err
-	}
-	lead := renewBefore
-	if ttl <= 2*renewBefore {
-		lead = ttl / 2
-	}
-	e.token, e.renewAt = tok, now().Add(ttl-lead)
-	return tok, nil
-}
-
-// forgetPrefix drops every cached token whose key starts with prefix.
-func (tc *tokenCache) forgetPrefix(prefix string) {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	for k := range tc.entries {
-		if strings.HasPrefix(k, prefix) {
-			delete(tc.entries, k)
-		}
-	}
-}
-
 // Forget drops what is cached in memory for a tenant (user access tokens,
 // the licence answer): after a purge or a request for deletion.
 func (c *Connect) Forget(tenantID string) { c.forget(tenantID) }
@@ -266,7 +196,7 @@ func (c *Connect) Forget(tenantID string) { c.forget(tenantID) }
 // forget drops what is cached for a tenant after a lifecycle event: a new
 // secret or state must take effect at once.
 func (c *Connect) forget(tenantID string) {
-	c.userTokens.forgetPrefix(tenantID + "\x00")
+	c.userTokens.ForgetPrefix(tenantID + "\x00")
 	c.licMu.Lock()
 	delete(c.licenses, tenantID)
 	c.licMu.Unlock()

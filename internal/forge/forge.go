@@ -37,6 +37,7 @@ import (
 
 	"ferry/internal/keys"
 	"ferry/internal/tenant"
+	"ferry/internal/tokencache"
 )
 
 // Defaults: Atlassian's production endpoints.
@@ -88,7 +89,7 @@ type Remote struct {
 	clk      *clock
 	apiHost  string // host of the API gateway
 
-	offline *tokenCache // offline user tokens, in memory only
+	offline *tokencache.Cache // offline user tokens, in memory only
 
 	mu     sync.Mutex
 	kick   func(ctx context.Context) error // asks the job queue for a migration run
@@ -121,7 +122,7 @@ func New(o Options) (*Remote, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Remote{o: o, verifier: v, log: o.Log, now: o.Now, clk: clk, apiHost: strings.ToLower(gw.Host), offline: newTokenCache()}, nil
+	return &Remote{o: o, verifier: v, log: o.Log, now: o.Now, clk: clk, apiHost: strings.ToLower(gw.Host), offline: tokencache.New()}, nil
 }
 
 // clock is the time every part of the Remote reads, replaceable at once.
@@ -158,7 +159,7 @@ func (f *Remote) OnForget(fn func(tenantID string)) {
 // Forget drops what is cached in memory for a tenant (offline user tokens):
 // after a purge or an uninstall.
 func (f *Remote) Forget(tenantID string) {
-	f.offline.forgetPrefix(tenantID + "\x00")
+	f.offline.ForgetPrefix(tenantID + "\x00")
 	systemTokenAge.DeleteLabelValues(tenantID)
 	f.mu.Lock()
 	fns := append([]func(string){}, f.forget...)

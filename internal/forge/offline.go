@@ -10,7 +10,6 @@ import (
 	"math"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"ferry/internal/apperr"
@@ -32,10 +31,6 @@ import (
 const offlineMutation = `mutation forge_remote_offlineUserAuthToken($input: OfflineUserAuthTokenInput!) {
   offlineUserAuthToken(input: $input) { success errors { message } authToken { token ttl } }
 }`
-
-// tokenLead is how long before its expiry an offline token is replaced, so
-// it never expires in flight; a short-lived token is replaced at half-life.
-const tokenLead = 60 * time.Second
 
 // expiryMargin: a system token this close to its expiry is not used.
 const expiryMargin = time.Minute
@@ -122,7 +117,7 @@ func (f *Remote) userClient(ctx context.Context, inst tenant.Installation, accou
 		return nil, err
 	}
 	return jira.New(inst.APIBaseURL, f.o.APIClient, bearerAuth{base: inst.APIBaseURL, token: func(ctx context.Context) (string, error) {
-		return f.offline.get(ctx, inst.TenantID+"\x00"+accountID, f.now, func() (string, time.Duration, error) {
+		return f.offline.Get(ctx, inst.TenantID+"\x00"+accountID, f.now, func() (string, time.Duration, error) {
 			return f.impersonate(ctx, inst, accountID)
 		})
 	}})
@@ -228,70 +223,4 @@ func ParseOfflineToken(raw []byte) (token string, ttl time.Duration, reason stri
 		return "", 0, "malformed token", errors.New("offlineUserAuthToken gave no usable token")
 	}
 	return t.Token, time.Duration(t.TTL * float64(time.Second)), "", nil
-}
-
-// tokenCache keeps offline user tokens in memory only. One exchange per key
-// at a time: the parallel requests of one export wait for the same one.
-type tokenCache struct {
-	mu      sync.Mutex
-	entries map[string]*cachedToken
-}
-
-type cachedToken struct {
-	mu      sync.Mutex
-	token   string
-	renewAt time.Time
-}
-
-const maxCachedTokens = 10000
-
-func newTokenCache() *tokenCache { return &tokenCache{entries: map[string]*cachedToken{}} }
-
-func (tc *tokenCache) get(ctx context.Context, key string, now func() time.Time, fetch func() (string, time.Duration, error)) (string, error) {
-	tc.mu.Lock()
-	e := tc.entries[key]
-	if e == nil {
-		if len(tc.entries) >= maxCachedTokens {
-			t := now()
-			for k, v := range tc.entries {
-				if v.mu.TryLock() {
-					if !t.Before(v.renewAt) {
-						delete(tc.entries, k)
-					}
-					v.mu.Unlock()
-				}
-			}
-		}
-		e = &cachedToken{}
-		tc.entries[key] = e
-	}
-	tc.mu.Unlock()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.token != "" && now().Before(e.renewAt) {
-		return e.token, nil
-	}
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	tok, ttl, err := fetch()
-	if err != nil {
-		return "", err
-	}
-	lead := tokenLead
-	if ttl <= 2*tokenLead {
-		lead = ttl / 2
-	}
-	e.token, e.renewAt = tok, now().Add(ttl-lead)
-	return tok, nil
-}
-
-func (tc *tokenCache) forgetPrefix(prefix string) {
-	tc.mu.Lock()
-	defer tc.mu.Unlock()
-	for k := range tc.entries {
-		if strings.HasPrefix(k, prefix) {
-			delete(tc.entries, k)
-		}
-	}
 }
