@@ -156,43 +156,6 @@ func (f *Fetcher) StreamRowsAt(ctx context.Context, jql string, fields []string,
 	}, emit)
 }
 
-// StreamChangelogs emits the change history of every issue jql matches, one
-// issue at a time in JQL order (an issue without history with none).
-func (f *Fetcher) StreamChangelogs(ctx context.Context, jql string, from Cursor, limit int, emit func(jira.IssueChangelog, Pos) error) (Cursor, error) {
-	return streamBatches(ctx, f, jql, from, limit, func(ctx context.Context, ids []string) ([]jira.IssueChangelog, []int, error) {
-		byIssue := map[string]*jira.IssueChangelog{}
-		token := ""
-		for {
-			page, err := f.Client.Changelogs(ctx, ids, token)
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, l := range page.Logs {
-				if cur, ok := byIssue[l.IssueID]; ok {
-					cur.Histories = append(cur.Histories, l.Histories...)
-				} else {
-					l := l
-					byIssue[l.IssueID] = &l
-				}
-			}
-			if page.NextPageToken == "" {
-				break
-			}
-			token = page.NextPageToken
-		}
-		out := make([]jira.IssueChangelog, len(ids))
-		at := make([]int, len(ids))
-		for k, id := range ids {
-			at[k] = k
-			out[k] = jira.IssueChangelog{IssueID: id}
-			if l, ok := byIssue[id]; ok {
-				out[k] = *l
-			}
-		}
-		return out, at, nil
-	}, emit)
-}
-
 // streamBatches is the pipeline: a sequential id enumerator, a bounded pool
 // of hydrators, and an in-order emitter.
 func streamBatches[T any](ctx context.Context, f *Fetcher, jql string, from Cursor, limit int,

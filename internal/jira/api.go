@@ -252,13 +252,8 @@ type ChangelogPage struct {
 	NextPageToken string
 }
 
-// Changelogs fetches histories for up to MaxBulkFetch issues.
-func (c *Client) Changelogs(ctx context.Context, ids []string, pageToken string) (ChangelogPage, error) {
-	return c.ChangelogsOf(ctx, ids, nil, pageToken)
-}
-
-// ChangelogsOf is Changelogs limited to changes of the given field ids
-// (all when none).
+// ChangelogsOf fetches histories for up to MaxBulkFetch issues, limited to
+// changes of the given field ids (all when none).
 func (c *Client) ChangelogsOf(ctx context.Context, ids, fieldIDs []string, pageToken string) (ChangelogPage, error) {
 	body := map[string]any{"issueIdsOrKeys": ids, "maxResults": 1000}
 	if len(fieldIDs) > 0 {

@@ -60,7 +60,7 @@ func TestLimitsCountPointsAsJiraCharges(t *testing.T) {
 	if _, err := c.Search(ctx, jql, []string{"summary"}, p.NextPageToken, 37); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Changelogs(ctx, ids.IDs[:20], ""); err != nil {
+	if _, err := c.ChangelogsOf(ctx, ids.IDs[:20], nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.ApproximateCount(ctx, jql); err != nil {
