@@ -541,20 +541,7 @@ const connectRow = `length(shared_secret) > 0`
 
 // Active lists the installations in state active, oldest first.
 func (s *Store) Active(ctx context.Context) ([]Installation, error) {
-	rows, err := s.db.SQL.QueryContext(ctx, `SELECT `+columns+` FROM installations WHERE state = 'active' ORDER BY created_at, tenant_id`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Installation
-	for rows.Next() {
-		in, err := scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, in)
-	}
-	return out, rows.Err()
+	return s.list(ctx, `SELECT `+columns+` FROM installations WHERE state = 'active' ORDER BY created_at, tenant_id`)
 }
 
 // KnownSite reports whether host (with or without a port) is the site of an
