@@ -136,3 +136,17 @@ func dataObject(id, dialect string) string {
 	}
 	return "data/" + id + ".ferrydump.age"
 }
+
+// Size writes a byte count as people read it (B, KB, MB, GB; powers of
+// 1024): the size of a backup on the console and in `ferry backup`.
+func Size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

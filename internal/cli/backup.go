@@ -131,7 +131,7 @@ func runBackup(ctx context.Context, e env, args []string) error {
 	case "now":
 		res, err := svc.Run(ctx)
 		if res.Manifest.ID != "" {
-			fmt.Fprintf(e.stdout, "backup %s stored in %s (%s)\n", res.Manifest.ID, svc.Target(), size(res.Manifest.Data.Size+res.Manifest.Keys.Size))
+			fmt.Fprintf(e.stdout, "backup %s stored in %s (%s)\n", res.Manifest.ID, svc.Target(), backup.Size(res.Manifest.Data.Size+res.Manifest.Keys.Size))
 			printDrill(e.stdout, res.Drill)
 			if n := len(res.Expired.Expired) + len(res.Expired.Discarded); n > 0 || len(res.Expired.KeysExpired) > 0 {
 				fmt.Fprintf(e.stdout, "retention: %d backups removed, %d key objects expired\n", n, len(res.Expired.KeysExpired))
@@ -161,7 +161,7 @@ func runBackup(ctx context.Context, e env, args []string) error {
 			if b.Problem != "" && b.State != backup.StateGood {
 				state += " (" + b.Problem + ")"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.CreatedAt.Format(time.RFC3339), state, size(b.Size), keys, drill)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.CreatedAt.Format(time.RFC3339), state, backup.Size(b.Size), keys, drill)
 		}
 		tw.Flush()
 		if g, ok := backup.NewestGood(list); ok {
@@ -255,18 +255,6 @@ func redactURL(s string) string {
 	return "the database"
 }
 
-func size(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
 // progressBar draws one self-overwriting line: phase, bar, bytes, rate, ETA.
 type progressBar struct {
 	w     io.Writer
@@ -295,7 +283,7 @@ func (p *progressBar) update(phase string, done, total int64) {
 		eta = time.Duration(float64(total-done) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	fmt.Fprintf(p.w, "\r%-8s %3.0f%% [%s%s] %s / %s  %s/s  ETA %s   ", phase, frac*100,
-		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), size(done), size(total), size(int64(rate)), eta)
+		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), backup.Size(done), backup.Size(total), backup.Size(int64(rate)), eta)
 	p.drawn = true
 }
 

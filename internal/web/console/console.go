@@ -329,7 +329,7 @@ var funcs = template.FuncMap{
 		return s[:n] + "…"
 	},
 	"asset": func(name string) string { return "/console/static/" + name },
-	"bytes": byteSize,
+	"bytes": backup.Size,
 	"every": func(d time.Duration) string {
 		switch {
 		case d == 24*time.Hour:
@@ -350,18 +350,6 @@ var funcs = template.FuncMap{
 		}
 		return "in " + humanAge(t.Sub(now))
 	},
-}
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 func dayOrDash(t time.Time) string {
