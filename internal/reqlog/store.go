@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -176,31 +177,15 @@ func (s *Store) insert(ctx context.Context, recs []record) (written, expired int
 		return []any{e.ID, e.Day(), e.At.UTC(), e.Route, e.Method, e.Status, e.Duration.Microseconds(),
 			e.BytesOut, e.ErrorCode, e.TenantID, e.UserPseudonym, r.ct}
 	}
+	// Multi-row inserts. SQLite binds named $N parameters in time quadratic
+	// in their number and positional ? ones in linear time, so it gets ? and
+	// one statement per 64 rows; PostgreSQL gets $N, one round trip per 100.
+	per, param := 100, func(n int) string { return "$" + strconv.Itoa(n) }
+	if s.db.Dialect == store.SQLite {
+		per, param = 64, func(int) string { return "?" }
+	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		if s.db.Dialect == store.SQLite {
-			// Multi-row inserts with positional parameters (?): SQLite binds
-			// named $N parameters in time quadratic in their number, ? ones
-			// in linear time, and one statement per 64 rows costs far less
-			// than one per row.
-			for chunk := range slices.Chunk(rows, 64) {
-				var q strings.Builder
-				q.WriteString(insert)
-				all := make([]any, 0, len(chunk)*cols)
-				for i, r := range chunk {
-					if i > 0 {
-						q.WriteByte(',')
-					}
-					q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?)")
-					all = append(all, args(r)...)
-				}
-				if _, err := tx.ExecContext(ctx, q.String(), all...); err != nil {
-					return err
-				}
-			}
-			return nil
-		}
-		// PostgreSQL: multi-row inserts, one round trip per 100 entries.
-		for chunk := range slices.Chunk(rows, 100) {
+		for chunk := range slices.Chunk(rows, per) {
 			var q strings.Builder
 			q.WriteString(insert)
 			all := make([]any, 0, len(chunk)*cols)
@@ -213,7 +198,7 @@ func (s *Store) insert(ctx context.Context, recs []record) (written, expired int
 					if c > 0 {
 						q.WriteByte(',')
 					}
-					fmt.Fprintf(&q, "$%d", i*cols+c+1)
+					q.WriteString(param(i*cols + c + 1))
 				}
 				q.WriteByte(')')
 				all = append(all, args(r)...)
