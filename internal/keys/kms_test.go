@@ -1,6 +1,7 @@
 package keys_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,27 +55,46 @@ func startLocalKMS(t *testing.T) *localKMS {
 		fmt.Fprintf(&seed, "      - Metadata:\n          KeyId: %s\n        BackingKeys:\n          - %064x\n", id, i+1)
 	}
 	must(t, os.WriteFile(filepath.Join(dir, "seed.yaml"), []byte(seed.String()), 0o600))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "KMS_REGION=us-west-2", "KMS_ACCOUNT_ID="+kmsAccount,
-		"KMS_DATA_PATH="+filepath.Join(dir, "data"), "KMS_SEED_PATH="+filepath.Join(dir, "seed.yaml"))
-	cmd.Stdout, cmd.Stderr = nil, nil
-	must(t, cmd.Start())
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
+	// The port is found free and then handed to local-kms, so another test
+	// may take it in between: local-kms then exits at once, and it is
+	// started again on another port.
+	var addr string
+	for attempt := 1; addr == ""; attempt++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		must(t, err)
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		cmd := exec.Command(bin)
+		cmd.Env = append(os.Environ(), fmt.Sprintf("PORT=%d", port), "KMS_REGION=us-west-2", "KMS_ACCOUNT_ID="+kmsAccount,
+			"KMS_DATA_PATH="+filepath.Join(dir, "data"), "KMS_SEED_PATH="+filepath.Join(dir, "seed.yaml"))
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		must(t, cmd.Start())
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+		try := fmt.Sprintf("127.0.0.1:%d", port)
+		for deadline := time.Now().Add(30 * time.Second); addr == ""; {
+			if c, err := net.DialTimeout("tcp", try, time.Second); err == nil {
+				c.Close()
+				addr = try
+				break
+			}
+			select {
+			case <-exited:
+				if attempt == 3 {
+					t.Fatalf("local-kms exited three times before listening; last output:\n%s", out.String())
+				}
+				deadline = time.Time{}
+			case <-time.After(20 * time.Millisecond):
+			}
+			if deadline.IsZero() {
+				break // started again on another port
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("local-kms did not start listening on %s", try)
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("local-kms did not start listening on %s", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	k := &localKMS{endpoint: "http://" + addr}
 	for _, id := range ids {
