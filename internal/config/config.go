@@ -109,6 +109,17 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Var + ": " + e.Reason }
 
+// printable escapes control characters (a flag named "-\r" from a script with
+// Windows line endings), so an error about the command line stays one line.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, strings.NewReplacer("\r", `\r`, "\n", `\n`, "\t", `\t`).Replace(s))
+}
+
 // IsConfigError reports whether err is (or wraps) a configuration error.
 func IsConfigError(err error) bool {
 	var ce *Error
@@ -475,7 +486,7 @@ func Load(name string, args []string, getenv func(string) string, extra func(fs 
 		if flagErr != nil {
 			return cfg, nil, flagErr
 		}
-		return cfg, nil, &Error{Var: "flags", Reason: err.Error()}
+		return cfg, nil, &Error{Var: "flags", Reason: printable(err.Error())}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, err

@@ -280,11 +280,13 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		{map[string]string{"FERRY_FEED_CONCURRENCY_PER_SITE": "many"}, nil, "FERRY_FEED_CONCURRENCY_PER_SITE"},
 		{nil, []string{"--request-log-days", "90"}, "--request-log-days"},
 		{nil, []string{"--colour"}, "flags"},
+		{nil, []string{"-\r"}, "flags"},
+		{nil, []string{"--addr\n=x"}, "flags"},
 	}
 	for _, c := range cases {
 		_, err := load(t, c.env, c.args...)
 		var ce *Error
-		if !errors.As(err, &ce) || ce.Var != c.want || strings.Contains(err.Error(), "\n") || !IsConfigError(err) {
+		if !errors.As(err, &ce) || ce.Var != c.want || strings.ContainsAny(err.Error(), "\r\n") || !IsConfigError(err) {
 			t.Errorf("%v %v: err = %v, want a one-line *Error for %s", c.env, c.args, err, c.want)
 		}
 	}
