@@ -180,19 +180,20 @@ type personJSON struct {
 }
 
 type sourceJSON struct {
-	ID         string        `json:"id"`
-	Name       string        `json:"name"`
-	JQL        string        `json:"jql"`
-	Fields     []string      `json:"fields"`
-	Tables     []string      `json:"tables"`
-	Updated    time.Time     `json:"updated"`
-	FeedURL    string        `json:"feedUrl"`
-	CSVURL     string        `json:"csvUrl"`
-	Owner      personJSON    `json:"owner"`
-	Visibility string        `json:"visibility"`
-	Groups     []string      `json:"groups"`
-	CanEdit    bool          `json:"canEdit"`
-	History    []historyJSON `json:"history,omitempty"`
+	ID          string        `json:"id"`
+	Name        string        `json:"name"`
+	JQL         string        `json:"jql"`
+	Fields      []string      `json:"fields"`
+	Tables      []string      `json:"tables"`
+	WorkingTime *WorkingTime  `json:"workingTime"`
+	Updated     time.Time     `json:"updated"`
+	FeedURL     string        `json:"feedUrl"`
+	CSVURL      string        `json:"csvUrl"`
+	Owner       personJSON    `json:"owner"`
+	Visibility  string        `json:"visibility"`
+	Groups      []string      `json:"groups"`
+	CanEdit     bool          `json:"canEdit"`
+	History     []historyJSON `json:"history,omitempty"`
 }
 
 type historyJSON struct {
@@ -208,7 +209,7 @@ func (a *App) sourceOut(ds DataSource, names map[string]string, canEdit bool) so
 	if groups == nil {
 		groups = []string{}
 	}
-	return sourceJSON{ID: ds.ID, Name: ds.Name, JQL: ds.JQL, Fields: ds.Fields, Tables: ds.Tables, Updated: ds.Updated,
+	return sourceJSON{ID: ds.ID, Name: ds.Name, JQL: ds.JQL, Fields: ds.Fields, Tables: ds.Tables, WorkingTime: ds.WorkingTime, Updated: ds.Updated,
 		FeedURL: base + "/odata/" + ds.ID + "/", CSVURL: base + "/export/" + ds.ID + "/issues.csv",
 		Owner: personJSON{AccountID: ds.Owner, DisplayName: nameOf(names, ds.Owner)}, Visibility: ds.Visibility,
 		Groups: groups, CanEdit: canEdit}

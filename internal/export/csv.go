@@ -314,7 +314,7 @@ func (f *Feeds) HandleCSV() http.Handler {
 			_, err = siteRows(ctx, fetch, t, Cursor{}, write)
 		default:
 			if err = claim(-1, Cursor{}, t.Name); err == nil {
-				p := &plan{set: t.entitySet(), jql: jql}
+				p := &plan{set: t.entitySet(), jql: jql, src: &fr.source}
 				_, err = f.rows(ctx, fetch, p, Cursor{}, -1, nil, write)
 			}
 		}

@@ -44,6 +44,9 @@ type DataSource struct {
 	JQL    string   `json:"jql"`
 	Fields []string `json:"fields"` // Jira field ids, e.g. "summary", "customfield_10010"
 	Tables []string `json:"tables"`
+	// WorkingTime is the working calendar StatusHistory counts
+	// WorkingSeconds in; nil for none.
+	WorkingTime *WorkingTime `json:"workingTime,omitempty"`
 	// Owner is the accountId of the user who owns the source: only they and
 	// Jira administrators edit or delete it. Sources saved before owners
 	// existed belong to whoever created them (normalize).
@@ -307,6 +310,8 @@ type Input struct {
 	Tables     []string `json:"tables"`
 	Visibility string   `json:"visibility"` // private (the default), groups or everyone
 	Groups     []string `json:"groups"`     // with visibility groups
+	// WorkingTime is the working calendar; null or absent for none.
+	WorkingTime *WorkingTime `json:"workingTime"`
 }
 
 // Validate checks an input against the site's fields; user checks the JQL
@@ -332,6 +337,9 @@ func (in *Input) Validate(ctx context.Context, user *jira.Client, known []jira.F
 	slices.Sort(in.Tables)
 	in.Tables = slices.Compact(in.Tables)
 	if err := in.validateVisibility(); err != nil {
+		return err
+	}
+	if err := in.validateWorkingTime(); err != nil {
 		return err
 	}
 	if len(in.Fields) == 0 {
@@ -403,6 +411,19 @@ func (in *Input) validateVisibility() error {
 	return nil
 }
 
+// validateWorkingTime checks the calendar, if there is one.
+func (in *Input) validateWorkingTime() error {
+	if in.WorkingTime == nil {
+		return nil
+	}
+	w := *in.WorkingTime // the caller's stays as sent
+	if err := w.Validate(); err != nil {
+		return err
+	}
+	in.WorkingTime = &w
+	return nil
+}
+
 // cleanNames trims names, drops empty and repeated ones, and bounds them.
 func cleanNames(field string, names []string, most int) ([]string, error) {
 	var out []string
@@ -438,8 +459,11 @@ func (s *Sources) Create(ctx context.Context, ps PropertyStore, tenantID string,
 	if err := in.validateVisibility(); err != nil {
 		return DataSource{}, err
 	}
+	if err := in.validateWorkingTime(); err != nil {
+		return DataSource{}, err
+	}
 	ds := DataSource{ID: newSourceID(), Name: in.Name, JQL: in.JQL, Fields: in.Fields, Tables: in.Tables,
-		Owner: by, Visibility: in.Visibility, Groups: in.Groups,
+		WorkingTime: in.WorkingTime, Owner: by, Visibility: in.Visibility, Groups: in.Groups,
 		History: []Change{{Action: "created", By: by, At: now}}, Updated: now}
 	return ds, s.save(ctx, ps, tenantID, ds)
 }
@@ -460,11 +484,15 @@ func (s *Sources) Update(ctx context.Context, ps PropertyStore, tenantID, id str
 	if err := in.validateVisibility(); err != nil {
 		return DataSource{}, err
 	}
+	if err := in.validateWorkingTime(); err != nil {
+		return DataSource{}, err
+	}
 	ds, err := s.Get(ctx, ps, tenantID, id)
 	if err != nil {
 		return ds, err
 	}
 	ds.Name, ds.JQL, ds.Fields, ds.Tables, ds.Updated = in.Name, in.JQL, in.Fields, in.Tables, now
+	ds.WorkingTime = in.WorkingTime
 	ds.Visibility, ds.Groups = in.Visibility, in.Groups
 	ds.History = appendHistory(ds.History, Change{Action: "edited", By: by, At: now})
 	return ds, s.save(ctx, ps, tenantID, ds)

@@ -192,6 +192,7 @@ type plan struct {
 	where string // jql's condition and order, apart
 	order string
 	zone  *time.Location
+	src   *DataSource    // the data source read
 	need  []Column       // computed: the written columns and those the filter reads
 	out   []Column       // written, in $select order
 	idx   map[string]int // column name → index in need
@@ -229,7 +230,7 @@ func (f *Feeds) plan(ctx context.Context, fr *feedRequest, set odata.EntitySet, 
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{set: set, q: q, fold: fold, wide: wide, jql: combineJQL(fr.source.JQL, fold.JQL, order), zone: zone}
+	p := &plan{set: set, q: q, fold: fold, wide: wide, jql: combineJQL(fr.source.JQL, fold.JQL, order), zone: zone, src: &fr.source}
 	p.where, p.order = splitOrderBy(p.jql)
 	if p.zone == nil {
 		// Sliced reads write date-times in the user's zone too.
@@ -305,7 +306,7 @@ func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, 
 	skip := from.Row
 	start := Cursor{PageToken: from.PageToken, Offset: from.Offset, Done: from.Done}
 	end, err := streamBatches(ctx, fetch, p.jql, start, rowCap, func(ctx context.Context, ids []string) ([][][]any, []int, error) {
-		rows, err := t.PerIssue(ctx, fetch.Client, ids)
+		rows, err := t.PerIssue(ctx, fetch.Client, p.src, ids)
 		at := make([]int, len(ids))
 		for k := range at {
 			at[k] = k

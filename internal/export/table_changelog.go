@@ -14,7 +14,7 @@ var changelogTable = &Table{
 	Doc:     "One row per changed field of every change of the issues.",
 	Columns: ChangelogColumns(),
 	Refs:    []Ref{{Name: "Issue", Property: "IssueId", Target: TableIssues, ReferencedProperty: "Id", Partner: "Changes"}},
-	PerIssue: func(ctx context.Context, c *jira.Client, ids []string) ([][][]any, error) {
+	PerIssue: func(ctx context.Context, c *jira.Client, _ *DataSource, ids []string) ([][][]any, error) {
 		logs, err := changelogsOf(ctx, c, ids, nil)
 		if err != nil {
 			return nil, err

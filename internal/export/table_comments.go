@@ -19,7 +19,7 @@ var commentsTable = &Table{
 		col("Body", EdmString, false),
 	},
 	Refs: []Ref{{Name: "Issue", Property: "IssueId", Target: TableIssues, ReferencedProperty: "Id", Partner: "Comments"}},
-	PerIssue: func(ctx context.Context, c *jira.Client, ids []string) ([][][]any, error) {
+	PerIssue: func(ctx context.Context, c *jira.Client, _ *DataSource, ids []string) ([][][]any, error) {
 		return embeddedPerIssue(ctx, c, ids, "comment", func(is *jira.Issue) ([][]any, error) {
 			var page jira.CommentPage
 			raw := is.Fields["comment"]

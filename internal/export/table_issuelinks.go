@@ -23,7 +23,7 @@ var issueLinksTable = &Table{
 		{Name: "Issue", Property: "IssueId", Target: TableIssues, ReferencedProperty: "Id", Partner: "Links"},
 		{Name: "LinkedIssue", Property: "LinkedIssueId", Target: TableIssues, ReferencedProperty: "Id"},
 	},
-	PerIssue: func(ctx context.Context, c *jira.Client, ids []string) ([][][]any, error) {
+	PerIssue: func(ctx context.Context, c *jira.Client, _ *DataSource, ids []string) ([][][]any, error) {
 		return embeddedPerIssue(ctx, c, ids, "issuelinks", func(is *jira.Issue) ([][]any, error) { return issueLinkRows(is), nil })
 	},
 }

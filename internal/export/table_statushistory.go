@@ -14,19 +14,27 @@ import (
 // statusHistoryTable: one row per status interval of each issue — from its
 // creation (or a status change) to the next status change — computed on
 // the fly from the issue's changelog (status changes only) and its created
-// date. Durations are calendar time (seconds between the two instants);
-// the interval the issue is still in has no Left and no duration. Time in
-// status is the sum of DurationSeconds by issue and status.
+// date. DurationSeconds is calendar time (seconds between the two
+// instants); WorkingSeconds is the part of it inside the data source's
+// working calendar (workingtime.go), null without one. The interval the
+// issue is still in has no Left and neither duration. Time in status is the
+// sum of DurationSeconds (or WorkingSeconds) by issue and status.
 var statusHistoryTable = &Table{
 	Name: "StatusHistory", EntityType: "StatusInterval", Key: "Id",
-	Doc: "Status intervals of each issue: entered, left, calendar seconds — time in status.",
+	Doc: "Status intervals of each issue: entered, left, calendar seconds and working seconds — time in status.",
 	Columns: []Column{
 		col("Id", EdmString, true), issueIDCol(), col("IssueKey", EdmString, true),
 		col("Status", EdmString, false), boundedByUpdated("Entered", true), boundedByUpdated("Left", false),
 		col("DurationSeconds", EdmInt64, false), col("EnteredBy", EdmString, false),
+		// Last, so that CSV columns read by position before it stay put.
+		col("WorkingSeconds", EdmInt64, false),
 	},
 	Refs: []Ref{{Name: "Issue", Property: "IssueId", Target: TableIssues, ReferencedProperty: "Id", Partner: "StatusHistory"}},
-	PerIssue: func(ctx context.Context, c *jira.Client, ids []string) ([][][]any, error) {
+	PerIssue: func(ctx context.Context, c *jira.Client, src *DataSource, ids []string) ([][][]any, error) {
+		var cal *calendar
+		if src != nil {
+			cal = src.WorkingTime.compile()
+		}
 		var issues []jira.Issue
 		var logs []jira.IssueChangelog
 		var errs [2]error
@@ -46,14 +54,15 @@ var statusHistoryTable = &Table{
 		out := make([][][]any, len(ids))
 		at := indexOf(ids, issues, func(is *jira.Issue) string { return is.ID })
 		for k := range issues {
-			out[at[k]] = statusIntervals(&issues[k], logs[at[k]])
+			out[at[k]] = statusIntervals(&issues[k], logs[at[k]], cal)
 		}
 		return out, nil
 	},
 }
 
-// statusIntervals are the status intervals of one issue.
-func statusIntervals(is *jira.Issue, l jira.IssueChangelog) [][]any {
+// statusIntervals are the status intervals of one issue; cal, if not nil,
+// is the working calendar.
+func statusIntervals(is *jira.Issue, l jira.IssueChangelog, cal *calendar) [][]any {
 	created, err := ParseJiraTime(str(is.Fields["created"]))
 	if err != nil {
 		return nil
@@ -94,18 +103,22 @@ func statusIntervals(is *jira.Issue, l jira.IssueChangelog) [][]any {
 	}
 	issueID := atoi64(is.ID)
 	var rows [][]any
-	row := func(left any, dur any) {
-		rows = append(rows, []any{is.ID + "-" + strconv.Itoa(len(rows)), issueID, is.Key, status, entered, left, dur, by})
+	row := func(left, dur, work any) {
+		rows = append(rows, []any{is.ID + "-" + strconv.Itoa(len(rows)), issueID, is.Key, status, entered, left, dur, by, work})
 	}
 	for _, ch := range changes {
 		left := ch.at
 		if left.Before(entered) {
 			left = entered
 		}
-		row(left, int64(left.Sub(entered)/time.Second))
+		var work any
+		if cal != nil {
+			work = int64(cal.working(entered, left) / time.Second)
+		}
+		row(left, int64(left.Sub(entered)/time.Second), work)
 		status, entered, by = ch.to, left, ch.by
 	}
-	row(nil, nil)
+	row(nil, nil, nil)
 	return rows
 }
 

@@ -21,7 +21,7 @@ var worklogsTable = &Table{
 		boundedByUpdated("Created", true), boundedByUpdated("Updated", true),
 	},
 	Refs: []Ref{{Name: "Issue", Property: "IssueId", Target: TableIssues, ReferencedProperty: "Id", Partner: "Worklogs"}},
-	PerIssue: func(ctx context.Context, c *jira.Client, ids []string) ([][][]any, error) {
+	PerIssue: func(ctx context.Context, c *jira.Client, _ *DataSource, ids []string) ([][][]any, error) {
 		return embeddedPerIssue(ctx, c, ids, "worklog", func(is *jira.Issue) ([][]any, error) {
 			var page jira.WorklogPage
 			raw := is.Fields["worklog"]

@@ -31,8 +31,9 @@ type Table struct {
 	// most jira.MaxBulkFetch, in the JQL's order): rows[k] belongs to
 	// ids[k] (none for an issue the user cannot see). Pages resume inside
 	// an issue's rows by their index, so an issue's rows come in a stable
-	// order.
-	PerIssue func(ctx context.Context, c *jira.Client, ids []string) ([][][]any, error)
+	// order. src is the data source being read (StatusHistory counts
+	// working time in its calendar).
+	PerIssue func(ctx context.Context, c *jira.Client, src *DataSource, ids []string) ([][][]any, error)
 	// Site streams the whole table as the site shows it to the user (not
 	// limited by the data source's JQL), in a stable order.
 	Site func(ctx context.Context, c *jira.Client, emit func([]any) error) error

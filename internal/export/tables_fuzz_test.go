@@ -27,7 +27,7 @@ func FuzzTableRowsFromJira(f *testing.F) {
 		if json.Unmarshal(histories, &hs) != nil {
 			return
 		}
-		for _, r := range statusIntervals(is, jira.IssueChangelog{IssueID: "10001", Histories: hs}) {
+		for _, r := range statusIntervals(is, jira.IssueChangelog{IssueID: "10001", Histories: hs}, nil) {
 			if len(r) != len(statusHistoryTable.Columns) || r[0] == nil || r[4] == nil {
 				t.Fatalf("StatusHistory row %v", r)
 			}

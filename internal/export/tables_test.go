@@ -104,7 +104,7 @@ func TestStatusIntervalsChain(t *testing.T) {
 			"created": []byte(`"` + created.Format("2006-01-02T15:04:05.000-0700") + `"`),
 			"status":  []byte(`{"name":"` + names[cur] + `"}`),
 		}}
-		rows := statusIntervals(is, jira.IssueChangelog{IssueID: "10001", Histories: hist})
+		rows := statusIntervals(is, jira.IssueChangelog{IssueID: "10001", Histories: hist}, nil)
 		if len(rows) != k+1 {
 			t.Fatalf("case %d: %d intervals for %d changes", n, len(rows), k)
 		}
