@@ -21,7 +21,14 @@ import (
 var csvFields = []string{"summary", "status", "project", "priority", "issuetype", "assignee", "reporter", "created", "updated", "resolutiondate", "description", "labels", "fixVersions",
 	"customfield_10010", "customfield_10011", "customfield_10012", "customfield_10013", "customfield_10014", "customfield_10015", "customfield_10016"}
 
-// csvSource creates a data source with csvFields and every table.
+// csvCalendar is csvSource's working calendar: StatusHistory's
+// WorkingSeconds is a number in every closed interval, so the truth suite
+// filters on values.
+var csvCalendar = &export.WorkingTime{Days: []string{"mon", "tue", "wed", "thu", "fri"}, Start: "09:00", End: "17:00",
+	TimeZone: "Europe/Berlin", Holidays: []string{"2023-12-25", "2024-01-01", "2024-05-01"}}
+
+// csvSource creates a data source with csvFields, every table and
+// csvCalendar.
 func csvSource(t *testing.T, d *demo) string {
 	t.Helper()
 	ctx := context.Background()
@@ -34,7 +41,7 @@ func csvSource(t *testing.T, d *demo) string {
 		t.Fatal(err)
 	}
 	src, err := d.app.appAPI.Sources.Create(ctx, app, d.tenant, export.Input{Name: "Every field", JQL: demoJQL, Fields: csvFields,
-		Tables: export.TableNames(), Visibility: export.VisibilityEveryone}, d.sim.Users()[0].AccountID, time.Now())
+		Tables: export.TableNames(), Visibility: export.VisibilityEveryone, WorkingTime: csvCalendar}, d.sim.Users()[0].AccountID, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
