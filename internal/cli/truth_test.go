@@ -734,7 +734,9 @@ func TestTruthSuiteODataEqualsTheFullWalk(t *testing.T) {
 		if name == "StatusHistory" {
 			// csvSource has a working calendar: the cases on WorkingSeconds
 			// compare numbers, not only nulls.
-			if len(where(walks[0], func(r map[string]any) bool { return r["WorkingSeconds"] != nil && fmt.Sprint(r["WorkingSeconds"]) != "0" })) == 0 {
+			if len(where(walks[0], func(r map[string]any) bool {
+				return r["WorkingSeconds"] != nil && fmt.Sprint(r["WorkingSeconds"]) != "0"
+			})) == 0 {
 				t.Fatalf("StatusHistory has no WorkingSeconds but null and 0")
 			}
 		}
