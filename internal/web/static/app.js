@@ -297,6 +297,7 @@
     document.querySelectorAll('input[name="tables"]').forEach(function (box) {
       box.checked = tables.indexOf(box.value) >= 0;
     });
+    fillWorkingTime(src ? src.workingTime : null);
     var vis = src ? src.visibility : "private";
     $("vis-" + vis).checked = true;
     $("src-groups").value = src && src.groups ? src.groups.join(", ") : "";
@@ -315,6 +316,52 @@
     } catch (err) {
       showError(form, err);
     }
+  }
+
+  // The working calendar of StatusHistory: offered when the table is
+  // ticked, sent only when "count working seconds" is.
+  var weekDays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+  function showWorkingTime() {
+    $("wt-field").hidden = !$("tbl-statushistory").checked;
+    $("wt-calendar").hidden = !$("wt-on").checked;
+  }
+
+  function localZone() {
+    try {
+      return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+    } catch (e) {
+      return "UTC";
+    }
+  }
+
+  function fillWorkingTime(w) {
+    $("wt-on").checked = !!w;
+    var days = w ? w.days : ["mon", "tue", "wed", "thu", "fri"];
+    weekDays.forEach(function (d) { $("wt-day-" + d).checked = days.indexOf(d) >= 0; });
+    $("wt-start").value = w ? w.start : "09:00";
+    $("wt-end").value = w ? w.end : "17:00";
+    $("wt-zone").value = w ? w.timeZone : localZone();
+    $("wt-holidays").value = w && w.holidays ? w.holidays.join(", ") : "";
+    if (w) listZones();
+    showWorkingTime();
+  }
+
+  var zonesListed = false;
+  function listZones() {
+    if (zonesListed || !Intl.supportedValuesOf) return;
+    zonesListed = true;
+    var list = clear($("zone-options"));
+    Intl.supportedValuesOf("timeZone").forEach(function (z) { list.appendChild(el("option", { value: z })); });
+  }
+
+  function workingTimeInput() {
+    if (!$("tbl-statushistory").checked || !$("wt-on").checked) return null;
+    return {
+      days: weekDays.filter(function (d) { return $("wt-day-" + d).checked; }),
+      start: $("wt-start").value.trim(), end: $("wt-end").value.trim(), timeZone: $("wt-zone").value.trim(),
+      holidays: splitList($("wt-holidays").value)
+    };
   }
 
   // showVisibility shows the group names only when sharing with groups.
@@ -355,9 +402,10 @@
     });
     var vis = document.querySelector('input[name="visibility"]:checked').value;
     var body = { name: $("src-name").value, jql: $("src-jql").value, fields: selected.slice(), tables: tables,
-      visibility: vis, groups: vis === "groups" ? splitList($("src-groups").value) : [] };
+      visibility: vis, groups: vis === "groups" ? splitList($("src-groups").value) : [], workingTime: workingTimeInput() };
     var inputs = { name: $("src-name"), jql: $("src-jql"), fields: $("field-search"), tables: $("tbl-issues"),
-      visibility: $("vis-private"), groups: $("src-groups") };
+      visibility: $("vis-private"), groups: $("src-groups"), "workingTime.days": $("wt-day-mon"), "workingTime.start": $("wt-start"),
+      "workingTime.end": $("wt-end"), "workingTime.timeZone": $("wt-zone"), "workingTime.holidays": $("wt-holidays") };
     if (vis === "groups" && body.groups.length === 0) return showError(form, new ApiError(400, { field: "groups", detail: "Name at least one Jira group to share the data source with." }), inputs);
     if (!body.name.trim()) return showError(form, new ApiError(400, { field: "name", detail: "Name the data source." }), inputs);
     if (!body.jql.trim()) return showError(form, new ApiError(400, { field: "jql", detail: "Enter a JQL query, for example: project = ABC ORDER BY created DESC" }), inputs);
@@ -589,6 +637,8 @@
     document.querySelectorAll('input[name="visibility"]').forEach(function (r) {
       r.addEventListener("change", function () { showVisibility(); if ($("vis-groups").checked) loadGroupOptions(); });
     });
+    $("tbl-statushistory").addEventListener("change", showWorkingTime);
+    $("wt-on").addEventListener("change", function () { showWorkingTime(); if ($("wt-on").checked) listZones(); });
     $("source-cancel").addEventListener("click", closeForm);
     $("source-form").addEventListener("keydown", function (ev) {
       if (ev.key === "Escape") { closeForm(); $("new-source").focus(); }
