@@ -23,8 +23,8 @@ import (
 // loop measured on its first peerIssues issues: a sequential loop's rate
 // does not change with n); StatusHistory (time in status) rows/s at 150 ms
 // and with no latency; and the live Go heap's peak while each export runs (the process holds
-// the simulator too), at
-// n/10 and n issues (flat: rows pass through, nothing accumulates).
+// the simulator too, so a hint only: internal/export BenchmarkTablesPeakRSS measures the
+// tables' peak resident set in a child process), at n/10 and n issues.
 //
 //	FERRY_BENCH_ISSUES=100000 go test -run '^$' -bench Tables -benchtime 1x -timeout 120m ./internal/cli/
 func BenchmarkTables(b *testing.B) {
