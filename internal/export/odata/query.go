@@ -71,6 +71,9 @@ func ParseQuery(rawQuery string, set EntitySet, maxTop int) (Query, error) {
 			continue // custom query option
 		}
 		switch {
+		case opt == "$expand":
+			// Power Query's expand button on a navigation column asks for it.
+			return Query{}, notImplemented(opt, "$expand is not supported: load the related table as its own entity set; $metadata relates the tables by their keys")
 		case unsupportedOptions[opt]:
 			return Query{}, notImplemented(opt, "%s is not supported", opt)
 		case !supportedOptions[opt]:

@@ -141,6 +141,18 @@ func TestParseQueryRejects(t *testing.T) {
 	}
 }
 
+// Power Query asks for $expand when a user expands a navigation column: the
+// refusal says what to do instead.
+func TestExpandRefusalSaysWhatToDo(t *testing.T) {
+	for _, raw := range []string{"$expand=Comments", "expand=Issue", "%24EXPAND=Worklogs($select=Id)"} {
+		_, err := ParseQuery(raw, issues, 100)
+		wantError(t, err, 501, "$expand")
+		if !strings.Contains(err.Error(), "own entity set") {
+			t.Errorf("%s: %v does not say to load the related table on its own", raw, err)
+		}
+	}
+}
+
 func TestColumnsAlwaysIncludeKey(t *testing.T) {
 	q, _ := ParseQuery("$select=Status,Summary", issues, 0)
 	var names []string
