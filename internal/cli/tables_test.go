@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"ferry/internal/export"
+	"ferry/internal/jirasim"
 )
 
 // The BI tables beyond Issues (issue 16), end to end against the simulator
@@ -289,9 +290,29 @@ func TestNoTableCarriesAnEmailAddress(t *testing.T) {
 // to the issues updated since, so only the changed window is read: the
 // points spent (counted by the simulator) follow the changed issues, and
 // the rows are exactly the full walk's rows that match.
+//
+// The everyday case among them: a comment or a worklog added today to an
+// issue untouched for years. Jira updates the issue when it is added, so
+// the narrowed search still finds it — the filtered walk must have it.
 func TestIncrementalRefreshReadsOnlyTheChangedWindow(t *testing.T) {
 	d, feed, tokens := tableDemo(t, 400)
 	issues := decodedWalk(t, feed+"Issues", tokens[0])
+	oldest := issues[0]
+	for _, is := range issues {
+		if is["Updated"].(string) < oldest["Updated"].(string) {
+			oldest = is
+		}
+	}
+	newComment, err := d.sim.AddComment(jirasim.NewComment{Issue: oldest["Key"].(string), Body: "late word"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newWorklog, err := d.sim.AddWorklog(jirasim.NewWorklog{Issue: oldest["Key"].(string), Comment: "late work"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := map[string]string{"Comments": newComment, "Worklogs": newWorklog}
+	issues = decodedWalk(t, feed+"Issues", tokens[0])
 	var updated []string
 	for _, is := range issues {
 		updated = append(updated, is["Updated"].(string))
@@ -322,6 +343,9 @@ func TestIncrementalRefreshReadsOnlyTheChangedWindow(t *testing.T) {
 		got := decodedWalk(t, feed+c.set+"?$filter="+c.prop+"%20ge%20"+at.UTC().Format("2006-01-02T15:04:05.000Z"), tokens[0])
 		st := d.sim.Stats()
 		sameKeys(t, c.set+" "+c.prop+" ge", got, want, "Id")
+		if id, ok := added[c.set]; ok && !idsOf(got, "Id")[id] {
+			t.Errorf("%s %s ge: the %s added today to %s (last updated long before) is not in the window", c.set, c.prop, c.set, oldest["Key"])
+		}
 		// Points follow the issues read: the changed ones, not all of them.
 		if st.Points*5 > fullPoints {
 			t.Errorf("%s %s ge: %d points, the full walk %d (%d of %d issues changed)", c.set, c.prop, st.Points, fullPoints, changed, len(issues))

@@ -12,6 +12,9 @@ type corpus struct {
 	d     *dataset
 	extra []*issue
 	sim   *Sim // renders the data model's fields for JQL (jql_model.go)
+	// touched: issues a planted comment or worklog updated later than
+	// their own updated date (by index).
+	touched map[int]time.Time
 }
 
 func (c corpus) len() int { return c.d.n + len(c.extra) }
@@ -37,11 +40,19 @@ func (c corpus) created(i int) time.Time {
 	return c.extra[i-c.d.n].Created
 }
 
+// updated is when the issue last changed: its own updated date, or a
+// planted comment or worklog added since.
 func (c corpus) updated(i int) time.Time {
+	var t time.Time
 	if i < c.d.n {
-		return c.d.updated(i)
+		t = c.d.updated(i)
+	} else {
+		t = c.extra[i-c.d.n].Updated
 	}
-	return c.extra[i-c.d.n].Updated
+	if u, ok := c.touched[i]; ok && u.After(t) {
+		return u
+	}
+	return t
 }
 
 func (c corpus) keyNum(i int) int {

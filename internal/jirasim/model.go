@@ -83,6 +83,9 @@ type plantedItems struct {
 	wlByID   map[int64]worklogRec
 	wlOrder  []worklogStamp // by update time
 	next     int64
+	// touched is when a planted comment or worklog last changed an issue
+	// (by issue index): as in Jira, adding one updates the issue.
+	touched map[int]time.Time
 }
 
 type worklogStamp struct {

@@ -3,6 +3,7 @@ package jirasim
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
@@ -57,7 +58,10 @@ func (s *Sim) plant(f func(p *plantedItems) int64) int64 {
 	old := m.items()
 	p := &plantedItems{
 		worklogs: map[int][]worklogRec{}, comments: map[int][]commentRec{}, wlByID: map[int64]worklogRec{},
-		wlOrder: append([]worklogStamp(nil), old.wlOrder...), next: old.next,
+		wlOrder: append([]worklogStamp(nil), old.wlOrder...), next: old.next, touched: maps.Clone(old.touched),
+	}
+	if p.touched == nil {
+		p.touched = map[int]time.Time{}
 	}
 	for k, v := range old.worklogs {
 		p.worklogs[k] = v[:len(v):len(v)]
@@ -74,6 +78,13 @@ func (s *Sim) plant(f func(p *plantedItems) int64) int64 {
 	id := f(p)
 	m.planted.Store(p)
 	return id
+}
+
+// touch records that issue i changed at t (the latest change wins).
+func (p *plantedItems) touch(i int, t time.Time) {
+	if t.After(p.touched[i]) {
+		p.touched[i] = t
+	}
 }
 
 // AddComment plants a comment and returns its id.
@@ -94,6 +105,7 @@ func (s *Sim) AddComment(in NewComment) (string, error) {
 		id := p.next
 		p.next++
 		p.comments[i] = append(p.comments[i], commentRec{ID: id, Issue: i, Author: u, Created: at, Updated: at, Body: adfText(in.Body)})
+		p.touch(i, at)
 		return id
 	})
 	return strconv.FormatInt(id, 10), nil
@@ -134,6 +146,7 @@ func (s *Sim) addPlantedWorklog(w worklogRec) int64 {
 		p.next++
 		p.worklogs[w.Issue] = append(p.worklogs[w.Issue], w)
 		p.wlByID[w.ID] = w
+		p.touch(w.Issue, w.Updated)
 		st := worklogStamp{ms: w.Updated.UnixMilli(), id: w.ID}
 		k := sort.Search(len(p.wlOrder), func(k int) bool {
 			return p.wlOrder[k].ms > st.ms || p.wlOrder[k].ms == st.ms && p.wlOrder[k].id > st.id

@@ -304,6 +304,18 @@ func TestPlantedCommentsAndWorklogs(t *testing.T) {
 	if n := len(is.Fields.Comment.Comments); n == 0 || is.Fields.Comment.Comments[n-1].ID != commentID {
 		t.Error("comment field lacks the planted comment")
 	}
+	// As in Jira, adding a comment or a worklog updates the issue: its
+	// updated field, and JQL on updated, see the change.
+	var upd struct{ Fields struct{ Updated string } }
+	getJSON(t, srv.URL, "/rest/api/3/issue/"+k1+"-2?fields=updated", admin, &upd)
+	if u, err := time.Parse("2006-01-02T15:04:05.000-0700", upd.Fields.Updated); err != nil || u.Before(clock.now().Truncate(time.Millisecond)) {
+		t.Errorf("issue updated %q (%v) after a comment and a worklog at %s", upd.Fields.Updated, err, clock.now())
+	}
+	var found0 struct{ Issues []struct{ Key string } }
+	call(t, srv.URL, "POST", "/rest/api/3/search/jql", admin, map[string]any{"jql": `updated >= "2026-02-28"`, "fields": []string{"key"}}).status(t, 200).decode(t, &found0)
+	if len(found0.Issues) != 1 || found0.Issues[0].Key != k1+"-2" { // the generated data ends in 2024
+		t.Errorf("JQL updated >= the day before the comment finds %v, want only %s-2", found0.Issues, k1)
+	}
 	found := false
 	for _, w := range issueWorklogs(t, srv.URL, admin, k1+"-2", 0) {
 		if w.ID == worklogID && strings.Contains(string(w.Comment), "canary-9b1f") && w.TimeSpentSeconds == 5400 && w.Author.AccountID == users[0].AccountID {

@@ -326,7 +326,7 @@ func (s *Sim) issueFields(base string, c corpus, is *issue, sel fieldSel) []byte
 	put("assignee", user(is.Assignee))
 	put("reporter", user(is.Reporter))
 	put("created", str(fmtJiraTime(is.Created)))
-	put("updated", str(fmtJiraTime(is.Updated)))
+	put("updated", str(fmtJiraTime(c.updated(is.idx))))
 	if sel.has("labels") {
 		put("labels", mustJSON(is.Labels))
 	}

@@ -218,7 +218,7 @@ func (s *Sim) getKnobs() Knobs {
 func (s *Sim) snapshot() corpus {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return corpus{d: s.data, extra: s.extra, sim: s}
+	return corpus{d: s.data, extra: s.extra, sim: s, touched: s.model.items().touched}
 }
 
 // recorder keeps the status for the log line; Unwrap lets
