@@ -512,8 +512,13 @@ func parseCursor(s string) (Cursor, error) {
 	if s == "" {
 		return c, nil
 	}
-	err := json.Unmarshal([]byte(s), &c)
-	return c, err
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return c, err
+	}
+	if !c.Plan.resumable() {
+		return c, errors.New("export: the position is in a walk planned by an older rule")
+	}
+	return c, nil
 }
 
 func encodeCursor(c Cursor) string {

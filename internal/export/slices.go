@@ -22,8 +22,12 @@ import (
 //   - the plan counts the walk once (search/approximate-count: one point
 //     per call, no objects) and cuts the range between its first and last
 //     value into pieces of equal length, counting each piece; a piece is
-//     then cut into leaves of about leafRows issues by length alone. The
-//     count is also $count, so $count costs nothing more.
+//     then cut into leaves that end where a search page does: the piece's
+//     count says how many pages it takes, the pages are shared among its
+//     leaves, and each leaf gets the share of the piece's length its pages
+//     hold. Only the last page of a piece is partly empty, give or take the
+//     data's spread (pieceLeaves). The count is also $count, so $count
+//     costs nothing more.
 //   - every leaf is one JQL (the query AND field >= "…" AND field < "…",
 //     the same ORDER BY), read page after page; the outermost leaves are
 //     open-ended, so their union is exactly the query. Ties of the first
@@ -39,10 +43,9 @@ import (
 // a local time can name two instants.
 
 const (
-	// leafRows is the issues per leaf: twenty pages. A leaf's last page is
-	// partly empty, and a page is a call against Jira's burst limit, so
-	// short leaves waste calls; long ones need more read-ahead (the rows
-	// other chains read while the leaf being written takes its twenty
+	// leafRows is the issues per leaf without a tenant's parallelism to
+	// size them by: twenty pages. Long leaves need more read-ahead (the
+	// rows other chains read while the leaf being written takes its twenty
 	// round trips).
 	leafRows   = 2_000
 	minPieces  = 16     // pieces counted per walk (one point each)
@@ -54,7 +57,7 @@ const (
 	// page then finish within one round trip of each other, instead of the
 	// page waiting for a twenty-page leaf started last.
 	fineRows = 1_500
-	fineLeaf = 80 // issues per leaf at a page's end: one page, mostly
+	fineLeaf = jira.MaxPage // issues per leaf at a page's end: one page
 	// minSpan is the fewest issues per leaf a walk is cut into for
 	// parallelism's sake (leafSpan): two pages.
 	minSpan = 2 * jira.MaxPage
@@ -90,7 +93,19 @@ type Plan struct {
 	// and parallelism (leafSpan); a page's last pieces are still cut into
 	// leaves of a page.
 	Span int `json:"s,omitempty"`
+	// Cut is the rule the plan's pieces are cut into leaves by (planCut):
+	// a position names a leaf by its number, so a position planned under
+	// another rule would resume elsewhere.
+	Cut int `json:"k,omitempty"`
 }
+
+// planCut is the current rule for cutting pieces into leaves: 2, leaves
+// that end where a search page does.
+const planCut = 2
+
+// resumable reports that a position in this plan names the leaf it named
+// when the plan was made: one chain, or pieces cut by the current rule.
+func (p *Plan) resumable() bool { return p == nil || p.Field == "" || p.Cut == planCut }
 
 func (p *Plan) leafRows() int {
 	if p.Leaf > 0 {
@@ -107,21 +122,55 @@ func (p *Plan) span() int {
 	return p.leafRows()
 }
 
-// fewestPages is how many leaves of equal length to cut a piece of c
-// issues into, at least lo and at most twice that: the number that reads it
-// in the fewest pages, each leaf's last page partly empty. Leaves of equal
-// length hold about equal counts, give or take a few per cent (pageSlack):
-// a leaf expected to fill its last page exactly may need one more.
-func fewestPages(c, lo int) int {
-	const pageSlack = 1.04
-	best, bestPages := lo, math.MaxInt
-	for m := lo; m <= 2*lo; m++ {
-		pages := m * int(math.Ceil(float64(c)*pageSlack/float64(m)/jira.MaxPage))
-		if pages < bestPages {
-			best, bestPages = m, pages
-		}
+// expectedPages is the search pages a leaf of about e issues takes: one at
+// least (an empty leaf is still a call), one more for each full page it
+// may overflow. When cut from a piece (cut), its count varies: a variance
+// of spread × e, and never less than a row either way (minute bounds).
+func expectedPages(e float64, cut bool, spread float64) float64 {
+	if !cut {
+		return max(1, math.Ceil(e/jira.MaxPage))
 	}
-	return best
+	sd := max(1, math.Sqrt(spread*e))
+	pages := 1.0
+	for k := 1; ; k++ {
+		edge := float64(k*jira.MaxPage) + 0.5
+		q := 0.5 * math.Erfc((edge-e)/(sd*math.Sqrt2)) // P(count > k pages)
+		if q < 1e-9 && edge > e {
+			return pages
+		}
+		pages += q
+	}
+}
+
+// spread is how much the counts of equal lengths of the walk vary, as a
+// multiple of their mean (1 for issues made at random, 0 for issues made
+// at an even pace): estimated from neighbouring pieces' counts, so that a
+// trend across the walk is not taken for spread, and by a low quantile of
+// their differences, so that a few pieces with part of a gap (a project's
+// issues missing from a query) are not either. Pieces at the walk's ends (open-ended), in gaps
+// and at their edges are left out; too few left: 1.
+func (p *Plan) spread() float64 {
+	var diffs []float64
+	mean := 0.0
+	gapEdge := func(k int) bool { return p.Counts[k-1] == 0 || p.Counts[k+1] == 0 }
+	for k := 1; k+2 < len(p.Counts); k++ {
+		a, b := p.Counts[k], p.Counts[k+1]
+		if a == 0 || b == 0 || gapEdge(k) || gapEdge(k+1) {
+			continue
+		}
+		diffs = append(diffs, math.Abs(float64(b-a)))
+		mean += float64(a+b) / 2
+	}
+	if len(diffs) < 2 {
+		return 1
+	}
+	mean /= float64(len(diffs))
+	slices.Sort(diffs)
+	// A third of |a−b| (two normals' difference) lies below 0.4307 of its
+	// standard deviation; a low quantile, as pieces with a gap inside them
+	// (a project's block shorter than a piece) differ by far more.
+	sd := diffs[(len(diffs)-1)/3] / 0.4307 / math.Sqrt2
+	return sd * sd / mean
 }
 
 // leaf is one chain of a plan: a JQL and where it sits.
@@ -159,8 +208,8 @@ func (p *Plan) leaves() []leaf {
 		return []leaf{{lo: math.MinInt64, hi: math.MaxInt64, rows: p.Total}}
 	}
 	var out []leaf
-	n := int64(p.pieces())
 	fine := p.finePieces()
+	spread, typical := p.spread(), p.typical()
 	for i := range p.pieces() {
 		k := i
 		if p.Desc {
@@ -170,30 +219,11 @@ func (p *Plan) leaves() []leaf {
 		if c == 0 {
 			continue // nothing there: no call at all
 		}
-		// Leaves are equal lengths of the piece's share of [Lo, Hi), in
-		// units of 1/(n·m) of it, cut by the same rule as the pieces.
 		size := p.span()
 		if fine[k] {
 			size = min(max(p.leafRows()*fineLeaf/leafRows, 1), size)
 		}
-		m := int64(max((c+size/2)/size, 1)) // leaves of size/1.5 to size·1.5: fewer part-empty last pages
-		if p.Span > 0 && !fine[k] {
-			m = int64(fewestPages(c, max(c/size, 1)))
-		}
-		if width := (p.Hi - p.Lo) / n; m > width {
-			m = max(width, 1)
-		}
-		var piece []leaf
-		for j := range m {
-			l := leaf{piece: k, lo: p.cut(int64(k)*m+j, n*m), hi: p.cut(int64(k)*m+j+1, n*m), rows: c / int(m)}
-			if j == 0 {
-				l.lo, _ = p.pieceBounds(k)
-			}
-			if j == m-1 {
-				_, l.hi = p.pieceBounds(k)
-			}
-			piece = append(piece, l)
-		}
+		piece := p.pieceLeaves(k, size, fine[k], spread, typical)
 		if p.Desc {
 			for a, b := 0, len(piece)-1; a < b; a, b = a+1, b-1 {
 				piece[a], piece[b] = piece[b], piece[a]
@@ -202,6 +232,122 @@ func (p *Plan) leaves() []leaf {
 		out = append(out, piece...)
 	}
 	return out
+}
+
+// pieceLeaves cuts piece k into leaves of about size issues that end where
+// a search page does: the piece is to take a number of pages (the fewest
+// its count needs, or one or two more), shared among m leaves as evenly as
+// whole pages go, and each leaf is that share of the piece's length, so
+// all are expected to be as full as each other. A leaf holds its expected
+// count give or take the data's spread, so one meant to fill its last page
+// may overflow it; m and the pages are the pair with the fewest pages
+// expected. A piece read as one leaf holds exactly its count.
+func (p *Plan) pieceLeaves(k, size int, fine bool, spread, typical float64) []leaf {
+	c := p.Counts[k]
+	lo := max((c+2*size-1)/(2*size), 1) // leaves of at most 2 × size
+	if fine {
+		lo = (c + size - 1) / size // at most size: a page's last chains end together
+	}
+	hi := max(2*c/size, lo) // and at least size / 2
+	from, to := p.occupied(k, typical)
+	width := max(to-from, 1) // a leaf is at least a minute long
+	lo, hi = int(min(int64(lo), width)), int(min(int64(hi), width))
+	least := (c + jira.MaxPage - 1) / jira.MaxPage
+	// From leaves of half size outwards, so that of leaves expected to take
+	// about as many pages, those nearest half size are chosen (others only
+	// for a fifth of a page or more): a leaf is a chain of dependent pages,
+	// and the walk's parallelism may have been judged low when it was
+	// planned (from the first round trips).
+	const moveFor = 0.2
+	m0 := min(max((2*c+size/2)/size, lo), hi)
+	bestM, bestPages, bestExpect := m0, max(least, m0), math.Inf(1)
+	for d := 0; m0+d <= hi || m0-d >= lo; d++ {
+		for i, m := range []int{m0 + d, m0 - d} {
+			if m < lo || m > hi || d == 0 && i == 1 {
+				continue
+			}
+			// The fewest pages the piece can take, or a page or two more
+			// when its spread would often overflow them.
+			for pages := max(least, m); pages <= max(least, m)+2; pages++ {
+				expect := float64(least)
+				if m > 1 {
+					// Leaves of base+1 pages and of base, as full as each other.
+					base, more := pages/m, pages%m
+					full := float64(c) / float64(pages)
+					expect = float64(more)*expectedPages(full*float64(base+1), true, spread) +
+						float64(m-more)*expectedPages(full*float64(base), true, spread)
+				}
+				if expect < bestExpect-moveFor {
+					bestM, bestPages, bestExpect = m, pages, expect
+				}
+			}
+		}
+	}
+	return p.cutPiece(k, int64(bestM), int64(bestPages), c, from, to)
+}
+
+// cutPiece is piece k (of c issues) as m leaves over the part of it where
+// its issues are expected, [from, to) (minutes), the first and last leaf
+// stretched to the piece's bounds (over the part expected empty: no call
+// of its own).
+func (p *Plan) cutPiece(k int, m, pages int64, c int, from, to int64) []leaf {
+	out := make([]leaf, 0, m)
+	// Leaf j holds pages[j] of the pages the piece is to take, all as
+	// full as each other: leaves end where a page does.
+	at := func(j int64) int64 {
+		cum := pages/m*j + min(j, pages%m)
+		return safeMinute(from+(to-from)*cum/pages, p.zone())
+	}
+	for j := range m {
+		l := leaf{piece: k, lo: at(j), hi: at(j + 1), rows: c}
+		if m > 1 && to > from {
+			l.rows = int(int64(c) * (l.hi - l.lo) / (to - from))
+		}
+		out = append(out, l)
+	}
+	out[0].lo, _ = p.pieceBounds(k)
+	_, out[len(out)-1].hi = p.pieceBounds(k)
+	return out
+}
+
+// occupied is the part of piece k its issues are expected in: all of it,
+// except at the edge of a gap (a piece with none beside it), where a piece
+// holding a share of a typical piece's count holds it on the side away
+// from the gap.
+func (p *Plan) occupied(k int, typical float64) (from, to int64) {
+	n := int64(p.pieces())
+	from, to = p.cut(int64(k), n), p.cut(int64(k)+1, n)
+	if k == 0 || k+1 >= p.pieces() || typical <= 0 {
+		return from, to
+	}
+	share := float64(p.Counts[k]) / typical
+	if share > 0.9 {
+		return from, to
+	}
+	width := float64(to - from)
+	switch before, after := p.Counts[k-1] == 0, p.Counts[k+1] == 0; {
+	case before && !after:
+		from = to - int64(math.Ceil(width*share))
+	case after && !before:
+		to = from + int64(math.Ceil(width*share))
+	}
+	return from, to
+}
+
+// typical is the median count of the pieces that hold issues, the walk's
+// ends left out.
+func (p *Plan) typical() float64 {
+	var cs []int
+	for k := 1; k+1 < len(p.Counts); k++ {
+		if p.Counts[k] > 0 {
+			cs = append(cs, p.Counts[k])
+		}
+	}
+	if len(cs) == 0 {
+		return 0
+	}
+	slices.Sort(cs)
+	return float64(cs[len(cs)/2])
 }
 
 // finePieces marks the pieces within the last fineRows rows of a page: pages
@@ -331,7 +477,7 @@ func sortKey(order string) (field string, desc, ok bool) {
 func planWalk(ctx context.Context, c *jira.Client, where, order string, zone *time.Location, leaf int) (*Plan, error) {
 	field, desc, ok := sortKey(order)
 	whereJQL := where
-	p := &Plan{Field: field, Desc: desc, Zone: zone.String(), Leaf: leaf}
+	p := &Plan{Field: field, Desc: desc, Zone: zone.String(), Leaf: leaf, Cut: planCut}
 	if zone == time.UTC || zone == nil {
 		p.Zone = ""
 	}
@@ -379,7 +525,7 @@ func planWalk(ctx context.Context, c *jira.Client, where, order string, zone *ti
 		}
 	}
 	if !ok || p.Total <= 2*p.span() || first.IsZero() || last.IsZero() {
-		p.Field, p.Desc, p.Zone, p.Leaf, p.Span = "", false, "", 0, 0
+		p.Field, p.Desc, p.Zone, p.Leaf, p.Span, p.Cut = "", false, "", 0, 0, 0
 		return p, nil
 	}
 	p.Lo = first.Unix()/60 - 1

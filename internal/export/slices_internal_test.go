@@ -1,6 +1,7 @@
 package export
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -43,5 +44,24 @@ func TestSafeBoundsNeverNameTwoInstants(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestAPositionFromAnOlderCutIsRefused: a $skiptoken names a leaf of its
+// plan by number; a plan cut into leaves by an earlier rule (before leaves
+// ended where a search page does) would resume at another leaf, so such a
+// position is refused (the client is told to start again), while one chain
+// and the current rule resume.
+func TestAPositionFromAnOlderCutIsRefused(t *testing.T) {
+	sliced := `{"m":"s","s":{"f":"created","d":true,"l":27353347,"h":28911887,"c":[40,41,39],"n":120,"s":200%s},"i":2,"p":"tok"}`
+	if _, err := parseCursor(fmt.Sprintf(sliced, "")); err == nil {
+		t.Error("a position in a plan of the older cut was accepted")
+	}
+	c, err := parseCursor(fmt.Sprintf(sliced, `,"k":2`))
+	if err != nil || c.Slot != 2 || c.Plan.Cut != planCut {
+		t.Errorf("a position in a current plan: %+v, %v", c, err)
+	}
+	if c, err := parseCursor(`{"m":"s","s":{"n":120},"p":"tok"}`); err != nil || c.PageToken != "tok" {
+		t.Errorf("a position on one chain: %+v, %v", c, err)
 	}
 }
