@@ -216,13 +216,15 @@ func ferryPoints(st jirasim.Stats) int64 { return st.PointsByKind["app"] + st.Po
 // and a burst limit of FERRY_BENCH_RATE requests/s per endpoint (100, and
 // 20 for the second run). Reports issues/s, the share of the burst ceiling
 // (rate × 100 issues), the ratio to each peer, Jira's 429s absorbed and
-// points per 1,000 issues. The peers read one project of the four (a
+// points per 1,000 issues and the search/jql calls Ferry made (answered,
+// not refused). The peers read one project of the four (a
 // quarter of the site): sequential readers' rates do not depend on size.
 // Each round also reads the site through Ferry with the same limit and no
 // latency at all: what this machine's CPU lets Ferry and the simulator do
 // together (box-issues/s), so that a share of the ceiling under it is told
 // apart from one the CPU caps.
 func BenchmarkExport(b *testing.B) {
+	const search = "POST /rest/api/3/search/jql"
 	n := benchEnv("FERRY_BENCH_ISSUES", 100_000)
 	for _, rate := range []int{benchEnv("FERRY_BENCH_RATE", 100), benchEnv("FERRY_BENCH_RATE2", 20)} {
 		b.Run(fmt.Sprintf("rate-%d", rate), func(b *testing.B) {
@@ -230,7 +232,7 @@ func BenchmarkExport(b *testing.B) {
 			admin := d.sim.Users()[0]
 			peerJQL := `project = ` + d.sim.ProjectKeys()[0] + ` ORDER BY created DESC`
 			knobs := jirasim.Knobs{Latency: 150 * time.Millisecond, Jitter: 30 * time.Millisecond, Rate: float64(rate)}
-			var ferry, box, goPeer, jsPeer, pointsF, pointsP, throttled []float64
+			var ferry, box, goPeer, jsPeer, pointsF, pointsP, throttled, searches []float64
 			for r := 0; r < rounds(); r++ {
 				d.sim.SetKnobs(jirasim.Knobs{Rate: float64(rate)})
 				if rows, dur, err := csvExport(d.info.CSVURL, d.info.Token); err != nil || rows != n {
@@ -245,6 +247,7 @@ func BenchmarkExport(b *testing.B) {
 					b.Fatalf("round %d: Ferry read %d of %d rows: %v", r, rows, n, err)
 				}
 				st := d.sim.Stats()
+				searches = append(searches, float64(st.Requests[search]-st.Throttled[search]))
 				ferry = append(ferry, float64(rows)/dur.Seconds())
 				pointsF = append(pointsF, float64(ferryPoints(st))*1000/float64(rows))
 				throttled = append(throttled, float64(st.ThrottledBy["jira-burst-based"]))
@@ -262,7 +265,8 @@ func BenchmarkExport(b *testing.B) {
 				} else if !errors.Is(err, errNoNode) {
 					b.Fatal(err)
 				}
-				b.Logf("round %d: ferry %.0f/s (no latency %.0f/s), go %.0f/s, jira.js %v/s, 429s %v", r, ferry[r], box[r], goPeer[r], jsPeer, throttled[r])
+				b.Logf("round %d: ferry %.0f/s (no latency %.0f/s, %.0f search calls, %.2f points/1000), go %.0f/s (%.2f points/1000), jira.js %v/s, 429s %v",
+					r, ferry[r], box[r], searches[r], pointsF[r], goPeer[r], pointsP[r], jsPeer, throttled[r])
 			}
 			ceiling := float64(rate) * 100
 			b.ReportMetric(median(ferry), "ferry-issues/s")
@@ -276,6 +280,7 @@ func BenchmarkExport(b *testing.B) {
 				b.ReportMetric(median(ferry)/median(jsPeer), "x-jira.js")
 			}
 			b.ReportMetric(median(throttled), "429s")
+			b.ReportMetric(median(searches), "ferry-searches")
 			b.ReportMetric(median(pointsF), "ferry-points/1000")
 			b.ReportMetric(median(pointsP), "go-loop-points/1000")
 		})
