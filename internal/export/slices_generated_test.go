@@ -77,3 +77,39 @@ func TestSlicedWalksEqualOneChainOnGeneratedSites(t *testing.T) {
 		}
 	}
 }
+
+// TestSlicedWalkBoundsOnADenseSite: on a site where an issue is made about
+// every 45 seconds, many issues fall on a leaf's bound minute, some on its
+// very first second: each belongs to exactly one leaf (>= the lower bound,
+// < the upper), so a walk cut into many leaves still equals one chain, by
+// either way, and in pages resumed from cursors.
+func TestSlicedWalkBoundsOnADenseSite(t *testing.T) {
+	sim := jirasim.New(jirasim.Options{Issues: 1_500_000, Projects: 3, Users: 3, Seed: 5})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	sim.SetBaseURL(srv.URL)
+	u := sim.Users()[0]
+	c, err := jira.New(srv.URL, srv.Client(), basicAuth{u.Email, u.APIToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const where = `created >= "2023-03-01" AND created < "2023-03-04"`
+	// By created: the simulator finds a created range without reading every
+	// issue (by updated it reads all 1.5 million per call).
+	for _, order := range []string{"created ASC", "created DESC"} {
+		want := oneChain(t, c, where+" ORDER BY "+order)
+		if len(want) < 2000 {
+			t.Fatalf("%d issues in the window: not dense enough to test bounds", len(want))
+		}
+		for _, leaf := range []int{37, 0} {
+			f := &export.Fetcher{Client: c, LeafRows: leaf}
+			w := export.Walk{Where: where, Order: order, Fields: []string{"key", "created"}, Cols: keyColumns(t, c), Zone: userZone(t, sim, 0)}
+			for _, rowCap := range []int{-1, 333} {
+				got, _, _ := pagedWalk(t, f, w, rowCap)
+				if !slices.Equal(got, want) {
+					t.Fatalf("%s, leaves of %d, pages of %d: %d rows differ from one chain's %d (first difference at %d)", order, leaf, rowCap, len(got), len(want), firstDiff(got, want))
+				}
+			}
+		}
+	}
+}
