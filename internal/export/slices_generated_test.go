@@ -82,7 +82,7 @@ func TestSlicedWalksEqualOneChainOnGeneratedSites(t *testing.T) {
 // every 45 seconds, many issues fall on a leaf's bound minute, some on its
 // very first second: each belongs to exactly one leaf (>= the lower bound,
 // < the upper), so a walk cut into many leaves still equals one chain, by
-// either way, and in pages resumed from cursors.
+// created either way, and in pages resumed from cursors.
 func TestSlicedWalkBoundsOnADenseSite(t *testing.T) {
 	sim := jirasim.New(jirasim.Options{Issues: 1_500_000, Projects: 3, Users: 3, Seed: 5})
 	srv := httptest.NewServer(sim)
