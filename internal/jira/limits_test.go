@@ -66,6 +66,38 @@ func TestLimitsCountPointsAsJiraCharges(t *testing.T) {
 	if _, err := c.ApproximateCount(ctx, jql); err != nil {
 		t.Fatal(err)
 	}
+	// The tables' readers (issue 16): worklogs, comments, projects,
+	// versions, components, users, boards, sprints and their issues.
+	if _, err := c.IssueWorklogs(ctx, ids.IDs[0], 0, jira.MaxWorklogPage); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.IssueComments(ctx, ids.IDs[1], 0, jira.MaxCommentPage); err != nil {
+		t.Fatal(err)
+	}
+	projects, err := c.Projects(ctx, 0, 50)
+	if err != nil || len(projects.Values) == 0 {
+		t.Fatalf("projects: %+v, %v", projects, err)
+	}
+	if _, err := c.ProjectVersions(ctx, projects.Values[0].ID, 0, 50); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ProjectComponents(ctx, projects.Values[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if users, err := c.UsersPage(ctx, 0, 100); err != nil || len(users) == 0 {
+		t.Fatalf("users: %d, %v", len(users), err)
+	}
+	boards, err := c.Boards(ctx, 0, 50)
+	if err != nil || len(boards.Values) == 0 {
+		t.Fatalf("boards: %+v, %v", boards, err)
+	}
+	sprints, err := c.BoardSprints(ctx, boards.Values[0].ID, 0, 50)
+	if err != nil || len(sprints.Values) == 0 {
+		t.Fatalf("sprints: %+v, %v", sprints, err)
+	}
+	if _, err := c.SprintIssues(ctx, sprints.Values[0].ID, 0, 50); err != nil {
+		t.Fatal(err)
+	}
 	ctx2 := jira.WithSpend(context.Background(), "app", nil)
 	if _, err := c.Fields(ctx2); err != nil {
 		t.Fatal(err)
