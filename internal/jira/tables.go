@@ -46,14 +46,8 @@ const MaxWorklogPage = 5000
 
 // IssueWorklogs reads one page of an issue's worklogs from startAt.
 func (c *Client) IssueWorklogs(ctx context.Context, issueID string, startAt, maxResults int) (WorklogPage, error) {
-	var out WorklogPage
-	q := url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(maxResults)}}
-	const ep = "GET /rest/api/3/issue/{issueIdOrKey}/worklog"
-	if err := c.doExpect(ctx, maxResults, http.MethodGet, "/rest/api/3/issue/"+url.PathEscape(issueID)+"/worklog", q, nil, &out); err != nil {
-		return out, err
-	}
-	c.chargeObjects(ctx, ep, len(out.Worklogs))
-	return out, nil
+	return getCharged(ctx, c, "GET /rest/api/3/issue/{issueIdOrKey}/worklog", "/rest/api/3/issue/"+url.PathEscape(issueID)+"/worklog",
+		pageQuery(startAt, maxResults), maxResults, func(p *WorklogPage) int { return len(p.Worklogs) })
 }
 
 // Comment is one comment of an issue (Comment in the spec).
@@ -80,14 +74,8 @@ const MaxCommentPage = 100
 // IssueComments reads one page of an issue's comments from startAt, oldest
 // first.
 func (c *Client) IssueComments(ctx context.Context, issueID string, startAt, maxResults int) (CommentPage, error) {
-	var out CommentPage
-	q := url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(maxResults)}, "orderBy": {"created"}}
-	const ep = "GET /rest/api/3/issue/{issueIdOrKey}/comment"
-	if err := c.doExpect(ctx, maxResults, http.MethodGet, "/rest/api/3/issue/"+url.PathEscape(issueID)+"/comment", q, nil, &out); err != nil {
-		return out, err
-	}
-	c.chargeObjects(ctx, ep, len(out.Comments))
-	return out, nil
+	return getCharged(ctx, c, "GET /rest/api/3/issue/{issueIdOrKey}/comment", "/rest/api/3/issue/"+url.PathEscape(issueID)+"/comment",
+		pageQuery(startAt, maxResults, "orderBy", "created"), maxResults, func(p *CommentPage) int { return len(p.Comments) })
 }
 
 // ProjectInfo is a project as the Projects table shows it.
@@ -113,13 +101,8 @@ type ProjectPage struct {
 // Projects reads one page of the projects the user may browse, with their
 // leads.
 func (c *Client) Projects(ctx context.Context, startAt, maxResults int) (ProjectPage, error) {
-	var out ProjectPage
-	q := url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(maxResults)}, "expand": {"lead"}, "orderBy": {"key"}}
-	if err := c.doExpect(ctx, maxResults, http.MethodGet, "/rest/api/3/project/search", q, nil, &out); err != nil {
-		return out, err
-	}
-	c.chargeObjects(ctx, "GET /rest/api/3/project/search", len(out.Values))
-	return out, nil
+	return getCharged(ctx, c, "GET /rest/api/3/project/search", "/rest/api/3/project/search",
+		pageQuery(startAt, maxResults, "expand", "lead", "orderBy", "key"), maxResults, func(p *ProjectPage) int { return len(p.Values) })
 }
 
 // Version is a project version (release).
@@ -144,13 +127,8 @@ type VersionPage struct {
 
 // ProjectVersions reads one page of a project's versions.
 func (c *Client) ProjectVersions(ctx context.Context, projectID string, startAt, maxResults int) (VersionPage, error) {
-	var out VersionPage
-	q := url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(maxResults)}, "orderBy": {"sequence"}}
-	if err := c.doExpect(ctx, maxResults, http.MethodGet, "/rest/api/3/project/"+url.PathEscape(projectID)+"/version", q, nil, &out); err != nil {
-		return out, err
-	}
-	c.chargeObjects(ctx, "GET /rest/api/3/project/{projectIdOrKey}/version", len(out.Values))
-	return out, nil
+	return getCharged(ctx, c, "GET /rest/api/3/project/{projectIdOrKey}/version", "/rest/api/3/project/"+url.PathEscape(projectID)+"/version",
+		pageQuery(startAt, maxResults, "orderBy", "sequence"), maxResults, func(p *VersionPage) int { return len(p.Values) })
 }
 
 // Component is a project component.
@@ -165,12 +143,8 @@ type Component struct {
 // ProjectComponents lists a project's components (one unpaged list, as
 // Jira answers it).
 func (c *Client) ProjectComponents(ctx context.Context, projectID string) ([]Component, error) {
-	var out []Component
-	if err := c.do(ctx, http.MethodGet, "/rest/api/3/project/"+url.PathEscape(projectID)+"/components", nil, nil, &out); err != nil {
-		return nil, err
-	}
-	c.chargeObjects(ctx, "GET /rest/api/3/project/{projectIdOrKey}/components", len(out))
-	return out, nil
+	return getCharged(ctx, c, "GET /rest/api/3/project/{projectIdOrKey}/components", "/rest/api/3/project/"+url.PathEscape(projectID)+"/components",
+		nil, 0, func(p *[]Component) int { return len(*p) })
 }
 
 // Account is a user as the Users table shows it: never an email address
@@ -185,13 +159,8 @@ type Account struct {
 // UsersPage reads one page of users/search: every user, active or not, a
 // plain JSON array. A short page is the last.
 func (c *Client) UsersPage(ctx context.Context, startAt, maxResults int) ([]Account, error) {
-	var out []Account
-	q := url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(maxResults)}}
-	if err := c.doExpect(ctx, maxResults, http.MethodGet, "/rest/api/3/users/search", q, nil, &out); err != nil {
-		return nil, err
-	}
-	c.chargeObjects(ctx, "GET /rest/api/3/users/search", identityPoints*len(out))
-	return out, nil
+	return getCharged(ctx, c, "GET /rest/api/3/users/search", "/rest/api/3/users/search",
+		pageQuery(startAt, maxResults), maxResults, func(p *[]Account) int { return identityPoints * len(*p) })
 }
 
 // Board is a Jira Software board.
@@ -214,13 +183,8 @@ type BoardPage struct {
 
 // Boards reads one page of the boards the user may see.
 func (c *Client) Boards(ctx context.Context, startAt, maxResults int) (BoardPage, error) {
-	var out BoardPage
-	q := url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(maxResults)}}
-	if err := c.doExpect(ctx, maxResults, http.MethodGet, "/rest/agile/1.0/board", q, nil, &out); err != nil {
-		return out, err
-	}
-	c.chargeObjects(ctx, "GET /rest/agile/1.0/board", len(out.Values))
-	return out, nil
+	return getCharged(ctx, c, "GET /rest/agile/1.0/board", "/rest/agile/1.0/board",
+		pageQuery(startAt, maxResults), maxResults, func(p *BoardPage) int { return len(p.Values) })
 }
 
 // Sprint is a sprint of a board.
@@ -244,13 +208,8 @@ type SprintPage struct {
 
 // BoardSprints reads one page of a board's sprints.
 func (c *Client) BoardSprints(ctx context.Context, boardID int64, startAt, maxResults int) (SprintPage, error) {
-	var out SprintPage
-	q := url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(maxResults)}}
-	if err := c.doExpect(ctx, maxResults, http.MethodGet, "/rest/agile/1.0/board/"+strconv.FormatInt(boardID, 10)+"/sprint", q, nil, &out); err != nil {
-		return out, err
-	}
-	c.chargeObjects(ctx, "GET /rest/agile/1.0/board/{boardId}/sprint", len(out.Values))
-	return out, nil
+	return getCharged(ctx, c, "GET /rest/agile/1.0/board/{boardId}/sprint", "/rest/agile/1.0/board/"+strconv.FormatInt(boardID, 10)+"/sprint",
+		pageQuery(startAt, maxResults), maxResults, func(p *SprintPage) int { return len(p.Values) })
 }
 
 // SprintIssuePage is one page of a sprint's issues (ids and keys only).
@@ -266,11 +225,29 @@ type SprintIssuePage struct {
 
 // SprintIssues reads one page of the issues of a sprint the user may see.
 func (c *Client) SprintIssues(ctx context.Context, sprintID int64, startAt, maxResults int) (SprintIssuePage, error) {
-	var out SprintIssuePage
-	q := url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(maxResults)}, "fields": {"id"}}
-	if err := c.doExpect(ctx, maxResults, http.MethodGet, "/rest/agile/1.0/sprint/"+strconv.FormatInt(sprintID, 10)+"/issue", q, nil, &out); err != nil {
-		return out, err
+	return getCharged(ctx, c, "GET /rest/agile/1.0/sprint/{sprintId}/issue", "/rest/agile/1.0/sprint/"+strconv.FormatInt(sprintID, 10)+"/issue",
+		pageQuery(startAt, maxResults, "fields", "id"), maxResults, func(p *SprintIssuePage) int { return len(p.Issues) })
+}
+
+// getCharged is every table reader's one call: GET path with q (a call that
+// reads at most maxResults objects; 0: not known), decoded into a T, and
+// the objects it holds (counted by objects, in points) charged to ep's
+// quota as Jira charges them.
+func getCharged[T any](ctx context.Context, c *Client, ep, path string, q url.Values, maxResults int, objects func(*T) int) (T, error) {
+	var out T
+	if err := c.doExpect(ctx, maxResults, http.MethodGet, path, q, nil, &out); err != nil {
+		var zero T
+		return zero, err
 	}
-	c.chargeObjects(ctx, "GET /rest/agile/1.0/sprint/{sprintId}/issue", len(out.Issues))
+	c.chargeObjects(ctx, ep, objects(&out))
 	return out, nil
+}
+
+// pageQuery is startAt and maxResults, and the name-value pairs kv.
+func pageQuery(startAt, maxResults int, kv ...string) url.Values {
+	q := url.Values{"startAt": {strconv.Itoa(startAt)}, "maxResults": {strconv.Itoa(maxResults)}}
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	return q
 }
