@@ -178,9 +178,12 @@ type Tenant struct {
 
 type endpoint struct {
 	rate    float64   // requests/s allowed (burst policy q/w × burstShare); 0 = unknown
+	q       int       // the burst policy's q: the most Jira's bucket holds
 	tokens  float64   // Ferry's own bucket mirroring Jira's
 	at      time.Time // tokens counted up to here
 	blocked time.Time // a burst 429: nothing until then
+	sent    uint64    // calls sent to the endpoint (numbers them)
+	flying  int       // of which in flight
 }
 
 // Cap is the most calls in flight the tenant may ever have.
@@ -258,6 +261,9 @@ func (t *Tenant) acquire(ctx context.Context, ep string, maxObjects int) (func(*
 	if e.rate > 0 {
 		e.tokens--
 	}
+	e.sent++
+	e.flying++
+	seq := e.sent
 	// While pacing, a call in flight holds what it will probably cost, so
 	// that many calls at once cannot overdraw the pace; the points come back
 	// when it is answered and its real cost is counted.
@@ -270,7 +276,7 @@ func (t *Tenant) acquire(ctx context.Context, ep string, maxObjects int) (func(*
 		t.paceBal -= advance
 	}
 	t.mu.Unlock()
-	return func(resp *http.Response, rtt time.Duration) { t.release(ep, resp, rtt, advance) }, nil
+	return func(resp *http.Response, rtt time.Duration) { t.release(ep, seq, resp, rtt, advance) }, nil
 }
 
 // callCost is what a call to ep costs on average (a page's worth until seen).
@@ -337,8 +343,13 @@ func (t *Tenant) waitLocked(ep string, now time.Time) (time.Duration, error) {
 		wait = max(wait, e.blocked.Sub(now))
 	}
 	if e.rate > 0 {
+		// Ferry's own bucket refills up to a tenth of a second's calls;
+		// what Jira said its bucket holds beyond that (burstLeftLocked) is
+		// kept until spent.
 		burst := max(e.rate/10, 1)
-		e.tokens = math.Min(burst, e.tokens+now.Sub(e.at).Seconds()*e.rate)
+		if e.tokens < burst {
+			e.tokens = math.Min(burst, e.tokens+now.Sub(e.at).Seconds()*e.rate)
+		}
 		e.at = now
 		if e.tokens < 1 {
 			wait = max(wait, time.Duration((1-e.tokens)/e.rate*float64(time.Second)))
@@ -349,10 +360,11 @@ func (t *Tenant) waitLocked(ep string, now time.Time) (time.Duration, error) {
 
 // release records an answer (nil: the call failed on the way) and frees
 // the slot.
-func (t *Tenant) release(ep string, resp *http.Response, rtt time.Duration, advance float64) {
+func (t *Tenant) release(ep string, seq uint64, resp *http.Response, rtt time.Duration, advance float64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.inFlight--
+	t.endpoint(ep).flying--
 	if t.demand != nil {
 		t.paceBal += advance
 	}
@@ -361,7 +373,7 @@ func (t *Tenant) release(ep string, resp *http.Response, rtt time.Duration, adva
 		return
 	}
 	now := t.l.now()
-	t.readHeadersLocked(ep, resp.Header, now)
+	t.readHeadersLocked(ep, seq, resp.Header, now)
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests:
 		wait := retryAfter(resp.Header.Get("Retry-After"))
@@ -428,7 +440,7 @@ func (t *Tenant) decreaseLocked(now time.Time) {
 // readHeadersLocked takes in every rate-limit header of an answer: the
 // structured RateLimit(-Policy) headers, enforced or Beta-, in any order
 // and with any number of policies.
-func (t *Tenant) readHeadersLocked(ep string, h http.Header, now time.Time) {
+func (t *Tenant) readHeadersLocked(ep string, seq uint64, h http.Header, now time.Time) {
 	for _, prefix := range []string{"", "Beta-"} {
 		beta := prefix != ""
 		for _, pol := range parsePolicies(h.Values(prefix + "RateLimit-Policy")) {
@@ -447,11 +459,15 @@ func (t *Tenant) readHeadersLocked(ep string, h http.Header, now time.Time) {
 					if e.rate == 0 {
 						e.tokens, e.at = 1, now
 					}
-					e.rate = rate
+					e.rate, e.q = rate, pol.q
 				}
 			}
 		}
 		for _, st := range parsePolicies(h.Values(prefix + "RateLimit")) {
+			if st.name == policyBurst {
+				t.burstLeftLocked(ep, seq, st.r, now)
+				continue
+			}
 			if st.name != t.policy || t.quota == 0 || beta != t.beta {
 				continue
 			}
@@ -471,6 +487,26 @@ func (t *Tenant) readHeadersLocked(ep string, h http.Header, now time.Time) {
 				t.remaining = -1 // no r again: well within (a new window)
 			}
 		}
+	}
+}
+
+// burstLeftLocked takes in what Jira's burst bucket held (r) when it
+// answered call seq to ep: calls sent since may have taken some, and so may
+// calls still in flight that were sent before it (answers overtake one
+// another), so Ferry may send r less both at once, and not more than the
+// bucket holds (q). It only ever adds to Ferry's own bucket, never takes
+// away: at the start of a walk Jira's bucket is full, and Ferry need not
+// wait out a second's worth of pacing to use it; once the bucket is spent r
+// is small, and Ferry's pace is what holds. A server that sends no r, or
+// an r for a stale moment, changes nothing.
+func (t *Tenant) burstLeftLocked(ep string, seq uint64, r int, now time.Time) {
+	e := t.endpoint(ep)
+	if r < 0 || e.rate <= 0 || seq == 0 {
+		return
+	}
+	left := float64(min(r, e.q)) - float64(e.sent-seq) - float64(e.flying)
+	if left > e.tokens {
+		e.tokens, e.at = left, now
 	}
 }
 

@@ -2,6 +2,7 @@ package jira
 
 import (
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -70,7 +71,7 @@ func TestA429HalvesConcurrencyOncePerRoundTrip(t *testing.T) {
 		if reason != "" {
 			h.Set("RateLimit-Reason", reason)
 		}
-		tn.release(ep, &http.Response{StatusCode: code, Header: h}, 200*time.Millisecond, 0)
+		tn.release(ep, 0, &http.Response{StatusCode: code, Header: h}, 200*time.Millisecond, 0)
 	}
 	for range 40 { // fast answers: slow start up to the cap
 		answer(200, "")
@@ -106,3 +107,131 @@ func TestA429HalvesConcurrencyOncePerRoundTrip(t *testing.T) {
 		t.Fatalf("after many 503s the limit is %v, want the floor 1", tn.limit)
 	}
 }
+
+// TestJirasReportedBurstIsUsedNotOverdrawn: when Jira says how much of its
+// burst bucket is left (r of "jira-burst-based"), Ferry may send that much
+// at once instead of pacing a full bucket out over a second; it subtracts
+// the calls sent since the answer and those still in flight, so an answer
+// that was overtaken grants nothing; it never trusts more than the bucket's
+// size (q); and without r it paces from a tenth of a second's calls.
+func TestJirasReportedBurstIsUsedNotOverdrawn(t *testing.T) {
+	const ep = "POST /rest/api/3/search/jql"
+	now := time.Unix(1_800_000_000, 0)
+	setup := func() *Tenant {
+		tn := (&Limits{Cap: 500, Now: func() time.Time { return now }}).Tenant("t")
+		tn.limit = 500
+		return tn
+	}
+	// mayGo counts the calls that may be sent at this instant, sending them.
+	var seqs []uint64
+	mayGo := func(tn *Tenant) int {
+		t.Helper()
+		n := 0
+		for {
+			tn.mu.Lock()
+			wait, err := tn.waitLocked(ep, now)
+			tn.mu.Unlock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if wait > 0 || n > 1000 {
+				return n
+			}
+			tn.mu.Lock()
+			tn.inFlight++
+			e := tn.endpoint(ep)
+			if e.rate > 0 {
+				e.tokens--
+			}
+			e.sent++
+			e.flying++
+			seqs = append(seqs, e.sent)
+			tn.mu.Unlock()
+			n++
+		}
+	}
+	answer := func(tn *Tenant, seq uint64, q, r int) {
+		t.Helper()
+		h := http.Header{}
+		h.Set("Beta-RateLimit-Policy", `"jira-burst-based";q=`+itoa(q)+`;w=1`)
+		if r >= 0 {
+			h.Set("Beta-RateLimit", `"jira-burst-based";r=`+itoa(r)+`;t=1`)
+		}
+		tn.release(ep, seq, &http.Response{StatusCode: 200, Header: h}, time.Second, 0)
+	}
+
+	// sendOne sends the first call, before Jira has named any rate.
+	sendOne := func(tn *Tenant) uint64 {
+		t.Helper()
+		tn.mu.Lock()
+		defer tn.mu.Unlock()
+		if wait, err := tn.waitLocked(ep, now); wait > 0 || err != nil {
+			t.Fatalf("the first call may not go: wait %v, %v", wait, err)
+		}
+		tn.inFlight++
+		e := tn.endpoint(ep)
+		e.sent++
+		e.flying++
+		return e.sent
+	}
+
+	tn := setup()
+	answer(tn, sendOne(tn), 100, 99)
+	if n := mayGo(tn); n != 99 {
+		t.Fatalf("Jira's bucket holds 99 after the first call: %d calls may go at once, want 99", n)
+	}
+	// The answer to the second call, with its r, arrives when 98 calls sent
+	// after it are in flight: it grants nothing.
+	answer(tn, seqs[0], 100, 98)
+	if n := mayGo(tn); n != 0 {
+		t.Fatalf("an answer overtaken by 98 calls granted %d more, want none", n)
+	}
+	// Then Ferry's own pace: 99 calls/s, so 4 in the next 50 ms.
+	now = now.Add(50 * time.Millisecond)
+	if n := mayGo(tn); n != 4 {
+		t.Fatalf("50 ms later %d calls may go, want 4 (the pace of 99/s)", n)
+	}
+	// Once everything is answered and Jira's bucket has refilled, a fresh
+	// answer with r lets Ferry use it again.
+	now = now.Add(2 * time.Second)
+	for _, s := range seqs[1 : len(seqs)-1] {
+		answer(tn, s, 100, 0)
+	}
+	answer(tn, seqs[len(seqs)-1], 100, 90)
+	if n := mayGo(tn); n != 90 {
+		t.Fatalf("nothing in flight, Jira's bucket holds 90: %d calls may go, want 90", n)
+	}
+
+	// An answer that overtook calls sent before it: those may still reach
+	// Jira's bucket after the r it reports, so they are subtracted too.
+	tn = setup()
+	answer(tn, sendOne(tn), 100, 20)
+	seqs = seqs[:0]
+	if n := mayGo(tn); n != 20 {
+		t.Fatalf("Jira's bucket holds 20: %d calls may go, want 20", n)
+	}
+	answer(tn, seqs[len(seqs)-1], 100, 15)
+	if n := mayGo(tn); n != 0 {
+		t.Fatalf("the last of 20 calls answered first, r=15, 19 still in flight: %d calls may go, want none", n)
+	}
+
+	// An r larger than the bucket (q) is not believed.
+	tn = setup()
+	answer(tn, sendOne(tn), 50, 5000)
+	if n := mayGo(tn); n != 50 {
+		t.Fatalf("r=5000 from a bucket of 50: %d calls may go, want 50", n)
+	}
+
+	// Without r, the pace starts from a tenth of a second's calls.
+	tn = setup()
+	answer(tn, sendOne(tn), 100, -1)
+	if n := mayGo(tn); n != 1 {
+		t.Fatalf("no r: %d calls may go at once, want 1 (the pace's own bucket starts near empty)", n)
+	}
+	now = now.Add(time.Second)
+	if n := mayGo(tn); n != 9 {
+		t.Fatalf("no r, a second later: %d calls may go, want 9 (a tenth of a second's calls at 99/s)", n)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -166,6 +166,43 @@ func TestLimitsPaceCallsUnderTheBurstPolicy(t *testing.T) {
 	}
 }
 
+// TestLimitsUseJirasBurstWithout429s: Ferry spends the burst bucket Jira
+// says it has (r of "jira-burst-based") at once rather than pacing it out,
+// and still gets no 429, even when answers overtake one another (latency
+// 80 ± 40 ms) and many callers share the tenant: the calls sent since an
+// answer, and those still in flight, are taken off what it reports.
+func TestLimitsUseJirasBurstWithout429s(t *testing.T) {
+	c, sim := simClient(t, jirasim.Options{Issues: 300, Projects: 2, Users: 3, Seed: 2, Rate: 40,
+		Latency: 80 * time.Millisecond, Jitter: 40 * time.Millisecond})
+	c.Limits = (&jira.Limits{Cap: 32}).Tenant("t1")
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for round := range 2 {
+		for g := 0; g < 24; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 6; i++ {
+					if _, err := c.Search(context.Background(), "created >= 2000-01-01 ORDER BY created", []string{"created"}, "", 1); err != nil {
+						failed.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if round == 0 {
+			time.Sleep(500 * time.Millisecond) // Jira's bucket refills partly
+		}
+	}
+	st := sim.Stats()
+	if failed.Load() != 0 || st.Requests["POST /rest/api/3/search/jql"] != 288 {
+		t.Fatalf("%d calls failed; sim saw %v", failed.Load(), st.Requests)
+	}
+	if st.RateLimited != 0 {
+		t.Errorf("the site answered %d 429s", st.RateLimited)
+	}
+}
+
 // quotaServer answers like Jira under an enforced points pool: each call
 // costs 1 point, the pool holds q per window of w seconds, and an empty
 // pool answers 429 with the quota reason until its reset.
