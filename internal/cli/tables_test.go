@@ -414,3 +414,38 @@ func TestRealODataClientsWalkEveryTable(t *testing.T) {
 		}
 	}
 }
+
+// TestIncrementalRefreshOfIssuesCostsOneLoop: Power BI's incremental refresh
+// asks for Issues with Updated ge RangeStart and Updated lt RangeEnd. Such a
+// window of a few pages is read as one search/jql chain with nothing before
+// it: no approximate-count, one call per page of 100, as a sequential loop
+// reads it; its rows are those of the full walk in the window.
+func TestIncrementalRefreshOfIssuesCostsOneLoop(t *testing.T) {
+	d, feed, tokens := tableDemo(t, 2000)
+	issues := decodedWalk(t, feed+"Issues", tokens[0])
+	var updated []string
+	for _, is := range issues {
+		updated = append(updated, is["Updated"].(string))
+	}
+	sort.Strings(updated)
+	for _, part := range []struct{ from, to int }{{0, 1}, {1000, 1350}, {1500, 1999}, {1700, 1701}} {
+		lo, _ := time.Parse(time.RFC3339Nano, updated[part.from])
+		hi, _ := time.Parse(time.RFC3339Nano, updated[part.to])
+		want := where(issues, func(r map[string]any) bool {
+			v, _ := time.Parse(time.RFC3339Nano, r["Updated"].(string))
+			return !v.Before(lo) && v.Before(hi)
+		})
+		filter := "Updated ge " + lo.UTC().Format("2006-01-02T15:04:05.000Z") + " and Updated lt " + hi.UTC().Format("2006-01-02T15:04:05.000Z")
+		d.sim.ResetStats()
+		got := decodedWalk(t, feed+"Issues?$filter="+url.PathEscape(filter), tokens[0])
+		st := d.sim.Stats()
+		sameKeys(t, filter, got, want, "Key")
+		// JQL reads whole minutes: the loop pages the issues of the
+		// minutes the window touches, which may be a few more than it keeps.
+		read := st.Points - st.Requests["POST /rest/api/3/search/jql"]
+		loop := max(1, (int(read)+99)/100)
+		if st.Requests["POST /rest/api/3/search/approximate-count"] != 0 || st.Requests["POST /rest/api/3/search/jql"] != int64(loop) {
+			t.Errorf("%s (%d rows): requests %v; one loop reading %d issues makes %d search calls and no count", filter, len(want), st.Requests, read, loop)
+		}
+	}
+}

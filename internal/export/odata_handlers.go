@@ -273,6 +273,22 @@ func filterProperties(e *odata.Expr) []string {
 	return append(filterProperties(e.Left), filterProperties(e.Right)...)
 }
 
+// changesSince reports a filter that selects the issues updated since a
+// moment: Updated ge (or gt) a value, alone or and-ed with other
+// conditions, as Power BI's incremental refresh asks (Updated ge RangeStart
+// and Updated lt RangeEnd).
+func changesSince(e *odata.Expr) bool {
+	switch {
+	case e == nil:
+		return false
+	case e.Op == odata.OpAnd:
+		return changesSince(e.Left) || changesSince(e.Right)
+	case e.Op == odata.OpGe || e.Op == odata.OpGt:
+		return e.Property == "Updated" && !e.Value.IsNull()
+	}
+	return false
+}
+
 // errStop ends a stream early: the page is full or $top is reached.
 var errStop = errors.New("page complete")
 
@@ -285,7 +301,8 @@ func (f *Feeds) rows(ctx context.Context, fetch *Fetcher, p *plan, from Cursor, 
 	emit func(vals []any, at, next Cursor) error) (Cursor, error) {
 	t := tableNamed(p.set.Name, false)
 	if t == nil {
-		w := Walk{Where: p.where, Order: p.order, Fields: fieldIDs(p.need), Cols: p.need, Zone: p.zone}
+		w := Walk{Where: p.where, Order: p.order, Fields: fieldIDs(p.need), Cols: p.need, Zone: p.zone,
+			Changes: changesSince(p.q.Filter)}
 		return fetch.Rows(ctx, w, from, rowCap, planned, emit)
 	}
 	if t.Site != nil {

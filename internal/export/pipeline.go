@@ -65,6 +65,9 @@ type Fetcher struct {
 	// LeafRows, if set, is the issues per slice of a sliced walk (slices.go;
 	// tests make it small so that small sites are sliced too).
 	LeafRows int
+	// HeadPages, if set, is how many pages a walk of changes reads as one
+	// chain before the rest is sliced (head.go; tests make it small).
+	HeadPages int
 	// FirstBatch, if set, caps the first bulkfetch batch: a small page that
 	// may stop after a few issues need not hydrate a hundred first.
 	FirstBatch int

@@ -97,6 +97,13 @@ type Plan struct {
 	// a position names a leaf by its number, so a position planned under
 	// another rule would resume elsewhere.
 	Cut int `json:"k,omitempty"`
+	// Edge, when set, is a JQL condition on the walk's sort field that
+	// leaves out the rows its head chain wrote already (head.go): the plan
+	// covers the rest of the walk.
+	Edge string `json:"e,omitempty"`
+	// Head marks a walk read as one chain first (head.go): a position in it
+	// resumes the head, which may still cut the rest into slices.
+	Head bool `json:"hd,omitempty"`
 }
 
 // planCut is the current rule for cutting pieces into leaves: 2, leaves
@@ -392,6 +399,9 @@ func (p *Plan) jql(l leaf, where, order string) string {
 	if where != "" {
 		conds = append(conds, "("+where+")")
 	}
+	if p.Edge != "" {
+		conds = append(conds, p.Edge)
+	}
 	if p.Field != "" {
 		zone := p.zone()
 		if l.lo != math.MinInt64 {
@@ -475,8 +485,14 @@ func sortKey(order string) (field string, desc, ok bool) {
 // count, and the first and last value of the field; round two, at once:
 // each piece's count. A small walk is one chain.
 func planWalk(ctx context.Context, c *jira.Client, where, order string, zone *time.Location, leaf int) (*Plan, error) {
+	return planRest(ctx, c, where, order, zone, leaf, "")
+}
+
+// planRest plans the part of the walk edge selects (a JQL condition; ""
+// for all of it), as planWalk does.
+func planRest(ctx context.Context, c *jira.Client, where, order string, zone *time.Location, leaf int, edge string) (*Plan, error) {
 	field, desc, ok := sortKey(order)
-	whereJQL := where
+	whereJQL := joinWhere(where, edge)
 	p := &Plan{Field: field, Desc: desc, Zone: zone.String(), Leaf: leaf, Cut: planCut}
 	if zone == time.UTC || zone == nil {
 		p.Zone = ""
@@ -524,6 +540,7 @@ func planWalk(ctx context.Context, c *jira.Client, where, order string, zone *ti
 			p.Span = s
 		}
 	}
+	p.Edge = edge
 	if !ok || p.Total <= 2*p.span() || first.IsZero() || last.IsZero() {
 		p.Field, p.Desc, p.Zone, p.Leaf, p.Span, p.Cut = "", false, "", 0, 0, 0
 		return p, nil
@@ -534,7 +551,7 @@ func planWalk(ctx context.Context, c *jira.Client, where, order string, zone *ti
 	k = min(k, int(p.Hi-p.Lo))
 	p.Counts = make([]int, k)
 	err = parallel(ctx, k-1, func(ctx context.Context, i int) error {
-		n, err := c.ApproximateCount(ctx, boundedJQL(p.jql(leafOf(p, i), whereJQL, "")))
+		n, err := c.ApproximateCount(ctx, boundedJQL(p.jql(leafOf(p, i), where, "")))
 		p.Counts[i] = n
 		return err
 	})

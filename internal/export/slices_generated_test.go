@@ -31,6 +31,7 @@ var (
 // `-slices.walks 4000` (docs/benchmarks.md).
 func TestSlicedWalksEqualOneChainOnGeneratedSites(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(*sliceSeed, 3))
+	heads := rand.New(rand.NewPCG(*sliceSeed, 7)) // a walk of changes, and its head (kept apart: the other draws stay as they were)
 	for walk := range *sliceWalks {
 		n := 200 + rnd.IntN(9000)
 		projects := 1 + rnd.IntN(5)
@@ -66,11 +67,14 @@ func TestSlicedWalksEqualOneChainOnGeneratedSites(t *testing.T) {
 		}
 		f := &export.Fetcher{Client: c}
 		w := export.Walk{Where: where, Order: order, Fields: []string{"key", "created"}, Cols: keyColumns(t, c), Zone: userZone(t, sim, 0)}
+		if heads.IntN(3) == 0 {
+			w.Changes, f.HeadPages = true, 1+heads.IntN(8)
+		}
 		got, _, count := pagedWalk(t, f, w, rowCap)
 		srv.Close()
 		if !slices.Equal(got, want) {
-			t.Fatalf("site of %d issues, %d projects, seed %d; %s ORDER BY %s in pages of %d: %d rows differ from one chain's %d (first difference at %d)",
-				n, projects, seed, where, order, rowCap, len(got), len(want), firstDiff(got, want))
+			t.Fatalf("site of %d issues, %d projects, seed %d; %s ORDER BY %s in pages of %d (changes: %v, head of %d pages): %d rows differ from one chain's %d (first difference at %d)",
+				n, projects, seed, where, order, rowCap, w.Changes, f.HeadPages, len(got), len(want), firstDiff(got, want))
 		}
 		if count != -1 && count != len(want) {
 			t.Errorf("site of %d issues, seed %d; %s ORDER BY %s: $count %d, rows %d", n, seed, where, order, count, len(want))

@@ -15,6 +15,10 @@ type Walk struct {
 	Fields       []string
 	Cols         []Column
 	Zone         *time.Location // the user's: JQL reads date-times in it
+	// Changes: the walk selects the issues changed since a moment (an
+	// incremental refresh), expected to be few: it is read as one chain
+	// first, with nothing spent on planning (head.go).
+	Changes bool
 }
 
 func (w Walk) jql() string {
@@ -55,7 +59,8 @@ func (f *Fetcher) quotaTight(n int) bool {
 // the walk selects (-1: not counted).
 //
 // A fresh walk is sliced when its order allows (slices.go), one chain when
-// it wants at most smallRead rows, and otherwise listed by id and hydrated
+// it wants at most smallRead rows, one chain first when it selects changes
+// (head.go), and otherwise listed by id and hydrated
 // (the only way to read an arbitrary order in parallel, at twice the
 // points).
 func (f *Fetcher) Rows(ctx context.Context, w Walk, from Cursor, rowCap int, plan func(total int, from Cursor) error,
@@ -73,6 +78,8 @@ func (f *Fetcher) Rows(ctx context.Context, w Walk, from Cursor, rowCap int, pla
 		switch {
 		case rowCap >= 0 && rowCap <= smallRead:
 			from = Cursor{Mode: modeSlices, Plan: &Plan{Total: -1}}
+		case sliceable && w.Changes:
+			from = Cursor{Mode: modeSlices, Plan: &Plan{Total: -1, Head: true}}
 		case sliceable:
 			p, err := planWalk(ctx, f.Client, w.Where, w.Order, w.Zone, f.LeafRows)
 			if err != nil {
@@ -132,6 +139,9 @@ func (f *Fetcher) Rows(ctx context.Context, w Walk, from Cursor, rowCap int, pla
 		return from, f.started()
 	}
 	p := from.Plan
+	if p.Head {
+		return f.head(ctx, w, from, rowCap, emit)
+	}
 	leaves := p.leaves()
 	if from.Slot >= len(leaves) {
 		return Cursor{Done: true}, f.started()
