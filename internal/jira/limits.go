@@ -28,7 +28,8 @@ import (
 // per round trip), halves on a 429, and never passes the cap
 // (FERRY_EXPORT_WORKERS). With a burst policy in the headers
 // ("jira-burst-based";q=100;w=1) calls to that endpoint are paced just under
-// it, so the limit is approached without being hit.
+// it, so the limit is approached without being hit; what Jira says its
+// bucket still holds (r) may be spent at once (burstLeftLocked).
 
 // Limits is the registry of tenants' rate-limit standing.
 type Limits struct {
