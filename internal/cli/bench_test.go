@@ -207,6 +207,41 @@ func peerJiraJS(b *testing.B, base string, u jirasim.User, jql string) (rows int
 
 var errNoNode = errors.New("node or interop/node_modules/jira.js missing (cd interop && npm ci)")
 
+// peerPyJira runs the Python jira peer (testdata/peer_pyjira.py): Python's
+// jira library 3.10 or later, the first with enhanced_search_issues
+// (search/jql). Debian ships it as python3-jira from trixie on; the
+// benchmark skips the peer, saying so, where the interpreter lacks it.
+func peerPyJira(base string, u jirasim.User, jql string) (rows int, dur time.Duration, err error) {
+	py := ""
+	for _, c := range []string{"/usr/bin/python3", "python3"} {
+		if p, err := exec.LookPath(c); err == nil && exec.Command(p, "-c", "from jira import JIRA; JIRA.enhanced_search_issues").Run() == nil {
+			py = p
+			break
+		}
+	}
+	if py == "" {
+		return 0, 0, errNoPyJira
+	}
+	cfg, _ := json.Marshal(map[string]any{"base_url": base, "email": u.Email, "api_token": u.APIToken, "jql": jql, "fields": benchFields})
+	cmd := exec.Command(py, filepath.Join("testdata", "peer_pyjira.py"))
+	cmd.Env = append(os.Environ(), "PEER="+string(cfg))
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return 0, 0, fmt.Errorf("python jira: %v: %s", err, stderr.String())
+	}
+	var res struct {
+		Rows int     `json:"rows"`
+		Ms   float64 `json:"ms"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &res); err != nil {
+		return 0, 0, fmt.Errorf("python jira said %q", out.String())
+	}
+	return res.Rows, time.Duration(res.Ms * float64(time.Millisecond)), nil
+}
+
+var errNoPyJira = errors.New("no python3 with the jira library 3.10 or later (enhanced_search_issues; Debian: python3-jira from trixie)")
+
 // ferryPoints is what the simulator charged Ferry's calls (as the app, and
 // as a user through the app) since the last reset.
 func ferryPoints(st jirasim.Stats) int64 { return st.PointsByKind["app"] + st.PointsByKind["bearer"] }
@@ -217,7 +252,8 @@ func ferryPoints(st jirasim.Stats) int64 { return st.PointsByKind["app"] + st.Po
 // 20 for the second run). Reports issues/s, the share of the burst ceiling
 // (rate × 100 issues), the ratio to each peer, Jira's 429s absorbed and
 // points per 1,000 issues and the search/jql calls Ferry made (answered,
-// not refused). The peers read one project of the four (a
+// not refused). The peers: a Go loop, jira.js and Python's jira library
+// (enhanced_search_issues), the last two where installed. The peers read one project of the four (a
 // quarter of the site): sequential readers' rates do not depend on size.
 // Each round also reads the site through Ferry with the same limit and no
 // latency at all (then waits two seconds, so that the measured read starts
@@ -233,7 +269,7 @@ func BenchmarkExport(b *testing.B) {
 			admin := d.sim.Users()[0]
 			peerJQL := `project = ` + d.sim.ProjectKeys()[0] + ` ORDER BY created DESC`
 			knobs := jirasim.Knobs{Latency: 150 * time.Millisecond, Jitter: 30 * time.Millisecond, Rate: float64(rate)}
-			var ferry, box, goPeer, jsPeer, pointsF, pointsP, throttled, searches []float64
+			var ferry, box, goPeer, jsPeer, pyPeer, pointsF, pointsP, throttled, searches []float64
 			for r := 0; r < rounds(); r++ {
 				d.sim.SetKnobs(jirasim.Knobs{Rate: float64(rate)})
 				if rows, dur, err := csvExport(d.info.CSVURL, d.info.Token); err != nil || rows != n {
@@ -269,8 +305,17 @@ func BenchmarkExport(b *testing.B) {
 				} else if !errors.Is(err, errNoNode) {
 					b.Fatal(err)
 				}
-				b.Logf("round %d: ferry %.0f/s (no latency %.0f/s, %.0f search calls, %.2f points/1000), go %.0f/s (%.2f points/1000), jira.js %v/s, 429s %v",
-					r, ferry[r], box[r], searches[r], pointsF[r], goPeer[r], pointsP[r], jsPeer, throttled[r])
+				if prow, pdur, err := peerPyJira(d.sim.BaseURL(), admin, peerJQL); err == nil {
+					pyPeer = append(pyPeer, float64(prow)/pdur.Seconds())
+				} else if errors.Is(err, errNoPyJira) {
+					if r == 0 {
+						b.Log(err)
+					}
+				} else {
+					b.Fatal(err)
+				}
+				b.Logf("round %d: ferry %.0f/s (no latency %.0f/s, %.0f search calls, %.2f points/1000), go %.0f/s (%.2f points/1000), jira.js %v/s, python jira %v/s, 429s %v",
+					r, ferry[r], box[r], searches[r], pointsF[r], goPeer[r], pointsP[r], jsPeer, pyPeer, throttled[r])
 			}
 			ceiling := float64(rate) * 100
 			b.ReportMetric(median(ferry), "ferry-issues/s")
@@ -282,6 +327,10 @@ func BenchmarkExport(b *testing.B) {
 			if len(jsPeer) > 0 {
 				b.ReportMetric(median(jsPeer), "jira.js-issues/s")
 				b.ReportMetric(median(ferry)/median(jsPeer), "x-jira.js")
+			}
+			if len(pyPeer) > 0 {
+				b.ReportMetric(median(pyPeer), "python-jira-issues/s")
+				b.ReportMetric(median(ferry)/median(pyPeer), "x-python-jira")
 			}
 			b.ReportMetric(median(throttled), "429s")
 			b.ReportMetric(median(searches), "ferry-searches")

@@ -134,6 +134,18 @@ func (s *Sim) handleMyself(w http.ResponseWriter, r *http.Request, p *principal)
 	writeJSON(w, http.StatusOK, u)
 }
 
+// handleServerInfo answers as Jira Cloud does: deploymentType is always
+// Cloud (clients such as Python's jira read it to choose Cloud's APIs).
+func (s *Sim) handleServerInfo(w http.ResponseWriter, r *http.Request, p *principal) {
+	base := s.BaseURL()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"baseUrl": base, "displayUrl": base, "version": "1001.0.0-SNAPSHOT", "versionNumbers": []int{1001, 0, 0},
+		"deploymentType": "Cloud", "buildNumber": 100300, "buildDate": "2026-11-02T00:00:00.000+0000",
+		"serverTime": s.now().UTC().Format("2006-01-02T15:04:05.000-0700"), "scmInfo": "ferry-jirasim",
+		"serverTitle": "Jira", "serverTimeZone": "Etc/UTC",
+	})
+}
+
 const noSuchUser = "Specified user does not exist or you do not have required permissions"
 
 func (s *Sim) handleUser(w http.ResponseWriter, r *http.Request, p *principal) {

@@ -46,6 +46,7 @@ func TestResponsesMatchJiraSpec(t *testing.T) {
 	check(call(t, srv.URL, "GET", "/rest/api/3/project/search?maxResults=2", admin, nil).status(t, 200), "/rest/api/3/project/search", nil)
 	check(call(t, srv.URL, "GET", "/rest/api/3/myself?expand=groups", admin, nil).status(t, 200), "/rest/api/3/myself", nil)
 	check(call(t, srv.URL, "GET", "/rest/api/3/myself", appJWT(t, in, "GET", "/rest/api/3/myself"), nil).status(t, 200), "/rest/api/3/myself", nil)
+	check(call(t, srv.URL, "GET", "/rest/api/3/serverInfo", admin, nil).status(t, 200), "/rest/api/3/serverInfo", nil)
 	for _, u := range users {
 		check(call(t, srv.URL, "GET", "/rest/api/3/user?accountId="+url.QueryEscape(u.AccountID), admin, nil).status(t, 200), "/rest/api/3/user", nil)
 	}

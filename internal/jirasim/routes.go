@@ -27,6 +27,8 @@ func (s *Sim) routes() {
 	rest("GET /rest/api/3/field", s.handleFields)
 	rest("GET /rest/api/3/project/search", s.handleProjectSearch)
 	rest("GET /rest/api/3/myself", s.handleMyself)
+	rest("GET /rest/api/3/serverInfo", s.handleServerInfo)
+	rest("GET /rest/api/2/serverInfo", s.handleServerInfo)
 	rest("GET /rest/api/3/user", s.handleUser)
 	rest("GET /rest/api/3/user/bulk", s.handleUserBulk)
 	rest("GET /rest/api/3/user/groups", s.handleUserGroups)
