@@ -8,7 +8,8 @@ import (
 
 // FuzzRateLimitHeaders feeds arbitrary RateLimit headers to the parser and
 // to a tenant's standing: nothing may panic, and whatever is read stays in
-// range (no negative quota, remaining or window).
+// range (no negative quota, remaining or window; a burst bucket no fuller
+// than its q).
 func FuzzRateLimitHeaders(f *testing.F) {
 	for _, seed := range [][2]string{
 		{`"global-app-quota";q=65000;w=3600`, `"global-app-quota";t=3200`},
@@ -43,6 +44,14 @@ func FuzzRateLimitHeaders(f *testing.F) {
 		st := tn.Quota()
 		if st.Quota < 0 || st.Window < 0 || st.Remaining < 0 || tn.Concurrency() < 1 {
 			t.Fatalf("state %+v", st)
+		}
+		// What a burst r grants never passes the bucket's size.
+		tn.mu.Lock()
+		e := tn.endpoint("GET /x")
+		tokens, q, rate := e.tokens, e.q, e.rate
+		tn.mu.Unlock()
+		if rate > 0 && tokens > float64(max(q, 1)) {
+			t.Fatalf("burst bucket of %d holds %v after the answer", q, tokens)
 		}
 	})
 }
