@@ -187,20 +187,30 @@ func peerJiraJS(b *testing.B, base string, u jirasim.User, jql string) (rows int
 	if _, serr := os.Stat(filepath.Join(nm, "jira.js", "package.json")); lerr != nil || serr != nil {
 		return 0, 0, errNoNode
 	}
-	cfg, _ := json.Marshal(map[string]any{"base_url": base, "email": u.Email, "api_token": u.APIToken, "jql": jql, "fields": benchFields})
 	cmd := exec.Command(node, filepath.Join("testdata", "peer_jirajs.mjs"))
-	cmd.Env = append(os.Environ(), "NODE_PATH="+nm, "PEER="+string(cfg))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+nm)
+	return runPeer("jira.js", cmd, base, u, jql)
+}
+
+// runPeer runs a peer script, giving it the site, the user's API token, the
+// JQL and the fields in PEER, and reads the {"rows","ms"} it prints.
+func runPeer(name string, cmd *exec.Cmd, base string, u jirasim.User, jql string) (rows int, dur time.Duration, err error) {
+	cfg, _ := json.Marshal(map[string]any{"base_url": base, "email": u.Email, "api_token": u.APIToken, "jql": jql, "fields": benchFields})
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "PEER="+string(cfg))
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("jira.js: %v: %s", err, stderr.String())
+		return 0, 0, fmt.Errorf("%s: %v: %s", name, err, stderr.String())
 	}
 	var res struct {
 		Rows int     `json:"rows"`
 		Ms   float64 `json:"ms"`
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &res); err != nil {
-		return 0, 0, fmt.Errorf("jira.js said %q", out.String())
+		return 0, 0, fmt.Errorf("%s said %q", name, out.String())
 	}
 	return res.Rows, time.Duration(res.Ms * float64(time.Millisecond)), nil
 }
@@ -222,22 +232,7 @@ func peerPyJira(base string, u jirasim.User, jql string) (rows int, dur time.Dur
 	if py == "" {
 		return 0, 0, errNoPyJira
 	}
-	cfg, _ := json.Marshal(map[string]any{"base_url": base, "email": u.Email, "api_token": u.APIToken, "jql": jql, "fields": benchFields})
-	cmd := exec.Command(py, filepath.Join("testdata", "peer_pyjira.py"))
-	cmd.Env = append(os.Environ(), "PEER="+string(cfg))
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		return 0, 0, fmt.Errorf("python jira: %v: %s", err, stderr.String())
-	}
-	var res struct {
-		Rows int     `json:"rows"`
-		Ms   float64 `json:"ms"`
-	}
-	if err := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &res); err != nil {
-		return 0, 0, fmt.Errorf("python jira said %q", out.String())
-	}
-	return res.Rows, time.Duration(res.Ms * float64(time.Millisecond)), nil
+	return runPeer("python jira", exec.Command(py, filepath.Join("testdata", "peer_pyjira.py")), base, u, jql)
 }
 
 var errNoPyJira = errors.New("no python3 with the jira library 3.10 or later (enhanced_search_issues; Debian: python3-jira from trixie)")

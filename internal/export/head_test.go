@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http/httptest"
 	"slices"
 	"sort"
 	"testing"
@@ -57,15 +56,7 @@ func updatedMinutes(t *testing.T, c *jira.Client) []int64 {
 // around the page and head boundaries, by created and updated either way,
 // read whole and in OData pages resumed from their cursors.
 func TestAWalkOfChangesCostsWhatOneChainCosts(t *testing.T) {
-	sim := jirasim.New(jirasim.Options{Issues: 12_000, Projects: 3, Users: 3, Seed: 21})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetBaseURL(srv.URL)
-	u := sim.Users()[0]
-	c, err := jira.New(srv.URL, srv.Client(), basicAuth{u.Email, u.APIToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, sim := simClient(t, jirasim.Options{Issues: 12_000, Projects: 3, Users: 3, Seed: 21}, 0)
 	zone := userZone(t, sim, 0)
 	mins := updatedMinutes(t, c)
 	rnd := rand.New(rand.NewPCG(21, 4))
@@ -131,15 +122,7 @@ func TestAWalkOfChangesCostsWhatOneChainCosts(t *testing.T) {
 // sizes are generated; the test counts the hand-overs inside such a minute
 // and fails if too few were tried.
 func TestAWalkOfChangesHandsOverOnADenseSite(t *testing.T) {
-	sim := jirasim.New(jirasim.Options{Issues: 1_500_000, Projects: 3, Users: 3, Seed: 5})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetBaseURL(srv.URL)
-	u := sim.Users()[0]
-	c, err := jira.New(srv.URL, srv.Client(), basicAuth{u.Email, u.APIToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, sim := simClient(t, jirasim.Options{Issues: 1_500_000, Projects: 3, Users: 3, Seed: 5}, 0)
 	zone := userZone(t, sim, 0)
 	rnd := rand.New(rand.NewPCG(5, 6))
 	base := time.Date(2023, 3, 1, 0, 0, 0, 0, zone)

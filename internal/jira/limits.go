@@ -257,14 +257,7 @@ func (t *Tenant) acquire(ctx context.Context, ep string, maxObjects int) (func(*
 		}
 		t.mu.Lock()
 	}
-	t.inFlight++
-	e := t.endpoint(ep)
-	if e.rate > 0 {
-		e.tokens--
-	}
-	e.sent++
-	e.flying++
-	seq := e.sent
+	seq := t.sendLocked(ep)
 	// While pacing, a call in flight holds what it will probably cost, so
 	// that many calls at once cannot overdraw the pace; the points come back
 	// when it is answered and its real cost is counted.
@@ -278,6 +271,19 @@ func (t *Tenant) acquire(ctx context.Context, ep string, maxObjects int) (func(*
 	}
 	t.mu.Unlock()
 	return func(resp *http.Response, rtt time.Duration) { t.release(ep, seq, resp, rtt, advance) }, nil
+}
+
+// sendLocked counts a call to ep as sent: in flight, a token of the pace
+// spent, and numbered (its number comes back with its answer).
+func (t *Tenant) sendLocked(ep string) uint64 {
+	t.inFlight++
+	e := t.endpoint(ep)
+	if e.rate > 0 {
+		e.tokens--
+	}
+	e.sent++
+	e.flying++
+	return e.sent
 }
 
 // callCost is what a call to ep costs on average (a page's worth until seen).

@@ -138,14 +138,7 @@ func TestJirasReportedBurstIsUsedNotOverdrawn(t *testing.T) {
 				return n
 			}
 			tn.mu.Lock()
-			tn.inFlight++
-			e := tn.endpoint(ep)
-			if e.rate > 0 {
-				e.tokens--
-			}
-			e.sent++
-			e.flying++
-			seqs = append(seqs, e.sent)
+			seqs = append(seqs, tn.sendLocked(ep))
 			tn.mu.Unlock()
 			n++
 		}
@@ -168,11 +161,7 @@ func TestJirasReportedBurstIsUsedNotOverdrawn(t *testing.T) {
 		if wait, err := tn.waitLocked(ep, now); wait > 0 || err != nil {
 			t.Fatalf("the first call may not go: wait %v, %v", wait, err)
 		}
-		tn.inFlight++
-		e := tn.endpoint(ep)
-		e.sent++
-		e.flying++
-		return e.sent
+		return tn.sendLocked(ep)
 	}
 
 	tn := setup()
