@@ -78,6 +78,11 @@ func (f *Fetcher) head(ctx context.Context, w Walk, from Cursor, rowCap int, emi
 				if rest, err = planRest(ctx, f.Client, w.Where, w.Order, w.Zone, f.LeafRows, edge); err != nil {
 					return pos, err
 				}
+				if seen := len(pg.Issues) - k; rest.Total < seen {
+					// Jira's count is behind the rows this page showed: read
+					// the rest as one chain rather than trust it.
+					rest = &Plan{Total: seen, Edge: edge}
+				}
 				keep = k
 			}
 		}

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -175,5 +178,41 @@ func chainMinutes(t *testing.T, c *jira.Client, jql string) (keys []string, mins
 			return keys, mins
 		}
 		token = p.NextPageToken
+	}
+}
+
+// TestAWalkOfChangesDoesNotTrustACountBehindItsPage: Jira's count is
+// approximate; a count of the rest that says fewer issues than the head's
+// last page showed beyond the hand-over minute (here: always 0) must not end
+// the walk early — the rest is then read as one chain.
+func TestAWalkOfChangesDoesNotTrustACountBehindItsPage(t *testing.T) {
+	sim := jirasim.New(jirasim.Options{Issues: 1_500_000, Projects: 3, Users: 3, Seed: 5})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/search/approximate-count") {
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte(`{"count":0}`))
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	sim.SetBaseURL(srv.URL)
+	u := sim.Users()[0]
+	c, err := jira.New(srv.URL, srv.Client(), basicAuth{u.Email, u.APIToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const where = `created >= "2023-03-01" AND created < "2023-03-01 08:00"`
+	for _, order := range []string{"created ASC", "created DESC"} {
+		want := oneChain(t, c, where+" ORDER BY "+order)
+		if len(want) < 300 {
+			t.Fatalf("%d issues: too few for a head of one page and a rest", len(want))
+		}
+		f := &export.Fetcher{Client: c, HeadPages: 1}
+		w := export.Walk{Where: where, Order: order, Fields: []string{"key"}, Cols: keyColumns(t, c), Zone: userZone(t, sim, 0), Changes: true}
+		got, _, _ := pagedWalk(t, f, w, -1)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s with every count 0: %d rows, one chain %d (first difference at %d)", order, len(got), len(want), firstDiff(got, want))
+		}
 	}
 }
