@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sort"
 	"strings"
@@ -187,21 +186,14 @@ func chainMinutes(t *testing.T, c *jira.Client, jql string) (keys []string, mins
 // the walk early — the rest is then read as one chain.
 func TestAWalkOfChangesDoesNotTrustACountBehindItsPage(t *testing.T) {
 	sim := jirasim.New(jirasim.Options{Issues: 1_500_000, Projects: 3, Users: 3, Seed: 5})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c := simClientVia(t, sim, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/search/approximate-count") {
 			w.Header().Set("Content-Type", "application/json")
 			w.Write([]byte(`{"count":0}`))
 			return
 		}
 		sim.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	sim.SetBaseURL(srv.URL)
-	u := sim.Users()[0]
-	c, err := jira.New(srv.URL, srv.Client(), basicAuth{u.Email, u.APIToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}), 0)
 	const where = `created >= "2023-03-01" AND created < "2023-03-01 08:00"`
 	for _, order := range []string{"created ASC", "created DESC"} {
 		want := oneChain(t, c, where+" ORDER BY "+order)

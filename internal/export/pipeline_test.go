@@ -24,7 +24,14 @@ func (b basicAuth) Authorize(_ context.Context, r *http.Request) error {
 func simClient(t *testing.T, opts jirasim.Options, user int) (*jira.Client, *jirasim.Sim) {
 	t.Helper()
 	sim := jirasim.New(opts)
-	srv := httptest.NewServer(sim)
+	return simClientVia(t, sim, sim, user), sim
+}
+
+// simClientVia serves h (the simulator, or a handler in front of it) and
+// returns a client of it as the simulator's user.
+func simClientVia(t *testing.T, sim *jirasim.Sim, h http.Handler, user int) *jira.Client {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	sim.SetBaseURL(srv.URL)
 	u := sim.Users()[user]
@@ -32,7 +39,7 @@ func simClient(t *testing.T, opts jirasim.Options, user int) (*jira.Client, *jir
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c, sim
+	return c
 }
 
 // allKeys pages through the same JQL sequentially, the slow obvious way.

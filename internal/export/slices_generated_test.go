@@ -88,15 +88,7 @@ func TestSlicedWalksEqualOneChainOnGeneratedSites(t *testing.T) {
 // < the upper), so a walk cut into many leaves still equals one chain, by
 // created either way, and in pages resumed from cursors.
 func TestSlicedWalkBoundsOnADenseSite(t *testing.T) {
-	sim := jirasim.New(jirasim.Options{Issues: 1_500_000, Projects: 3, Users: 3, Seed: 5})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	sim.SetBaseURL(srv.URL)
-	u := sim.Users()[0]
-	c, err := jira.New(srv.URL, srv.Client(), basicAuth{u.Email, u.APIToken})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, sim := simClient(t, jirasim.Options{Issues: 1_500_000, Projects: 3, Users: 3, Seed: 5}, 0)
 	const where = `created >= "2023-03-01" AND created < "2023-03-04"`
 	// By created: the simulator finds a created range without reading every
 	// issue (by updated it reads all 1.5 million per call).

@@ -1,7 +1,6 @@
 package export_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http/httptest"
@@ -84,13 +83,7 @@ func TestSlicedWalkReadsAlmostOnlyFullPages(t *testing.T) {
 			sim.ResetStats()
 			f := &export.Fetcher{Client: c}
 			w := export.Walk{Where: wc.where, Order: wc.order, Fields: []string{"key", "created"}, Cols: cols, Zone: zone}
-			var got []string
-			if _, err := f.Rows(context.Background(), w, export.Cursor{}, -1, nil, func(vals []any, _, _ export.Cursor) error {
-				got = append(got, vals[0].(string))
-				return nil
-			}); err != nil {
-				t.Fatal(err)
-			}
+			got, _, _ := pagedWalk(t, f, w, -1)
 			c.Limits = nil
 			if !slices.Equal(got, want) {
 				t.Fatalf("%s ORDER BY %s: %d rows differ from one chain's %d (first difference at %d)", wc.where, wc.order, len(got), len(want), firstDiff(got, want))
